@@ -185,7 +185,8 @@ void qmp_schema_free (struct qmp_schema *s);
 bool qmp_schema_has_command (const struct qmp_schema *s, const char *cmd);
 bool qmp_schema_has_event (const struct qmp_schema *s, const char *event);
 /* Does CMD take an argument ARG, as a member of its argument type or of
- * one of that type's union branches?
+ * one of that type's union branches?  ARG may be a dotted path through
+ * nested objects and arrays, e.g. "actions.type" of transaction.
  */
 bool qmp_schema_command_has_arg (const struct qmp_schema *s, const char *cmd,
                                  const char *arg);

@@ -135,17 +135,41 @@ member_type (const struct qmp_schema *s, const char *type, const char *arg,
   return NULL;
 }
 
+/* An array type stands for its elements when a path descends into it. */
+static const char *
+element_type (const struct qmp_schema *s, const char *type)
+{
+  const json_t *t = lookup (s, type, "array");
+
+  return t ? json_string_value (json_object_get (t, "element-type")) : type;
+}
+
+/* The type of argument ARG of CMD.  ARG may be a dotted path into nested
+ * objects and arrays ("actions.type" of transaction).
+ */
 static const char *
 command_arg_type (const struct qmp_schema *s, const char *cmd,
                   const char *arg)
 {
   const json_t *c = lookup (s, cmd, "command");
-  const char *argtype;
+  const char *type;
+  char part[256];
 
   if (c == NULL)
     return NULL;
-  argtype = json_string_value (json_object_get (c, "arg-type"));
-  return argtype ? member_type (s, argtype, arg, 0) : NULL;
+  type = json_string_value (json_object_get (c, "arg-type"));
+  while (type && *arg)
+    {
+      size_t n = strcspn (arg, ".");
+
+      if (n == 0 || n >= sizeof part)
+        return NULL;
+      memcpy (part, arg, n);
+      part[n] = '\0';
+      type = member_type (s, element_type (s, type), part, 0);
+      arg += n + (arg[n] == '.');
+    }
+  return type;
 }
 
 bool
