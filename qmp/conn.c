@@ -210,6 +210,9 @@ conn_send (struct conn *c, const void *buf, size_t len, int passfd,
             {
               qmp_error_set (err, QMP_ERR_TIMEOUT,
                              "%s %s: timed out sending", c->peer, c->path);
+              /* Half a message would garble the next one: start over. */
+              if (p != buf)
+                conn_close (c);
               return -1;
             }
           if (r == -1)

@@ -337,7 +337,16 @@ qmp_wait_event (struct qmp *q, const char *name, qmp_event_pred pred,
       if (ev)
         return ev;
       if (qmp_read_events (q, deadline_remaining (deadline), err) == -1)
-        return NULL;
+        {
+          /* What arrived just before the connection broke still counts
+           * (SHUTDOWN, say, then end of file).
+           */
+          from = 0;
+          ev = take_matching (q, &from, name, pred, opaque);
+          if (ev)
+            qmp_error_clear (err);
+          return ev;
+        }
       if (q->dropped != dropped)
         from = 0; /* the queue shifted under us: look again from the start */
       if (deadline_remaining (deadline) == 0

@@ -1,0 +1,80 @@
+/* pullback: pullbackd's configuration.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * The file is "key = value" lines, "#" comments, and "[vm NAME]"
+ * sections for per-VM settings.  Command-line options set the same keys
+ * (--vm NAME=QMP[,qga=..][,scratch=..][,nbd=..] is a whole section).
+ * Every setting has a safe default so that no configuration at all is
+ * valid.  Errors name the file, the line and the key.
+ */
+
+#ifndef PULLBACK_CONF_H
+#define PULLBACK_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+#include "vector.h"
+
+#define CONFIG_DEFAULT_FILE "/etc/pullback/pullbackd.conf"
+#define CONFIG_DEFAULT_STATE_DIR "/var/lib/pullback"
+#define CONFIG_DEFAULT_RUN_DIR "/run/pullback"
+#define CONFIG_DEFAULT_LISTEN "127.0.0.1:8960"
+#define CONFIG_DEFAULT_BACKUP_TTL 3600       /* seconds */
+#define CONFIG_DEFAULT_BACKUP_TTL_MAX 86400  /* seconds */
+
+struct vm_config
+{
+  char *name;    /* a valid VM id */
+  char *qmp;     /* QMP socket path */
+  char *qga;     /* guest-agent socket path, or NULL */
+  char *scratch; /* directory for fleece overlays, or NULL: run dir */
+  char *nbd;     /* an NBD server the VM manager runs, to adopt, or NULL */
+  char *origin;  /* "FILE:LINE" or "--vm", for messages */
+};
+
+DEFINE_VECTOR_TYPE (vm_config_vector, struct vm_config *)
+DEFINE_VECTOR_TYPE (string_vector, char *)
+
+struct config
+{
+  char *state_dir;
+  char *run_dir;
+  string_vector listen; /* "HOST:PORT" or an absolute unix socket path */
+  enum log_level log_level;
+  int backup_ttl;       /* default TTL of a backup, seconds */
+  int backup_ttl_max;   /* largest TTL a request may ask for */
+  vm_config_vector vms;
+};
+
+/* Fill C with the defaults. */
+void config_init (struct config *c);
+void config_free (struct config *c);
+
+/* Read PATH into C.  Returns 0, or -1 with the reason in ERR
+ * ("PATH:LINE: key 'K': ...").  On error C may hold part of the file:
+ * read into a fresh config and keep the old one until this succeeds.
+ */
+int config_read_file (struct config *c, const char *path, char *err,
+                      size_t errlen);
+
+/* Set a global KEY to VALUE (as from the command line).  Returns -1 with
+ * the reason in ERR.
+ */
+int config_set (struct config *c, const char *key, const char *value,
+                char *err, size_t errlen);
+
+/* Add a VM from "NAME=QMP[,qga=PATH][,scratch=DIR][,nbd=ADDR]". */
+int config_add_vm_arg (struct config *c, const char *arg, char *err,
+                       size_t errlen);
+
+/* Final checks once every source is read: at least an address to listen
+ * on, TTLs consistent, VM names unique.
+ */
+int config_check (const struct config *c, char *err, size_t errlen);
+
+const struct vm_config *config_find_vm (const struct config *c,
+                                        const char *name);
+
+#endif /* PULLBACK_CONF_H */

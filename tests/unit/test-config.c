@@ -1,0 +1,225 @@
+/* pullback: pullbackd configuration parsing.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "conf.h"
+
+static char path[] = "/tmp/pullback-config-XXXXXX";
+static struct config c;
+static char err[1024];
+
+static void
+write_conf (const char *text)
+{
+  int fd = mkstemp (path);
+  FILE *fp;
+
+  cr_assert_geq (fd, 0);
+  fp = fdopen (fd, "w");
+  fputs (text, fp);
+  fclose (fp);
+}
+
+static void
+setup (void)
+{
+  config_init (&c);
+  err[0] = '\0';
+}
+
+static void
+teardown (void)
+{
+  config_free (&c);
+  if (strcmp (path + strlen (path) - 6, "XXXXXX") != 0)
+    unlink (path);
+}
+
+TestSuite (config, .init = setup, .fini = teardown);
+
+Test (config, defaults_are_valid)
+{
+  cr_assert_eq (config_check (&c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq (c.backup_ttl, CONFIG_DEFAULT_BACKUP_TTL);
+  cr_assert_eq (c.backup_ttl_max, CONFIG_DEFAULT_BACKUP_TTL_MAX);
+  cr_assert_eq (c.log_level, LOG_LEVEL_INFO);
+  cr_assert_eq (c.vms.len, 0);
+}
+
+Test (config, full_file)
+{
+  const struct vm_config *v;
+
+  write_conf ("# pullbackd test\n"
+              "state-dir = /var/tmp/pb-state\n"
+              "run-dir=/run/pb\n"
+              "listen = 127.0.0.1:9000\n"
+              "listen = /run/pb/api.sock\n"
+              "log-level = debug\n"
+              "backup-ttl = 600\n"
+              "  backup-ttl-max = 7200  \n"
+              "\n"
+              "[vm web1]\n"
+              "qmp = /run/qemu/web1.qmp\n"
+              "qga = /run/qemu/web1.qga\n"
+              "scratch = /var/tmp/scratch\n"
+              "nbd = unix:/run/qemu/web1.nbd\n"
+              "[vm db.2]\n"
+              "qmp = /run/qemu/db.qmp\n"
+              "nbd = 127.0.0.1:10809\n");
+  cr_assert_eq (config_read_file (&c, path, err, sizeof err), 0, "%s", err);
+  cr_assert_eq (config_check (&c, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq (c.state_dir, "/var/tmp/pb-state");
+  cr_assert_str_eq (c.run_dir, "/run/pb");
+  cr_assert_eq (c.listen.len, 2);
+  cr_assert_str_eq (c.listen.ptr[1], "/run/pb/api.sock");
+  cr_assert_eq (c.log_level, LOG_LEVEL_DEBUG);
+  cr_assert_eq (c.backup_ttl, 600);
+  cr_assert_eq (c.backup_ttl_max, 7200);
+  cr_assert_eq (c.vms.len, 2);
+  v = config_find_vm (&c, "web1");
+  cr_assert_not_null (v);
+  cr_assert_str_eq (v->qmp, "/run/qemu/web1.qmp");
+  cr_assert_str_eq (v->qga, "/run/qemu/web1.qga");
+  cr_assert_str_eq (v->scratch, "/var/tmp/scratch");
+  cr_assert_str_eq (v->nbd, "unix:/run/qemu/web1.nbd");
+  v = config_find_vm (&c, "db.2");
+  cr_assert_not_null (v);
+  cr_assert_null (v->qga);
+  cr_assert_str_eq (v->nbd, "127.0.0.1:10809");
+  cr_assert_null (config_find_vm (&c, "nosuch"));
+}
+
+struct bad
+{
+  const char *text;
+  const char *want; /* substring of the error */
+};
+
+/* Each error names the file and line, and the key where there is one. */
+static const struct bad bad_files[] = {
+  { "nosuch = 1\n", ":1: unknown key 'nosuch'" },
+  { "state-dir = relative/path\n", ":1: key 'state-dir': must be an absolute path" },
+  { "\n\nlisten = 127.0.0.1:99999\n", ":3: key 'listen': port must be" },
+  { "listen = nohost\n", ":1: key 'listen': must be HOST:PORT" },
+  { "listen = :80\n", ":1: key 'listen': must be HOST:PORT" },
+  { "log-level = loud\n", ":1: key 'log-level': must be error, warn" },
+  { "backup-ttl = 0\n", ":1: key 'backup-ttl': must be a whole number" },
+  { "backup-ttl = 12x\n", ":1: key 'backup-ttl': must be a whole number" },
+  { "backup-ttl = 99999999999999999999\n", ":1: key 'backup-ttl'" },
+  { "just words\n", ":1: expected 'key = value'" },
+  { "= 3\n", ":1: missing key" },
+  { "listen =\n", ":1: key 'listen': missing value" },
+  { "[vm]\n", ":1: a section must look like [vm NAME]" },
+  { "[vm   ]\n", ":1: VM id must not be empty" },
+  { "[vm ../etc]\n", ":1: VM id must start with a letter or digit" },
+  { "[vm a/b]\n", ":1: VM id must not contain '/'" },
+  { "[machine x]\n", ":1: a section must look like [vm NAME]" },
+  { "[vm x] junk\n", ":1: a section must look like [vm NAME]" },
+  { "[vm x]\nqmp = /a\n[vm x]\nqmp = /b\n", ":3: VM 'x' is defined twice" },
+  { "[vm x]\nqmp = a.sock\n", ":2: key 'qmp' of VM 'x': must be an absolute path" },
+  { "[vm x]\nqmp = /a\nnbd = /b.sock\n", ":3: key 'nbd' of VM 'x': write a unix socket as unix:PATH" },
+  { "[vm x]\nqmp = /a\nnbd = unix:rel\n", ":3: key 'nbd' of VM 'x': unix: must be followed" },
+  { "[vm x]\nqmp = /a\nstate-dir = /x\n", ":3: unknown key 'state-dir' in [vm x]" },
+};
+
+Test (config, bad_files)
+{
+  for (size_t i = 0; i < sizeof bad_files / sizeof bad_files[0]; i++)
+    {
+      struct config c2;
+
+      strcpy (path, "/tmp/pullback-config-XXXXXX");
+      write_conf (bad_files[i].text);
+      config_init (&c2);
+      cr_assert_eq (config_read_file (&c2, path, err, sizeof err), -1,
+                    "accepted: %s", bad_files[i].text);
+      cr_expect (strstr (err, bad_files[i].want) != NULL,
+                 "for %s got \"%s\", want \"%s\"", bad_files[i].text, err,
+                 bad_files[i].want);
+      cr_expect (strncmp (err, path, strlen (path)) == 0,
+                 "error does not name the file: %s", err);
+      config_free (&c2);
+      unlink (path);
+    }
+}
+
+Test (config, overlong_line)
+{
+  char *text = malloc (10000);
+
+  memset (text, 'x', 9998);
+  text[9998] = '\n';
+  text[9999] = '\0';
+  write_conf (text);
+  free (text);
+  cr_assert_eq (config_read_file (&c, path, err, sizeof err), -1);
+  cr_assert (strstr (err, ":1: line longer than") != NULL, "%s", err);
+}
+
+Test (config, missing_file)
+{
+  cr_assert_eq (config_read_file (&c, "/nonexistent/pullbackd.conf", err,
+                                  sizeof err),
+                -1);
+  cr_assert_str_eq (err, "/nonexistent/pullbackd.conf: No such file or directory");
+}
+
+Test (config, vm_without_qmp)
+{
+  write_conf ("[vm x]\nqga = /q\n");
+  cr_assert_eq (config_read_file (&c, path, err, sizeof err), 0, "%s", err);
+  cr_assert_eq (config_check (&c, err, sizeof err), -1);
+  cr_assert (strstr (err, ":1: VM 'x' has no 'qmp' socket") != NULL, "%s",
+             err);
+}
+
+Test (config, ttl_order)
+{
+  cr_assert_eq (config_set (&c, "backup-ttl", "100", err, sizeof err), 0);
+  cr_assert_eq (config_set (&c, "backup-ttl-max", "50", err, sizeof err), 0);
+  cr_assert_eq (config_check (&c, err, sizeof err), -1);
+  cr_assert (strstr (err, "'backup-ttl' (100) is larger than") != NULL);
+}
+
+Test (config, vm_args)
+{
+  const struct vm_config *v;
+
+  cr_assert_eq (config_add_vm_arg (&c,
+                                   "vm1=/run/vm1.qmp,qga=/run/vm1.qga,"
+                                   "scratch=/scratch,nbd=unix:/run/vm1.nbd",
+                                   err, sizeof err),
+                0, "%s", err);
+  cr_assert_eq (config_add_vm_arg (&c, "vm2=/run/vm2.qmp", err, sizeof err),
+                0, "%s", err);
+  v = config_find_vm (&c, "vm1");
+  cr_assert_str_eq (v->qmp, "/run/vm1.qmp");
+  cr_assert_str_eq (v->qga, "/run/vm1.qga");
+  cr_assert_str_eq (v->scratch, "/scratch");
+  cr_assert_str_eq (v->nbd, "unix:/run/vm1.nbd");
+  cr_assert_str_eq (config_find_vm (&c, "vm2")->qmp, "/run/vm2.qmp");
+  cr_assert_eq (config_check (&c, err, sizeof err), 0, "%s", err);
+
+  cr_assert_eq (config_add_vm_arg (&c, "vm1=/x", err, sizeof err), -1);
+  cr_assert (strstr (err, "defined twice") != NULL, "%s", err);
+  cr_assert_eq (config_add_vm_arg (&c, "novalue", err, sizeof err), -1);
+  cr_assert (strstr (err, "expected NAME=QMP_SOCKET") != NULL, "%s", err);
+  cr_assert_eq (config_add_vm_arg (&c, "v3=", err, sizeof err), -1);
+  cr_assert (strstr (err, "missing QMP socket path") != NULL, "%s", err);
+  cr_assert_eq (config_add_vm_arg (&c, "v4=/q,bogus=1", err, sizeof err), -1);
+  cr_assert (strstr (err, "unknown key 'bogus'") != NULL, "%s", err);
+  cr_assert_eq (config_add_vm_arg (&c, "v5=/q,qga", err, sizeof err), -1);
+  cr_assert (strstr (err, "'qga' is not key=value") != NULL, "%s", err);
+  cr_assert_eq (config_add_vm_arg (&c, "..=/q", err, sizeof err), -1);
+  cr_assert (strstr (err, "VM id must not be '..'") != NULL, "%s", err);
+}
