@@ -1,0 +1,63 @@
+/* pullback: the REST API v1.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * api/ validates every request and turns it into calls on the engine
+ * (server/registry.h); it never talks to QEMU itself.  One table of
+ * routes drives both dispatch and the endpoint list of the man page.
+ */
+
+#ifndef PULLBACK_API_H
+#define PULLBACK_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "reply.h"
+
+struct registry;
+
+#define API_MAX_PARAMS 3
+#define API_MAX_BODY (64 * 1024)
+
+struct api_request
+{
+  struct registry *reg;
+  const char *params[API_MAX_PARAMS]; /* {vm}, {checkpoint}|{backup} */
+  const char *body;
+  size_t body_len;
+  /* Query parameter lookup (NULL if absent). */
+  const char *(*query) (void *opaque, const char *key);
+  void *opaque;
+};
+
+typedef void (*api_handler) (struct api_request *req, struct reply *r);
+
+struct api_route
+{
+  const char *method;
+  const char *pattern;     /* "/v1/vms/{vm}/checkpoints/{name}" */
+  api_handler handler;
+  const char *const *query; /* allowed query parameters, NULL-terminated */
+  bool body;               /* takes a JSON body */
+  const char *doc;         /* one line for the reference */
+};
+
+extern const struct api_route api_routes[];
+
+/* Find the route for METHOD and PATH; fills PARAMS.  Returns NULL and
+ * sets R to 404 (no such path) or 405 (path exists, other method).
+ */
+const struct api_route *api_match (const char *method, const char *path,
+                                   char params[API_MAX_PARAMS][256],
+                                   struct reply *r);
+
+/* HTTP server (libmicrohttpd). */
+struct api_server;
+
+/* Listen on each address ("HOST:PORT" or an absolute unix socket path). */
+struct api_server *api_server_start (struct registry *reg,
+                                     char *const *addresses, size_t n,
+                                     char *err, size_t errlen);
+void api_server_stop (struct api_server *s);
+
+#endif /* PULLBACK_API_H */

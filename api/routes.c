@@ -1,0 +1,311 @@
+/* pullback: the REST API v1: routes and handlers.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "cleanup.h"
+#include "registry.h"
+#include "validate.h"
+
+#define PACKAGE_VERSION_STRING PACKAGE_VERSION
+
+#define NAME(n, k, req)                                                        \
+  {                                                                            \
+    .name = (n), .type = FIELD_NAME, .required = (req), .kind = (k)            \
+  }
+#define END                                                                    \
+  {                                                                            \
+    .name = NULL                                                               \
+  }
+
+static const struct field vm_fields[] = {
+  NAME ("name", NAME_VM, true),
+  { .name = "qmp", .type = FIELD_PATH, .required = true },
+  { .name = "qga", .type = FIELD_PATH },
+  { .name = "scratch_dir", .type = FIELD_PATH },
+  { .name = "nbd", .type = FIELD_NBD_ADDR },
+  END,
+};
+
+static const struct field checkpoint_fields[] = {
+  NAME ("name", NAME_CHECKPOINT, false),
+  END,
+};
+
+/* ttl bounds here are the absolute ones; the configured maximum is the
+ * engine's to check (422).
+ */
+static const struct field backup_fields[] = {
+  { .name = "checkpoint", .type = FIELD_NAME_OR_OFF, .kind = NAME_CHECKPOINT },
+  NAME ("since", NAME_CHECKPOINT, false),
+  { .name = "disks", .type = FIELD_NAME_LIST, .kind = NAME_DISK },
+  { .name = "quiesce", .type = FIELD_BOOL },
+  { .name = "ttl", .type = FIELD_INT, .min = 1, .max = 366 * 86400 },
+  END,
+};
+
+static const struct field patch_fields[] = {
+  { .name = "ttl",
+    .type = FIELD_INT,
+    .required = true,
+    .min = 1,
+    .max = 366 * 86400 },
+  END,
+};
+
+static json_t *
+body (struct api_request *req, const struct field *fields, struct reply *r)
+{
+  return validate_body (req->body, req->body_len, fields, r);
+}
+
+/* ---------------------------------------------------------------- */
+
+static void
+h_health (struct api_request *req, struct reply *r)
+{
+  reply_ok (r, 200,
+            json_pack ("{s:s, s:s}", "status", "ok", "version",
+                       PACKAGE_VERSION_STRING));
+}
+
+static void
+h_vms_list (struct api_request *req, struct reply *r)
+{
+  registry_list (req->reg, r);
+}
+
+static void
+h_vms_register (struct api_request *req, struct reply *r)
+{
+  CLEANUP_JSON json_t *args = body (req, vm_fields, r);
+
+  if (args)
+    registry_register (req->reg, args, r);
+}
+
+static void
+h_vm_get (struct api_request *req, struct reply *r)
+{
+  registry_call (req->reg, req->params[0], VM_OP_GET, NULL, r);
+}
+
+static void
+h_vm_delete (struct api_request *req, struct reply *r)
+{
+  registry_unregister (req->reg, req->params[0], r);
+}
+
+static void
+h_checkpoints_list (struct api_request *req, struct reply *r)
+{
+  CLEANUP_JSON json_t *args = json_object ();
+  const char *limit = req->query (req->opaque, "limit");
+  const char *after = req->query (req->opaque, "after");
+  long long n;
+
+  if (limit)
+    {
+      if (!validate_query_int ("limit", limit, 1, 1000, &n, r))
+        return;
+      json_object_set_new (args, "limit", json_integer (n));
+    }
+  if (after)
+    {
+      if (!validate_path_name (NAME_CHECKPOINT, "after", after, r))
+        return;
+      json_object_set_new (args, "after", json_string (after));
+    }
+  registry_call (req->reg, req->params[0], VM_OP_CHECKPOINT_LIST, args, r);
+}
+
+static void
+h_checkpoints_create (struct api_request *req, struct reply *r)
+{
+  CLEANUP_JSON json_t *args = body (req, checkpoint_fields, r);
+
+  if (args)
+    registry_call (req->reg, req->params[0], VM_OP_CHECKPOINT_CREATE, args,
+                   r);
+}
+
+static void
+checkpoint_op (struct api_request *req, struct reply *r, enum vm_op op)
+{
+  CLEANUP_JSON json_t *args = NULL;
+
+  if (!validate_path_name (NAME_CHECKPOINT, "checkpoint", req->params[1], r))
+    return;
+  args = json_pack ("{s:s}", "name", req->params[1]);
+  registry_call (req->reg, req->params[0], op, args, r);
+}
+
+static void
+h_checkpoint_get (struct api_request *req, struct reply *r)
+{
+  checkpoint_op (req, r, VM_OP_CHECKPOINT_GET);
+}
+
+static void
+h_checkpoint_delete (struct api_request *req, struct reply *r)
+{
+  checkpoint_op (req, r, VM_OP_CHECKPOINT_DELETE);
+}
+
+static void
+h_backup_begin (struct api_request *req, struct reply *r)
+{
+  CLEANUP_JSON json_t *args = body (req, backup_fields, r);
+
+  if (args)
+    registry_call (req->reg, req->params[0], VM_OP_BACKUP_BEGIN, args, r);
+}
+
+static void
+backup_op (struct api_request *req, struct reply *r, enum vm_op op,
+           json_t *args)
+{
+  if (!validate_path_name (NAME_BACKUP, "backup", req->params[1], r))
+    {
+      json_decref (args);
+      return;
+    }
+  if (args == NULL)
+    args = json_object ();
+  json_object_set_new (args, "id", json_string (req->params[1]));
+  registry_call (req->reg, req->params[0], op, args, r);
+  json_decref (args);
+}
+
+static void
+h_backup_get (struct api_request *req, struct reply *r)
+{
+  backup_op (req, r, VM_OP_BACKUP_GET, NULL);
+}
+
+static void
+h_backup_patch (struct api_request *req, struct reply *r)
+{
+  json_t *args = body (req, patch_fields, r);
+
+  if (args)
+    backup_op (req, r, VM_OP_BACKUP_PATCH, args);
+}
+
+static void
+h_backup_end (struct api_request *req, struct reply *r)
+{
+  backup_op (req, r, VM_OP_BACKUP_END, NULL);
+}
+
+static const char *const checkpoint_list_query[] = { "limit", "after", NULL };
+
+const struct api_route api_routes[] = {
+  { "GET", "/v1/health", h_health, NULL, false, "liveness and version" },
+  { "GET", "/v1/vms", h_vms_list, NULL, false,
+    "registered VMs and their state" },
+  { "POST", "/v1/vms", h_vms_register, NULL, true,
+    "register a VM {name, qmp, qga?, scratch_dir?, nbd?}" },
+  { "GET", "/v1/vms/{vm}", h_vm_get, NULL, false,
+    "a VM: disks (name, node, size, format), connection, backup" },
+  { "DELETE", "/v1/vms/{vm}", h_vm_delete, NULL, false,
+    "unregister a VM registered through the API" },
+  { "GET", "/v1/vms/{vm}/checkpoints", h_checkpoints_list,
+    checkpoint_list_query, false,
+    "checkpoints, parents first, paged: ?limit=&after= -> {checkpoints, "
+    "next}" },
+  { "POST", "/v1/vms/{vm}/checkpoints", h_checkpoints_create, NULL, true,
+    "create a checkpoint without a backup {name?}" },
+  { "GET", "/v1/vms/{vm}/checkpoints/{checkpoint}", h_checkpoint_get, NULL,
+    false, "one checkpoint, with its state on each disk" },
+  { "DELETE", "/v1/vms/{vm}/checkpoints/{checkpoint}", h_checkpoint_delete,
+    NULL, false, "delete a checkpoint (its bitmaps only)" },
+  { "POST", "/v1/vms/{vm}/backups", h_backup_begin, NULL, true,
+    "begin a backup {checkpoint?, since?, disks?, quiesce?, ttl?}" },
+  { "GET", "/v1/vms/{vm}/backups/{backup}", h_backup_get, NULL, false,
+    "a backup: phase, disks with mode, reason and NBD address" },
+  { "PATCH", "/v1/vms/{vm}/backups/{backup}", h_backup_patch, NULL, true,
+    "extend or shorten a backup's lifetime {ttl}" },
+  { "DELETE", "/v1/vms/{vm}/backups/{backup}", h_backup_end, NULL, false,
+    "end a backup and remove its snapshot" },
+  { NULL },
+};
+
+/* ---------------------------------------------------------------- */
+
+/* Compare PATH to PATTERN segment by segment; "{x}" segments match any
+ * non-empty segment, which is copied to PARAMS.
+ */
+static bool
+match_path (const char *pattern, const char *path,
+            char params[API_MAX_PARAMS][256], bool *too_long)
+{
+  int np = 0;
+
+  while (*pattern && *path)
+    {
+      size_t pl, sl;
+
+      if (*pattern != '/' || *path != '/')
+        return false;
+      pattern++;
+      path++;
+      pl = strcspn (pattern, "/");
+      sl = strcspn (path, "/");
+      if (*pattern == '{')
+        {
+          if (sl == 0 || np >= API_MAX_PARAMS)
+            return false;
+          if (sl >= 256)
+            {
+              *too_long = true;
+              sl = 255;
+            }
+          memcpy (params[np], path, sl);
+          params[np][sl] = '\0';
+          np++;
+        }
+      else if (pl != sl || strncmp (pattern, path, pl) != 0)
+        return false;
+      pattern += pl;
+      path += strcspn (path, "/");
+    }
+  return *pattern == '\0' && *path == '\0';
+}
+
+const struct api_route *
+api_match (const char *method, const char *path,
+           char params[API_MAX_PARAMS][256], struct reply *r)
+{
+  bool path_known = false;
+
+  for (const struct api_route *rt = api_routes; rt->method; rt++)
+    {
+      bool too_long = false;
+
+      if (!match_path (rt->pattern, path, params, &too_long))
+        continue;
+      path_known = true;
+      if (strcmp (rt->method, method) != 0)
+        continue;
+      if (too_long)
+        {
+          reply_error (r, 400, "invalid-name",
+                       "a name in the path is longer than %d characters",
+                       NAME_MAX_LEN);
+          return NULL;
+        }
+      return rt;
+    }
+  if (path_known)
+    reply_error (r, 405, "method-not-allowed",
+                 "%s is not allowed on %s", method, path);
+  else
+    reply_error (r, 404, "not-found", "no such endpoint: %s", path);
+  return NULL;
+}

@@ -1,0 +1,355 @@
+/* pullback: checkpoints (persistent dirty bitmaps, all-active model).
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * A checkpoint is a name and, per qcow2 disk, one persistent bitmap of
+ * that name that always records.  "Changed since X" is a copy of X's
+ * bitmap; deleting X removes X's bitmaps and nothing else.  The daemon
+ * keeps the metadata in the VM's state document, in creation order,
+ * which is also topological (every parent comes before its children).
+ */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "daemon.h"
+#include "engine.h"
+#include "log.h"
+#include "names.h"
+
+#define LIST_DEFAULT_LIMIT 100
+
+static json_t *
+checkpoints (const struct vm *vm)
+{
+  return json_object_get (vm->state, "checkpoints");
+}
+
+json_t *
+checkpoint_find (const struct vm *vm, const char *name)
+{
+  size_t i;
+  json_t *cp;
+
+  json_array_foreach (checkpoints (vm), i, cp)
+    if (strcmp (json_string_value (json_object_get (cp, "name")), name) == 0)
+      return cp;
+  return NULL;
+}
+
+bool
+bitmap_name_taken (const json_t *bitmaps, const json_t *disks,
+                   const char *name)
+{
+  size_t i;
+  json_t *d;
+
+  json_array_foreach (disks, i, d)
+    {
+      const char *node = json_string_value (json_object_get (d, "node"));
+      if (json_object_get (json_object_get (bitmaps, node), name))
+        return true;
+    }
+  return false;
+}
+
+void
+checkpoint_generate_name (const struct vm *vm, char *buf, size_t len)
+{
+  time_t t = time (NULL);
+  struct tm tm;
+  char base[32];
+
+  gmtime_r (&t, &tm);
+  strftime (base, sizeof base, "cp-%Y%m%d-%H%M%S", &tm);
+  snprintf (buf, len, "%s", base);
+  for (int n = 2; checkpoint_find (vm, buf); n++)
+    snprintf (buf, len, "%s-%d", base, n);
+}
+
+/* Mark checkpoint disk entry D broken for REASON (once). */
+static void
+mark_broken (struct vm *vm, const json_t *cp, json_t *d, const char *reason)
+{
+  if (json_is_string (json_object_get (d, "broken")))
+    return;
+  log_warnx ("VM %s: checkpoint %s is broken on disk %s: %s", vm->name,
+             json_string_value (json_object_get (cp, "name")),
+             json_string_value (json_object_get (d, "disk")), reason);
+  json_object_set_new (d, "broken", json_string (reason));
+}
+
+void
+checkpoints_reconcile (struct vm *vm, const json_t *bitmaps)
+{
+  size_t i, j;
+  json_t *cp, *d;
+
+  json_array_foreach (checkpoints (vm), i, cp)
+    json_array_foreach (json_object_get (cp, "disks"), j, d)
+      {
+        const char *disk = json_string_value (json_object_get (d, "disk"));
+        const char *name = json_string_value (json_object_get (d, "bitmap"));
+        const json_t *cur = disk_find (vm->disks, disk);
+        const char *node;
+        const json_t *bm;
+        struct qmp_error err;
+
+        if (json_is_string (json_object_get (d, "broken")))
+          continue;
+        if (cur == NULL)
+          {
+            mark_broken (vm, cp, d, "disk-missing");
+            continue;
+          }
+        node = json_string_value (json_object_get (cur, "node"));
+        bm = json_object_get (json_object_get (bitmaps, node), name);
+        if (bm == NULL)
+          {
+            mark_broken (vm, cp, d, "checkpoint-missing");
+            continue;
+          }
+        if (json_is_true (json_object_get (bm, "inconsistent")))
+          mark_broken (vm, cp, d, "bitmap-inconsistent");
+        else if (!json_is_true (json_object_get (bm, "recording")))
+          mark_broken (vm, cp, d, "bitmap-not-recording");
+        else
+          continue;
+        /* A broken bitmap can only be removed, and it is ours. */
+        json_decref (vm_qmp (vm, "block-dirty-bitmap-remove",
+                             json_pack ("{s:s, s:s}", "node", node, "name",
+                                        name),
+                             &err));
+      }
+}
+
+json_t *
+checkpoint_to_api (const json_t *cp)
+{
+  json_t *disks = json_array ();
+  size_t i;
+  json_t *d;
+
+  json_array_foreach (json_object_get (cp, "disks"), i, d)
+    {
+      json_t *broken = json_object_get (d, "broken");
+
+      json_array_append_new (
+          disks, json_pack ("{s:O, s:O, s:O, s:s, s:O?}", "name",
+                            json_object_get (d, "disk"), "bitmap",
+                            json_object_get (d, "bitmap"), "granularity",
+                            json_object_get (d, "granularity"), "state",
+                            json_is_string (broken) ? "broken" : "ok",
+                            "reason", json_is_string (broken) ? broken : NULL));
+    }
+  return json_pack ("{s:O, s:O, s:O, s:o}", "name",
+                    json_object_get (cp, "name"), "created",
+                    json_object_get (cp, "created"), "parent",
+                    json_object_get (cp, "parent"), "disks", disks);
+}
+
+int
+checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
+{
+  json_int_t limit = LIST_DEFAULT_LIMIT;
+  const char *after = json_string_value (json_object_get (args, "after"));
+  json_t *list = json_array ();
+  size_t i = 0, n = json_array_size (checkpoints (vm));
+  json_t *next = json_null ();
+
+  if (json_is_integer (json_object_get (args, "limit")))
+    limit = json_integer_value (json_object_get (args, "limit"));
+  if (after)
+    {
+      for (i = 0; i < n; i++)
+        if (strcmp (json_string_value (json_object_get (
+                        json_array_get (checkpoints (vm), i), "name")),
+                    after)
+            == 0)
+          break;
+      if (i == n)
+        {
+          json_decref (list);
+          return reply_error_field (r, 404, "checkpoint-not-found", "after",
+                                    "VM %s has no checkpoint '%s'", vm->name,
+                                    after);
+        }
+      i++;
+    }
+  for (; i < n && (json_int_t)json_array_size (list) < limit; i++)
+    json_array_append_new (
+        list, checkpoint_to_api (json_array_get (checkpoints (vm), i)));
+  if (i < n && json_array_size (list) > 0)
+    next = json_incref (json_object_get (
+        json_array_get (list, json_array_size (list) - 1), "name"));
+  return reply_ok (r, 200,
+                   json_pack ("{s:o, s:o}", "checkpoints", list, "next",
+                              next));
+}
+
+int
+checkpoint_get (struct vm *vm, const json_t *args, struct reply *r)
+{
+  const char *name = json_string_value (json_object_get (args, "name"));
+  json_t *cp = checkpoint_find (vm, name);
+
+  if (cp == NULL)
+    return reply_error (r, 404, "checkpoint-not-found",
+                        "VM %s has no checkpoint '%s'", vm->name, name);
+  return reply_ok (r, 200, checkpoint_to_api (cp));
+}
+
+int
+checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
+{
+  const char *want = json_string_value (json_object_get (args, "name"));
+  CLEANUP_JSON json_t *bitmaps = NULL;
+  struct qmp_error err;
+  struct qmp_txn *t;
+  json_t *cp, *disks, *last, *d;
+  char name[NAME_MAX_LEN + 16];
+  size_t i, n;
+  int rc;
+
+  if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
+    return reply_error (r, 503, "qemu-unavailable",
+                        "QEMU of VM %s is not connected", vm->name);
+  if (want)
+    snprintf (name, sizeof name, "%s", want);
+  else
+    checkpoint_generate_name (vm, name, sizeof name);
+  if (checkpoint_find (vm, name))
+    return reply_error_field (r, 409, "checkpoint-exists", "name",
+                              "VM %s already has a checkpoint '%s'", vm->name,
+                              name);
+  bitmaps = bitmaps_query (vm, &err);
+  if (bitmaps == NULL)
+    return reply_error (r, 502, "qemu-error", "%s", err.desc);
+  if (bitmap_name_taken (bitmaps, vm->disks, name))
+    return reply_error_field (r, 409, "bitmap-exists", "name",
+                              "a bitmap named '%s' already exists on a disk "
+                              "of VM %s",
+                              name, vm->name);
+
+  t = qmp_txn_new ();
+  disks = json_array ();
+  json_array_foreach (vm->disks, i, d)
+    {
+      if (strcmp (json_string_value (json_object_get (d, "format")), "qcow2")
+          != 0)
+        continue;
+      qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
+                    json_object_get (d, "node"), "name", name, "persistent",
+                    1);
+      json_array_append_new (
+          disks, json_pack ("{s:O, s:O, s:s, s:n}", "disk",
+                            json_object_get (d, "name"), "node",
+                            json_object_get (d, "node"), "bitmap", name,
+                            "broken"));
+    }
+  if (qmp_txn_len (t) == 0)
+    {
+      qmp_txn_free (t);
+      json_decref (disks);
+      return reply_error (r, 422, "no-checkpointable-disks",
+                          "VM %s has no qcow2 disk to hold a checkpoint",
+                          vm->name);
+    }
+  rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
+  qmp_txn_free (t);
+  if (rc == -1)
+    {
+      json_decref (disks);
+      return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+                          "qemu-error", "creating checkpoint %s: %s", name,
+                          err.desc);
+    }
+
+  n = json_array_size (checkpoints (vm));
+  last = n ? json_array_get (checkpoints (vm), n - 1) : NULL;
+  cp = json_pack ("{s:s, s:I, s:O?, s:o}", "name", name, "created",
+                  (json_int_t)now_seconds (), "parent",
+                  last ? json_object_get (last, "name") : NULL, "disks",
+                  disks);
+  /* Granularity as QEMU chose it. */
+  {
+    CLEANUP_JSON json_t *after = bitmaps_query (vm, &err);
+
+    json_array_foreach (disks, i, d)
+      {
+        json_t *bm = json_object_get (
+            json_object_get (after, json_string_value (
+                                        json_object_get (d, "node"))),
+            name);
+        json_object_set (d, "granularity",
+                         bm ? json_object_get (bm, "granularity")
+                            : json_null ());
+      }
+  }
+  json_array_append_new (checkpoints (vm), cp);
+  vm_save (vm);
+  return reply_ok (r, 201, checkpoint_to_api (cp));
+}
+
+
+int
+checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
+{
+  const char *name = json_string_value (json_object_get (args, "name"));
+  json_t *cp = checkpoint_find (vm, name);
+  json_t *list = checkpoints (vm);
+  struct qmp_error err;
+  struct qmp_txn *t;
+  CLEANUP_JSON json_t *bitmaps = NULL;
+  size_t i, idx = 0;
+  json_t *d, *c;
+  int rc = 0;
+
+  if (cp == NULL)
+    return reply_error (r, 404, "checkpoint-not-found",
+                        "VM %s has no checkpoint '%s'", vm->name, name);
+  if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
+    return reply_error (r, 503, "qemu-unavailable",
+                        "QEMU of VM %s is not connected", vm->name);
+  bitmaps = bitmaps_query (vm, &err);
+  if (bitmaps == NULL)
+    return reply_error (r, 502, "qemu-error", "%s", err.desc);
+
+  /* Remove the bitmaps that are still there, all at once. */
+  t = qmp_txn_new ();
+  json_array_foreach (json_object_get (cp, "disks"), i, d)
+    {
+      const json_t *disk = disk_find (
+          vm->disks, json_string_value (json_object_get (d, "disk")));
+      const char *node
+          = disk ? json_string_value (json_object_get (disk, "node")) : NULL;
+
+      if (node && json_object_get (json_object_get (bitmaps, node), name))
+        qmp_txn_addf (t, "block-dirty-bitmap-remove", "{s:s, s:s}", "node",
+                      node, "name", name);
+    }
+  if (qmp_txn_len (t) > 0)
+    rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
+  qmp_txn_free (t);
+  if (rc == -1)
+    return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+                        "qemu-error", "deleting checkpoint %s: %s", name,
+                        err.desc);
+
+  /* Children now descend from this checkpoint's parent. */
+  json_array_foreach (list, i, c)
+    {
+      const char *p = json_string_value (json_object_get (c, "parent"));
+
+      if (c == cp)
+        idx = i;
+      else if (p && strcmp (p, name) == 0)
+        json_object_set (c, "parent", json_object_get (cp, "parent"));
+    }
+  json_array_remove (list, idx);
+  vm_save (vm);
+  return reply_ok (r, 204, NULL);
+}

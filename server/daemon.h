@@ -1,0 +1,17 @@
+/* pullback: settings shared by the whole daemon.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#ifndef PULLBACK_DAEMON_H
+#define PULLBACK_DAEMON_H
+
+struct daemon_ctx
+{
+  const char *state_dir;
+  const char *run_dir;
+  int backup_ttl;
+  int backup_ttl_max;
+  int qmp_timeout_ms;
+};
+
+#endif /* PULLBACK_DAEMON_H */

@@ -1,0 +1,82 @@
+/* pullback: the engine's internal interfaces, between the files that run
+ * on a VM's owner thread.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * Names the daemon gives QEMU objects, so a restart can find what a crash
+ * left behind (for the disk at index I of a backup):
+ *   fleece overlay node  pb-fleece-I     copy-before-write filter  pb-cbw-I
+ *   backup job           pb-job-I        NBD export id             pb-exp-I
+ *   exported bitmap      backup-<disk>   (libvirt's name; created only
+ *                                          after checking it is free)
+ *   scratch file         <scratch>/pullback-<vm>.I.qcow2
+ */
+
+#ifndef PULLBACK_ENGINE_H
+#define PULLBACK_ENGINE_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "reply.h"
+#include "vm.h"
+
+#define PB_FLEECE_PREFIX "pb-fleece-"
+#define PB_CBW_PREFIX "pb-cbw-"
+#define PB_JOB_PREFIX "pb-job-"
+#define PB_EXPORT_PREFIX "pb-exp-"
+#define PB_TMP_BITMAP_PREFIX "backup-"
+#define PB_NBD_FDNAME "pb-nbd-listen"
+
+/* vm.c */
+int vm_save (struct vm *vm);
+json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,
+                struct qmp_error *err);
+int64_t now_seconds (void);
+
+/* disks.c: [{name, node, format, size}] from query-block, or from the
+ * top format nodes of query-named-block-nodes when there are no devices.
+ */
+json_t *disks_discover (struct vm *vm, struct qmp_error *err);
+const json_t *disk_find (const json_t *disks, const char *name);
+/* {node: {bitmap-name: info}} of every node. */
+json_t *bitmaps_query (struct vm *vm, struct qmp_error *err);
+
+/* checkpoints.c */
+void checkpoints_reconcile (struct vm *vm, const json_t *bitmaps);
+json_t *checkpoint_find (const struct vm *vm, const char *name);
+json_t *checkpoint_to_api (const json_t *cp);
+int checkpoint_list (struct vm *vm, const json_t *args, struct reply *r);
+int checkpoint_create (struct vm *vm, const json_t *args, struct reply *r);
+int checkpoint_get (struct vm *vm, const json_t *args, struct reply *r);
+int checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r);
+/* A fresh checkpoint name "cp-YYYYMMDD-HHMMSS[-N]" not yet used. */
+void checkpoint_generate_name (const struct vm *vm, char *buf, size_t len);
+/* Is NAME used as a bitmap on any disk node? */
+bool bitmap_name_taken (const json_t *bitmaps, const json_t *disks,
+                        const char *name);
+
+/* backup.c */
+int backup_begin (struct vm *vm, const json_t *args, struct reply *r);
+int backup_get (struct vm *vm, const json_t *args, struct reply *r);
+int backup_patch (struct vm *vm, const json_t *args, struct reply *r);
+int backup_end (struct vm *vm, const json_t *args, struct reply *r);
+json_t *backup_to_api (const struct vm *vm, const json_t *b);
+/* End an active backup whose TTL has passed; returns ms until the next
+ * expiry, or -1 if none.
+ */
+int backup_check_expiry (struct vm *vm);
+/* QEMU went away (SHUTDOWN or lost connection): fail the backup. */
+void backup_qemu_lost (struct vm *vm, const char *reason);
+/* Ending for shutdown of the daemon. */
+void backup_end_for_shutdown (struct vm *vm);
+
+/* recovery.c: remove what a crash left, by the names above. */
+void recovery_cleanup (struct vm *vm);
+/* Remove one backup's QEMU objects and files, step by step, ignoring
+ * what is already gone.  DROP_CHECKPOINT also removes the checkpoint the
+ * backup was creating.
+ */
+void teardown_backup (struct vm *vm, json_t *backup, bool drop_checkpoint);
+
+#endif /* PULLBACK_ENGINE_H */

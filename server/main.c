@@ -1,0 +1,277 @@
+/* pullback: pullbackd, the pull-backup server.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "conf.h"
+#include "daemon.h"
+#include "log.h"
+#include "qmp.h"
+#include "registry.h"
+#include "state.h"
+
+enum
+{
+  OPT_STATE_DIR = 256,
+  OPT_RUN_DIR,
+  OPT_LISTEN,
+  OPT_VM,
+  OPT_LOG_LEVEL,
+};
+
+static const char short_options[] = "c:fhnV";
+static const struct option long_options[] = {
+  { "config", required_argument, NULL, 'c' },
+  { "foreground", no_argument, NULL, 'f' },
+  { "help", no_argument, NULL, 'h' },
+  { "check-config", no_argument, NULL, 'n' },
+  { "version", no_argument, NULL, 'V' },
+  { "state-dir", required_argument, NULL, OPT_STATE_DIR },
+  { "run-dir", required_argument, NULL, OPT_RUN_DIR },
+  { "listen", required_argument, NULL, OPT_LISTEN },
+  { "vm", required_argument, NULL, OPT_VM },
+  { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+  { NULL, 0, NULL, 0 },
+};
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp,
+           "usage: pullbackd [-fn] [-c FILE] [--state-dir DIR] [--run-dir DIR]\n"
+           "                 [--listen ADDR]... [--vm NAME=QMP[,qga=P][,scratch=D][,nbd=A]]...\n"
+           "                 [--log-level error|warn|info|debug]\n"
+           "See pullbackd(8).\n");
+}
+
+/* Command-line settings, applied over the file's. */
+struct cmdline
+{
+  const char *config;
+  bool foreground, check;
+  const char *state_dir, *run_dir, *log_level;
+  const char *listen[16];
+  int nlisten;
+  const char *vms[256];
+  int nvms;
+};
+
+static int
+build_config (const struct cmdline *cl, struct config *conf, char *err,
+              size_t errlen)
+{
+  const char *file = cl->config;
+
+  config_init (conf);
+  if (file == NULL && access (CONFIG_DEFAULT_FILE, F_OK) == 0)
+    file = CONFIG_DEFAULT_FILE;
+  if (file && config_read_file (conf, file, err, errlen) == -1)
+    return -1;
+
+  if (cl->nlisten > 0)
+    {
+      string_vector_iter (&conf->listen, (void (*) (char *))free);
+      string_vector_reset (&conf->listen);
+    }
+  for (int i = 0; i < cl->nlisten; i++)
+    if (config_set (conf, "listen", cl->listen[i], err, errlen) == -1)
+      return -1;
+  if ((cl->state_dir
+       && config_set (conf, "state-dir", cl->state_dir, err, errlen) == -1)
+      || (cl->run_dir
+          && config_set (conf, "run-dir", cl->run_dir, err, errlen) == -1)
+      || (cl->log_level
+          && config_set (conf, "log-level", cl->log_level, err, errlen)
+                 == -1))
+    return -1;
+  for (int i = 0; i < cl->nvms; i++)
+    if (config_add_vm_arg (conf, cl->vms[i], err, errlen) == -1)
+      return -1;
+
+  if (conf->state_dir == NULL)
+    conf->state_dir = strdup (CONFIG_DEFAULT_STATE_DIR);
+  if (conf->run_dir == NULL)
+    conf->run_dir = strdup (CONFIG_DEFAULT_RUN_DIR);
+  if (conf->listen.len == 0)
+    {
+      char path[PATH_MAX];
+
+      snprintf (path, sizeof path, "%s/api.sock", conf->run_dir);
+      if (config_set (conf, "listen", path, err, errlen) == -1
+          || config_set (conf, "listen", CONFIG_DEFAULT_LISTEN, err, errlen)
+                 == -1)
+        return -1;
+    }
+  return config_check (conf, err, errlen);
+}
+
+static int
+make_dir (const char *path)
+{
+  char buf[PATH_MAX];
+
+  snprintf (buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/')
+      {
+        *p = '\0';
+        mkdir (buf, 0755);
+        *p = '/';
+      }
+  if (mkdir (buf, 0750) == -1 && errno != EEXIST)
+    return -1;
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  struct cmdline cl = { 0 };
+  struct config conf;
+  struct daemon_ctx ctx;
+  struct registry reg;
+  struct api_server *api;
+  char err[1024], vmsdir[PATH_MAX];
+  sigset_t set;
+  int c, sig;
+
+  while ((c = getopt_long (argc, argv, short_options, long_options, NULL))
+         != -1)
+    switch (c)
+      {
+      case 'c':
+        cl.config = optarg;
+        break;
+      case 'f':
+        cl.foreground = true;
+        break;
+      case 'n':
+        cl.check = true;
+        break;
+      case 'h':
+        usage (stdout);
+        return EXIT_SUCCESS;
+      case 'V':
+        printf ("pullbackd %s\n", PACKAGE_VERSION);
+        return EXIT_SUCCESS;
+      case OPT_STATE_DIR:
+        cl.state_dir = optarg;
+        break;
+      case OPT_RUN_DIR:
+        cl.run_dir = optarg;
+        break;
+      case OPT_LOG_LEVEL:
+        cl.log_level = optarg;
+        break;
+      case OPT_LISTEN:
+        if (cl.nlisten == 16)
+          fatalx ("too many --listen options");
+        cl.listen[cl.nlisten++] = optarg;
+        break;
+      case OPT_VM:
+        if (cl.nvms == 256)
+          fatalx ("too many --vm options");
+        cl.vms[cl.nvms++] = optarg;
+        break;
+      default:
+        usage (stderr);
+        return EXIT_FAILURE;
+      }
+  if (optind < argc)
+    {
+      usage (stderr);
+      return EXIT_FAILURE;
+    }
+
+  log_init ("pullbackd", true, LOG_LEVEL_INFO);
+  if (build_config (&cl, &conf, err, sizeof err) == -1)
+    {
+      log_warnx ("%s", err);
+      return EXIT_FAILURE;
+    }
+  if (cl.check)
+    {
+      printf ("configuration OK\n");
+      config_free (&conf);
+      return EXIT_SUCCESS;
+    }
+
+  log_init ("pullbackd", cl.foreground, conf.log_level);
+  if (!cl.foreground && daemon (0, 0) == -1)
+    fatal ("daemon");
+
+  if (state_init (conf.state_dir, err, sizeof err) == -1)
+    fatalx ("state directory: %s", err);
+  snprintf (vmsdir, sizeof vmsdir, "%s/vms", conf.run_dir);
+  if (make_dir (conf.run_dir) == -1 || make_dir (vmsdir) == -1)
+    fatal ("run directory %s", conf.run_dir);
+
+  /* Signals go to this thread only, through sigwait. */
+  sigemptyset (&set);
+  sigaddset (&set, SIGTERM);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGHUP);
+  pthread_sigmask (SIG_BLOCK, &set, NULL);
+  signal (SIGPIPE, SIG_IGN);
+
+  ctx = (struct daemon_ctx){
+    .state_dir = conf.state_dir,
+    .run_dir = conf.run_dir,
+    .backup_ttl = conf.backup_ttl,
+    .backup_ttl_max = conf.backup_ttl_max,
+    .qmp_timeout_ms = QMP_DEFAULT_TIMEOUT_MS,
+  };
+  registry_init (&reg, &ctx);
+  registry_load (&reg, &conf);
+
+  api = api_server_start (&reg, conf.listen.ptr, conf.listen.len, err,
+                          sizeof err);
+  if (api == NULL)
+    {
+      log_warnx ("%s", err);
+      registry_shutdown (&reg);
+      return EXIT_FAILURE;
+    }
+  log_info ("pullbackd %s ready", PACKAGE_VERSION);
+
+  for (;;)
+    {
+      if (sigwait (&set, &sig) != 0)
+        continue;
+      if (sig == SIGHUP)
+        {
+          struct config fresh;
+
+          log_info ("SIGHUP: reloading the VM list");
+          if (build_config (&cl, &fresh, err, sizeof err) == -1)
+            {
+              log_warnx ("reload: %s; keeping the current VMs", err);
+              config_free (&fresh);
+              continue;
+            }
+          registry_reload (&reg, &fresh);
+          config_free (&fresh);
+          continue;
+        }
+      log_info ("signal %d: ending backups and exiting", sig);
+      break;
+    }
+
+  api_server_stop (api);
+  registry_shutdown (&reg);
+  config_free (&conf);
+  log_info ("pullbackd stopped");
+  return EXIT_SUCCESS;
+}

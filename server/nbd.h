@@ -1,0 +1,24 @@
+/* pullback: QEMU's NBD server for a VM.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#ifndef PULLBACK_NBD_H
+#define PULLBACK_NBD_H
+
+#include <jansson.h>
+
+#include "reply.h"
+#include "vm.h"
+
+/* <run-dir>/vms/<vm>/nbd.sock */
+int nbd_socket_path (const struct vm *vm, char *buf, size_t len);
+/* Start the server unless we already did or adopt one.  Returns 0, or -1
+ * with R set.
+ */
+int nbd_ensure_server (struct vm *vm, struct reply *r);
+/* Stop the server if we started it and it has no exports left. */
+void nbd_stop_if_idle (struct vm *vm);
+/* The URI of EXPORT on the VM's server. */
+json_t *nbd_uri (const struct vm *vm, const char *export);
+
+#endif /* PULLBACK_NBD_H */

@@ -1,0 +1,288 @@
+/* pullback: tearing a backup down, and cleaning up after a crash.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * The order is mandatory: an export must be gone (BLOCK_EXPORT_DELETED)
+ * before its job is cancelled, or the export would serve live data.
+ * Every step tolerates objects that are already gone, so the same code
+ * ends a healthy backup, undoes a half-made one and removes what a crash
+ * left behind.
+ */
+
+#include <config.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "daemon.h"
+#include "deadline.h"
+#include "engine.h"
+#include "log.h"
+#include "nbd.h"
+
+/* How long a connected client may keep a "safe" export delete waiting
+ * before we cut it off.
+ */
+#define EXPORT_GRACE_MS 2000
+#define EVENT_WAIT_MS 10000
+
+static const char *
+str (const json_t *o, const char *key)
+{
+  return json_string_value (json_object_get (o, key));
+}
+
+static bool
+not_found (const struct qmp_error *err)
+{
+  return err->kind == QMP_ERR_QEMU
+         && (strstr (err->desc, "not found") || strstr (err->desc, "Cannot find")
+             || strcmp (err->cls, "DeviceNotActive") == 0
+             || strcmp (err->cls, "DeviceNotFound") == 0);
+}
+
+/* Delete export ID and wait until QEMU says it is gone.  Returns true if
+ * it is gone (or never existed).
+ */
+static bool
+delete_export (struct vm *vm, const char *id)
+{
+  int64_t grace = deadline_after (EXPORT_GRACE_MS);
+  struct qmp_error err;
+  json_t *ret, *ev;
+  bool hard = false;
+
+  for (;;)
+    {
+      ret = vm_qmp (vm, "block-export-del",
+                    json_pack ("{s:s, s:s}", "id", id, "mode",
+                               hard ? "hard" : "safe"),
+                    &err);
+      if (ret)
+        break;
+      if (not_found (&err))
+        return true;
+      if (err.kind != QMP_ERR_QEMU)
+        {
+          log_warnx ("VM %s: deleting export %s: %s", vm->name, id,
+                     err.desc);
+          return false;
+        }
+      /* "still in use": a client is connected.  Give it a moment. */
+      if (deadline_remaining (grace) == 0)
+        hard = true;
+      else
+        usleep (50 * 1000);
+    }
+  json_decref (ret);
+  ev = qmp_wait_event (vm->qmp, "BLOCK_EXPORT_DELETED", qmp_event_data_id_is,
+                       (void *)id, EVENT_WAIT_MS, &err);
+  if (ev == NULL)
+    {
+      log_warnx ("VM %s: export %s: no BLOCK_EXPORT_DELETED: %s", vm->name,
+                 id, err.desc);
+      return false;
+    }
+  json_decref (ev);
+  return true;
+}
+
+static void
+cancel_job (struct vm *vm, const char *job)
+{
+  struct qmp_error err;
+  json_t *ret, *ev;
+
+  ret = vm_qmp (vm, "block-job-cancel",
+                json_pack ("{s:s, s:b}", "device", job, "force", 1), &err);
+  if (ret == NULL)
+    {
+      if (!not_found (&err))
+        log_warnx ("VM %s: cancelling job %s: %s", vm->name, job, err.desc);
+      return;
+    }
+  json_decref (ret);
+  ev = qmp_wait_event (vm->qmp, "BLOCK_JOB_CANCELLED",
+                       qmp_event_data_device_is, (void *)job, EVENT_WAIT_MS,
+                       &err);
+  if (ev == NULL)
+    log_warnx ("VM %s: job %s: no BLOCK_JOB_CANCELLED: %s", vm->name, job,
+               err.desc);
+  json_decref (ev);
+}
+
+/* Run CMD, ignoring "not found"; log anything else. */
+static void
+quietly (struct vm *vm, const char *cmd, json_t *args)
+{
+  struct qmp_error err;
+  json_t *ret = vm_qmp (vm, cmd, args, &err);
+
+  if (ret == NULL && !not_found (&err) && err.kind != QMP_ERR_DISCONNECTED)
+    log_warnx ("VM %s: %s: %s", vm->name, cmd, err.desc);
+  json_decref (ret);
+}
+
+void
+teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
+{
+  bool txn = json_is_true (json_object_get (b, "txn_done"));
+  const char *cp = str (b, "checkpoint");
+  bool connected = vm->qmp && qmp_is_connected (vm->qmp);
+  json_t *disks = json_object_get (b, "disks");
+  size_t i;
+  json_t *d;
+
+  /* Exports first, all of them; "gone" marks the disks whose export is
+   * confirmed deleted.
+   */
+  json_array_foreach (disks, i, d)
+    json_object_set_new (d, "gone",
+                         json_boolean (!connected
+                                       || delete_export (
+                                           vm, str (d, "export_id"))));
+
+  json_array_foreach (disks, i, d)
+    {
+      if (!connected)
+        break;
+      if (!json_is_true (json_object_get (d, "gone")))
+        {
+          /* Never cancel the job under a live export. */
+          log_warnx ("VM %s: leaving job %s: its export is still there",
+                     vm->name, str (d, "job"));
+          continue;
+        }
+      cancel_job (vm, str (d, "job"));
+      quietly (vm, "blockdev-del",
+               json_pack ("{s:s}", "node-name", str (d, "fleece")));
+      if (txn && str (d, "tmp_bitmap"))
+        quietly (vm, "block-dirty-bitmap-remove",
+                 json_pack ("{s:s, s:s}", "node", str (d, "node"), "name",
+                            str (d, "tmp_bitmap")));
+      if (txn && drop_checkpoint && cp
+          && json_is_true (json_object_get (d, "checkpoint_bitmap")))
+        quietly (vm, "block-dirty-bitmap-remove",
+                 json_pack ("{s:s, s:s}", "node", str (d, "node"), "name",
+                            cp));
+    }
+
+  json_array_foreach (disks, i, d)
+    if (json_is_true (json_object_get (d, "gone")))
+      unlink (str (d, "scratch"));
+
+  if (connected)
+    nbd_stop_if_idle (vm);
+}
+
+/* Leftovers without a record (a lost or hand-edited state file): our
+ * exports, jobs and overlay nodes by their names.
+ */
+static void
+remove_by_name (struct vm *vm)
+{
+  struct qmp_error err;
+  CLEANUP_JSON json_t *exports = vm_qmp (vm, "query-block-exports", NULL, &err);
+  CLEANUP_JSON json_t *jobs = NULL;
+  CLEANUP_JSON json_t *nodes = NULL;
+  size_t i;
+  json_t *e;
+
+  json_array_foreach (exports, i, e)
+    {
+      const char *id = str (e, "id");
+      if (id && strncmp (id, PB_EXPORT_PREFIX, strlen (PB_EXPORT_PREFIX)) == 0)
+        {
+          log_info ("VM %s: removing leftover export %s", vm->name, id);
+          delete_export (vm, id);
+        }
+    }
+  jobs = vm_qmp (vm, "query-block-jobs", NULL, &err);
+  json_array_foreach (jobs, i, e)
+    {
+      const char *id = str (e, "device");
+      if (id && strncmp (id, PB_JOB_PREFIX, strlen (PB_JOB_PREFIX)) == 0)
+        {
+          log_info ("VM %s: removing leftover job %s", vm->name, id);
+          cancel_job (vm, id);
+        }
+    }
+  nodes = vm_qmp (vm, "query-named-block-nodes",
+                  json_pack ("{s:b}", "flat", 1), &err);
+  json_array_foreach (nodes, i, e)
+    {
+      const char *id = str (e, "node-name");
+      if (id && strncmp (id, PB_FLEECE_PREFIX, strlen (PB_FLEECE_PREFIX)) == 0)
+        {
+          log_info ("VM %s: removing leftover node %s", vm->name, id);
+          quietly (vm, "blockdev-del", json_pack ("{s:s}", "node-name", id));
+        }
+    }
+}
+
+/* Scratch files named pullback-<vm>.N.qcow2 in the scratch directory. */
+static void
+remove_scratch_files (struct vm *vm)
+{
+  char prefix[128];
+  DIR *dir = opendir (vm->scratch_dir);
+  struct dirent *e;
+
+  if (dir == NULL)
+    return;
+  snprintf (prefix, sizeof prefix, "pullback-%s.", vm->name);
+  while ((e = readdir (dir)) != NULL)
+    {
+      size_t n = strlen (e->d_name);
+
+      if (strncmp (e->d_name, prefix, strlen (prefix)) == 0 && n > 6
+          && strcmp (e->d_name + n - 6, ".qcow2") == 0)
+        {
+          log_info ("VM %s: removing leftover scratch file %s/%s", vm->name,
+                    vm->scratch_dir, e->d_name);
+          unlinkat (dirfd (dir), e->d_name, 0);
+        }
+    }
+  closedir (dir);
+}
+
+void
+recovery_cleanup (struct vm *vm)
+{
+  json_t *b = json_object_get (vm->state, "backup");
+  char sock[sizeof vm->nbd_socket];
+
+  if (json_is_object (b))
+    {
+      const char *phase = str (b, "phase");
+      bool ready = phase && strcmp (phase, "ready") == 0;
+
+      log_info ("VM %s: cleaning up backup %s left %s", vm->name,
+                str (b, "id"), phase ? phase : "?");
+      /* A crash may have come between the transaction and the record of
+       * it; the names were checked free before, so what carries them is
+       * ours.
+       */
+      json_object_set_new (b, "txn_done", json_true ());
+      teardown_backup (vm, b, !ready);
+      json_object_set_new (vm->state, "backup", json_null ());
+    }
+  remove_by_name (vm);
+  remove_scratch_files (vm);
+
+  /* An NBD server on our socket is one we started in an earlier life. */
+  if (!vm->nbd_adopt && nbd_socket_path (vm, sock, sizeof sock) == 0
+      && access (sock, F_OK) == 0)
+    {
+      vm->nbd_ours = true;
+      snprintf (vm->nbd_socket, sizeof vm->nbd_socket, "%s", sock);
+      nbd_stop_if_idle (vm);
+      if (vm->nbd_ours)
+        {
+          /* Someone else's exports are on it: keep it and use it. */
+          log_info ("VM %s: keeping our NBD server at %s", vm->name, sock);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+/* pullback: the set of registered VMs.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#include <config.h>
+
+#include <string.h>
+
+#include "cleanup.h"
+#include "engine.h"
+#include "log.h"
+#include "registry.h"
+#include "state.h"
+
+void
+registry_init (struct registry *reg, const struct daemon_ctx *ctx)
+{
+  pthread_rwlock_init (&reg->lock, NULL);
+  reg->vms = (vm_vector)empty_vector;
+  reg->ctx = ctx;
+}
+
+void
+registry_shutdown (struct registry *reg)
+{
+  pthread_rwlock_wrlock (&reg->lock);
+  vm_vector_iter (&reg->vms, vm_stop_and_free);
+  vm_vector_reset (&reg->vms);
+  pthread_rwlock_unlock (&reg->lock);
+}
+
+static struct vm *
+find (struct registry *reg, const char *name, size_t *index)
+{
+  for (size_t i = 0; i < reg->vms.len; i++)
+    if (strcmp (reg->vms.ptr[i]->name, name) == 0)
+      {
+        if (index)
+          *index = i;
+        return reg->vms.ptr[i];
+      }
+  return NULL;
+}
+
+/* Create, start and add a VM; the caller holds the write lock. */
+static int
+add (struct registry *reg, const char *name, const char *qmp, const char *qga,
+     const char *scratch, const char *nbd, bool from_api, char *err,
+     size_t errlen)
+{
+  struct vm *vm = vm_new (reg->ctx, name, qmp, qga, scratch, nbd, from_api,
+                          err, errlen);
+
+  if (vm == NULL)
+    return -1;
+  if (from_api && vm_save (vm) == -1)
+    {
+      snprintf (err, errlen, "cannot save the registration");
+      vm_stop_and_free (vm);
+      return -1;
+    }
+  if (vm_start (vm) == -1 || vm_vector_append (&reg->vms, vm) == -1)
+    {
+      snprintf (err, errlen, "cannot start the VM's thread");
+      vm_stop_and_free (vm);
+      return -1;
+    }
+  log_info ("VM %s registered (QMP %s)", name, qmp);
+  return 0;
+}
+
+struct load_ctx
+{
+  struct registry *reg;
+  const struct config *conf;
+};
+
+static void
+load_persisted (const char *name, void *opaque)
+{
+  struct load_ctx *lc = opaque;
+  char err[512];
+  CLEANUP_JSON json_t *doc = state_load (lc->reg->ctx->state_dir, name, err,
+                                         sizeof err);
+  json_t *reg = json_object_get (doc, "registration");
+  const char *qmp = json_string_value (json_object_get (reg, "qmp"));
+
+  if (doc == NULL)
+    {
+      log_warnx ("state of VM %s: %s", name, err);
+      return;
+    }
+  if (reg == NULL || config_find_vm (lc->conf, name))
+    return; /* a config VM's state, loaded with it */
+  if (qmp == NULL)
+    {
+      log_warnx ("state of VM %s: registration without qmp", name);
+      return;
+    }
+  if (add (lc->reg, name, qmp,
+           json_string_value (json_object_get (reg, "qga")),
+           json_string_value (json_object_get (reg, "scratch_dir")),
+           json_string_value (json_object_get (reg, "nbd")), true, err,
+           sizeof err)
+      == -1)
+    log_warnx ("VM %s: %s", name, err);
+}
+
+int
+registry_load (struct registry *reg, const struct config *conf)
+{
+  struct load_ctx lc = { .reg = reg, .conf = conf };
+  char err[512];
+  int rc = 0;
+
+  pthread_rwlock_wrlock (&reg->lock);
+  for (size_t i = 0; i < conf->vms.len; i++)
+    {
+      const struct vm_config *v = conf->vms.ptr[i];
+
+      if (add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false, err,
+               sizeof err)
+          == -1)
+        {
+          log_warnx ("VM %s: %s", v->name, err);
+          rc = -1;
+        }
+    }
+  if (state_foreach (reg->ctx->state_dir, load_persisted, &lc, err,
+                     sizeof err)
+      == -1)
+    {
+      log_warnx ("%s", err);
+      rc = -1;
+    }
+  pthread_rwlock_unlock (&reg->lock);
+  return rc;
+}
+
+void
+registry_reload (struct registry *reg, const struct config *conf)
+{
+  char err[512];
+
+  pthread_rwlock_wrlock (&reg->lock);
+  for (size_t i = reg->vms.len; i-- > 0;)
+    {
+      struct vm *vm = reg->vms.ptr[i];
+
+      if (!vm->from_api && config_find_vm (conf, vm->name) == NULL)
+        {
+          log_info ("VM %s is no longer configured", vm->name);
+          vm_vector_remove (&reg->vms, i);
+          vm_stop_and_free (vm);
+        }
+    }
+  for (size_t i = 0; i < conf->vms.len; i++)
+    {
+      const struct vm_config *v = conf->vms.ptr[i];
+
+      if (find (reg, v->name, NULL) == NULL
+          && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false,
+                  err, sizeof err)
+                 == -1)
+        log_warnx ("VM %s: %s", v->name, err);
+    }
+  pthread_rwlock_unlock (&reg->lock);
+}
+
+void
+registry_call (struct registry *reg, const char *name, enum vm_op op,
+               json_t *args, struct reply *r)
+{
+  struct vm *vm;
+
+  pthread_rwlock_rdlock (&reg->lock);
+  vm = find (reg, name, NULL);
+  if (vm)
+    vm_call (vm, op, args, r);
+  else
+    reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
+  pthread_rwlock_unlock (&reg->lock);
+}
+
+void
+registry_list (struct registry *reg, struct reply *r)
+{
+  json_t *list = json_array ();
+
+  pthread_rwlock_rdlock (&reg->lock);
+  for (size_t i = 0; i < reg->vms.len; i++)
+    json_array_append_new (list, vm_summary (reg->vms.ptr[i]));
+  pthread_rwlock_unlock (&reg->lock);
+  reply_ok (r, 200, json_pack ("{s:o}", "vms", list));
+}
+
+void
+registry_register (struct registry *reg, const json_t *args, struct reply *r)
+{
+  const char *name = json_string_value (json_object_get (args, "name"));
+  char err[512];
+
+  pthread_rwlock_wrlock (&reg->lock);
+  if (find (reg, name, NULL))
+    reply_error_field (r, 409, "vm-exists", "name",
+                       "a VM '%s' is already registered", name);
+  else if (add (reg, name,
+                json_string_value (json_object_get (args, "qmp")),
+                json_string_value (json_object_get (args, "qga")),
+                json_string_value (json_object_get (args, "scratch_dir")),
+                json_string_value (json_object_get (args, "nbd")), true, err,
+                sizeof err)
+           == -1)
+    reply_error (r, 500, "register-failed", "VM %s: %s", name, err);
+  else
+    reply_ok (r, 201, vm_registration (find (reg, name, NULL)));
+  pthread_rwlock_unlock (&reg->lock);
+}
+
+void
+registry_unregister (struct registry *reg, const char *name, struct reply *r)
+{
+  struct vm *vm;
+  struct reply has = { 0 };
+  size_t index;
+  char err[512];
+
+  pthread_rwlock_wrlock (&reg->lock);
+  vm = find (reg, name, &index);
+  if (vm == NULL)
+    {
+      reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
+      goto out;
+    }
+  if (!vm->from_api)
+    {
+      reply_error (r, 409, "vm-from-config",
+                   "VM %s comes from the configuration file; remove it there",
+                   name);
+      goto out;
+    }
+  vm_call (vm, VM_OP_HAS_BACKUP, NULL, &has);
+  if (has.status == 200)
+    {
+      reply_error (r, 409, "backup-active",
+                   "VM %s has an active backup; end it first", name);
+      reply_clear (&has);
+      goto out;
+    }
+  reply_clear (&has);
+  vm_vector_remove (&reg->vms, index);
+  vm_stop_and_free (vm);
+  if (state_remove (reg->ctx->state_dir, name, err, sizeof err) == -1)
+    log_warnx ("VM %s: %s", name, err);
+  log_info ("VM %s unregistered", name);
+  reply_ok (r, 204, NULL);
+out:
+  pthread_rwlock_unlock (&reg->lock);
+}

@@ -1,0 +1,68 @@
+/* pullback: answers from the engine to the API.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#include <config.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "reply.h"
+
+static int
+verror (struct reply *r, int status, const char *code, const char *field,
+        const char *fmt, va_list ap)
+{
+  char msg[1024];
+  json_t *e;
+
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  e = json_pack ("{s:s, s:s}", "code", code, "message", msg);
+  if (field && e)
+    json_object_set_new (e, "field", json_string (field));
+  json_decref (r->body);
+  r->status = status;
+  r->body = json_pack ("{s:o*}", "error", e);
+  return -1;
+}
+
+int
+reply_error (struct reply *r, int status, const char *code, const char *fmt,
+             ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  verror (r, status, code, NULL, fmt, ap);
+  va_end (ap);
+  return -1;
+}
+
+int
+reply_error_field (struct reply *r, int status, const char *code,
+                   const char *field, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  verror (r, status, code, field, fmt, ap);
+  va_end (ap);
+  return -1;
+}
+
+int
+reply_ok (struct reply *r, int status, json_t *body)
+{
+  json_decref (r->body);
+  r->status = status;
+  r->body = body;
+  return 0;
+}
+
+void
+reply_clear (struct reply *r)
+{
+  json_decref (r->body);
+  r->body = NULL;
+  r->status = 0;
+}

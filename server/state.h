@@ -1,0 +1,43 @@
+/* pullback: the state directory, one JSON file per VM.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * <state-dir>/vms/<vm>.json holds a VM's registration, its checkpoints
+ * and its active backup.  The VM id is validated before it becomes part
+ * of a path; no other user-given name ever does.  Every write goes to a
+ * temporary file that is fsync'd and renamed over the old one, and then
+ * the directory is fsync'd: a crash leaves the old or the new file,
+ * never a torn one.
+ */
+
+#ifndef PULLBACK_STATE_H
+#define PULLBACK_STATE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* Create <dir>/vms (mode 0700) if needed and remove temporary files a
+ * crash left there.  Returns -1 with the reason in ERR.
+ */
+int state_init (const char *dir, char *err, size_t errlen);
+
+/* Atomically replace the state of VM with DOC. */
+int state_save (const char *dir, const char *vm, const json_t *doc,
+                char *err, size_t errlen);
+
+/* Load the state of VM: a new reference, or NULL with *ERR empty if there
+ * is none, or NULL with the reason in ERR.
+ */
+json_t *state_load (const char *dir, const char *vm, char *err,
+                    size_t errlen);
+
+/* Remove the state of VM (no error if there is none). */
+int state_remove (const char *dir, const char *vm, char *err, size_t errlen);
+
+/* Call FN for each VM with a state file.  Files whose names are not
+ * valid VM ids are ignored.
+ */
+int state_foreach (const char *dir, void (*fn) (const char *vm, void *opaque),
+                   void *opaque, char *err, size_t errlen);
+
+#endif /* PULLBACK_STATE_H */

@@ -1,0 +1,551 @@
+/* pullback: a registered VM and the thread that owns it.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "daemon.h"
+#include "deadline.h"
+#include "engine.h"
+#include "log.h"
+#include "state.h"
+
+/* How often a disconnected VM tries QMP again. */
+#define RECONNECT_MS 1000
+
+int64_t
+now_seconds (void)
+{
+  return (int64_t)time (NULL);
+}
+
+static char *
+dup_or_null (const char *s)
+{
+  return s ? strdup (s) : NULL;
+}
+
+static void
+seterr (char *err, size_t errlen, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+seterr (char *err, size_t errlen, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (err, errlen, fmt, ap);
+  va_end (ap);
+}
+
+json_t *
+vm_registration (const struct vm *vm)
+{
+  return json_pack ("{s:s, s:s, s:s?, s:s?, s:s?}", "name", vm->name, "qmp",
+                    vm->qmp_path, "qga", vm->qga_path, "scratch_dir",
+                    vm->scratch_dir, "nbd", vm->nbd_adopt);
+}
+
+static void
+vm_free (struct vm *vm)
+{
+  if (vm == NULL)
+    return;
+  qmp_close (vm->qmp);
+  qmp_schema_free (vm->schema);
+  json_decref (vm->state);
+  json_decref (vm->disks);
+  json_decref (vm->summary);
+  if (vm->wake[0] >= 0)
+    close (vm->wake[0]);
+  if (vm->wake[1] >= 0)
+    close (vm->wake[1]);
+  pthread_mutex_destroy (&vm->lock);
+  pthread_cond_destroy (&vm->cond);
+  free (vm->name);
+  free (vm->qmp_path);
+  free (vm->qga_path);
+  free (vm->scratch_dir);
+  free (vm->nbd_adopt);
+  free (vm);
+}
+
+struct vm *
+vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
+        const char *qga, const char *scratch, const char *nbd, bool from_api,
+        char *err, size_t errlen)
+{
+  struct vm *vm = calloc (1, sizeof *vm);
+  char why[512];
+  json_t *state;
+
+  if (vm == NULL)
+    {
+      seterr (err, errlen, "out of memory");
+      return NULL;
+    }
+  vm->wake[0] = vm->wake[1] = -1;
+  pthread_mutex_init (&vm->lock, NULL);
+  pthread_cond_init (&vm->cond, NULL);
+  vm->ctx = ctx;
+  vm->from_api = from_api;
+  vm->name = strdup (name);
+  vm->qmp_path = strdup (qmp);
+  vm->qga_path = dup_or_null (qga);
+  vm->nbd_adopt = dup_or_null (nbd);
+  if (scratch)
+    vm->scratch_dir = strdup (scratch);
+  else if (asprintf (&vm->scratch_dir, "%s/vms/%s", ctx->run_dir, name)
+           == -1)
+    vm->scratch_dir = NULL;
+  if (vm->name == NULL || vm->qmp_path == NULL || vm->scratch_dir == NULL
+      || (qga && vm->qga_path == NULL) || (nbd && vm->nbd_adopt == NULL))
+    {
+      seterr (err, errlen, "out of memory");
+      vm_free (vm);
+      return NULL;
+    }
+  if (pipe2 (vm->wake, O_CLOEXEC | O_NONBLOCK) == -1)
+    {
+      seterr (err, errlen, "pipe: %s", strerror (errno));
+      vm_free (vm);
+      return NULL;
+    }
+
+  state = state_load (ctx->state_dir, name, why, sizeof why);
+  if (state == NULL && why[0])
+    {
+      seterr (err, errlen, "%s", why);
+      vm_free (vm);
+      return NULL;
+    }
+  if (state == NULL)
+    state = json_pack ("{s:i, s:[], s:n}", "version", 1, "checkpoints",
+                       "backup");
+  if (!json_is_array (json_object_get (state, "checkpoints")))
+    json_object_set_new (state, "checkpoints", json_array ());
+  if (json_object_get (state, "backup") == NULL)
+    json_object_set_new (state, "backup", json_null ());
+  vm->state = state;
+  vm->disks = json_array ();
+  return vm;
+}
+
+int
+vm_save (struct vm *vm)
+{
+  char err[512];
+
+  if (vm->from_api)
+    json_object_set_new (vm->state, "registration", vm_registration (vm));
+  else
+    json_object_del (vm->state, "registration");
+  if (state_save (vm->ctx->state_dir, vm->name, vm->state, err, sizeof err)
+      == -1)
+    {
+      log_warnx ("VM %s: saving state: %s", vm->name, err);
+      return -1;
+    }
+  return 0;
+}
+
+json_t *
+vm_qmp (struct vm *vm, const char *cmd, json_t *args, struct qmp_error *err)
+{
+  if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
+    {
+      json_decref (args);
+      qmp_error_set (err, QMP_ERR_DISCONNECTED, "QEMU of VM %s is not connected",
+                     vm->name);
+      return NULL;
+    }
+  return qmp_execute (vm->qmp, cmd, args, vm->ctx->qmp_timeout_ms, err);
+}
+
+/* ---------------------------------------------------------------- */
+
+static void
+on_connected (struct vm *vm)
+{
+  struct qmp_error err;
+  CLEANUP_JSON json_t *bitmaps = NULL;
+  json_t *disks;
+
+  qmp_schema_free (vm->schema);
+  vm->schema = qmp_schema_query (vm->qmp, vm->ctx->qmp_timeout_ms, &err);
+  if (vm->schema == NULL)
+    log_warnx ("VM %s: query-qmp-schema: %s", vm->name, err.desc);
+
+  disks = disks_discover (vm, &err);
+  if (disks)
+    {
+      json_decref (vm->disks);
+      vm->disks = disks;
+    }
+  else
+    log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
+
+  recovery_cleanup (vm);
+  bitmaps = bitmaps_query (vm, &err);
+  if (bitmaps)
+    checkpoints_reconcile (vm, bitmaps);
+  vm_save (vm);
+}
+
+static void
+try_connect (struct vm *vm)
+{
+  struct qmp_error err;
+
+  if (monotonic_ms () < vm->next_connect_ms)
+    return;
+  vm->next_connect_ms = monotonic_ms () + RECONNECT_MS;
+
+  if (vm->qmp == NULL)
+    vm->qmp = qmp_connect (vm->qmp_path, vm->ctx->qmp_timeout_ms, &err);
+  else if (qmp_reconnect (vm->qmp, vm->ctx->qmp_timeout_ms, &err) == -1)
+    {
+      qmp_close (vm->qmp);
+      vm->qmp = NULL;
+    }
+  if (vm->qmp == NULL)
+    {
+      if (strcmp (vm->last_error, err.desc) != 0)
+        log_warnx ("VM %s: %s", vm->name, err.desc);
+      snprintf (vm->last_error, sizeof vm->last_error, "%s", err.desc);
+      return;
+    }
+  {
+    int major, minor, micro;
+
+    qmp_version (vm->qmp, &major, &minor, &micro);
+    log_info ("VM %s: connected to QEMU %d.%d.%d at %s", vm->name, major,
+              minor, micro, vm->qmp_path);
+  }
+  vm->last_error[0] = '\0';
+  on_connected (vm);
+}
+
+static bool
+connected (const struct vm *vm)
+{
+  return vm->qmp && qmp_is_connected (vm->qmp);
+}
+
+static void
+handle_events (struct vm *vm)
+{
+  json_t *ev;
+
+  while ((ev = qmp_event_pop (vm->qmp)) != NULL)
+    {
+      const char *name = qmp_event_name (ev);
+
+      if (name && strcmp (name, "SHUTDOWN") == 0)
+        {
+          log_info ("VM %s: QEMU is shutting down", vm->name);
+          backup_qemu_lost (vm, "qemu-shutdown");
+        }
+      json_decref (ev);
+    }
+}
+
+static void
+lost_connection (struct vm *vm, const char *why)
+{
+  log_warnx ("VM %s: lost QMP connection: %s", vm->name, why);
+  snprintf (vm->last_error, sizeof vm->last_error, "%s", why);
+  backup_qemu_lost (vm, "qemu-disconnected");
+  vm->nbd_ours = false;
+  vm->next_connect_ms = monotonic_ms () + 100;
+}
+
+static void
+publish_summary (struct vm *vm)
+{
+  json_t *b = json_object_get (vm->state, "backup");
+  json_t *sum = vm_registration (vm);
+
+  json_object_set_new (sum, "status",
+                       json_string (connected (vm) ? "connected"
+                                                   : "disconnected"));
+  json_object_set_new (sum, "source",
+                       json_string (vm->from_api ? "api" : "config"));
+  json_object_set_new (sum, "disks",
+                       json_integer ((json_int_t)json_array_size (vm->disks)));
+  json_object_set_new (sum, "checkpoints",
+                       json_integer ((json_int_t)json_array_size (
+                           json_object_get (vm->state, "checkpoints"))));
+  json_object_set_new (sum, "backup",
+                       json_is_object (b)
+                           ? json_pack ("{s:O, s:O}", "id",
+                                        json_object_get (b, "id"), "phase",
+                                        json_object_get (b, "phase"))
+                           : json_null ());
+  pthread_mutex_lock (&vm->lock);
+  json_decref (vm->summary);
+  vm->summary = sum;
+  pthread_mutex_unlock (&vm->lock);
+}
+
+json_t *
+vm_summary (struct vm *vm)
+{
+  json_t *copy;
+
+  pthread_mutex_lock (&vm->lock);
+  copy = vm->summary ? json_deep_copy (vm->summary) : vm_registration (vm);
+  pthread_mutex_unlock (&vm->lock);
+  return copy;
+}
+
+static void
+run_request (struct vm *vm, struct vm_request *req)
+{
+  struct reply *r = &req->reply;
+  const json_t *a = req->args;
+
+  switch (req->op)
+    {
+    case VM_OP_GET:
+      {
+        json_t *b = json_object_get (vm->state, "backup");
+        json_t *body = vm_registration (vm);
+        int major = 0, minor = 0, micro = 0;
+
+        if (vm->qmp)
+          qmp_version (vm->qmp, &major, &minor, &micro);
+        json_object_set_new (body, "status",
+                             json_string (connected (vm) ? "connected"
+                                                         : "disconnected"));
+        if (!connected (vm) && vm->last_error[0])
+          json_object_set_new (body, "error", json_string (vm->last_error));
+        if (major)
+          json_object_set_new (body, "qemu_version",
+                               json_sprintf ("%d.%d.%d", major, minor,
+                                             micro));
+        json_object_set (body, "disks", vm->disks);
+        json_object_set_new (body, "checkpoints",
+                             json_integer ((json_int_t)json_array_size (
+                                 json_object_get (vm->state,
+                                                  "checkpoints"))));
+        json_object_set_new (body, "backup",
+                             json_is_object (b)
+                                 ? json_string (json_string_value (
+                                     json_object_get (b, "id")))
+                                 : json_null ());
+        json_object_set_new (body, "source",
+                             json_string (vm->from_api ? "api" : "config"));
+        reply_ok (r, 200, body);
+        break;
+      }
+    case VM_OP_CHECKPOINT_LIST:
+      checkpoint_list (vm, a, r);
+      break;
+    case VM_OP_CHECKPOINT_CREATE:
+      checkpoint_create (vm, a, r);
+      break;
+    case VM_OP_CHECKPOINT_GET:
+      checkpoint_get (vm, a, r);
+      break;
+    case VM_OP_CHECKPOINT_DELETE:
+      checkpoint_delete (vm, a, r);
+      break;
+    case VM_OP_BACKUP_BEGIN:
+      backup_begin (vm, a, r);
+      break;
+    case VM_OP_BACKUP_GET:
+      backup_get (vm, a, r);
+      break;
+    case VM_OP_BACKUP_PATCH:
+      backup_patch (vm, a, r);
+      break;
+    case VM_OP_BACKUP_END:
+      backup_end (vm, a, r);
+      break;
+    case VM_OP_HAS_BACKUP:
+      {
+        json_t *b = json_object_get (vm->state, "backup");
+        const char *phase
+            = json_string_value (json_object_get (b, "phase"));
+
+        if (phase && strcmp (phase, "failed") != 0)
+          reply_ok (r, 200, json_object ());
+        else
+          reply_error (r, 404, "backup-not-found", "no active backup");
+        break;
+      }
+    }
+  if (r->status == 0)
+    reply_error (r, 500, "internal-error", "request was not answered");
+}
+
+static void *
+vm_thread (void *arg)
+{
+  struct vm *vm = arg;
+
+  for (;;)
+    {
+      struct pollfd pfd[2];
+      int nfds = 1, timeout, exp, r;
+      struct vm_request *req;
+      char drain[64];
+
+      if (!connected (vm))
+        try_connect (vm);
+      publish_summary (vm);
+
+      /* Requests first. */
+      for (;;)
+        {
+          pthread_mutex_lock (&vm->lock);
+          req = vm->head;
+          if (req)
+            {
+              vm->head = req->next;
+              if (vm->head == NULL)
+                vm->tail = NULL;
+            }
+          pthread_mutex_unlock (&vm->lock);
+          if (req == NULL)
+            break;
+          run_request (vm, req);
+          publish_summary (vm);
+          pthread_mutex_lock (&vm->lock);
+          req->done = true;
+          pthread_cond_broadcast (&vm->cond);
+          pthread_mutex_unlock (&vm->lock);
+        }
+
+      pthread_mutex_lock (&vm->lock);
+      if (vm->stopping && vm->head == NULL)
+        {
+          pthread_mutex_unlock (&vm->lock);
+          break;
+        }
+      pthread_mutex_unlock (&vm->lock);
+
+      exp = backup_check_expiry (vm);
+      timeout = connected (vm) ? 5000 : RECONNECT_MS;
+      if (exp >= 0 && exp < timeout)
+        timeout = exp;
+
+      pfd[0].fd = vm->wake[0];
+      pfd[0].events = POLLIN;
+      if (connected (vm))
+        {
+          pfd[1].fd = qmp_fd (vm->qmp);
+          pfd[1].events = POLLIN;
+          nfds = 2;
+        }
+      r = poll (pfd, nfds, timeout);
+      if (r == -1 && errno != EINTR)
+        log_warn ("VM %s: poll", vm->name);
+      while (read (vm->wake[0], drain, sizeof drain) > 0)
+        ;
+      if (nfds == 2 && r > 0 && pfd[1].revents)
+        {
+          struct qmp_error err;
+
+          if (qmp_read_events (vm->qmp, 0, &err) == -1)
+            {
+              handle_events (vm);
+              lost_connection (vm, err.desc);
+              continue;
+            }
+        }
+      if (connected (vm))
+        handle_events (vm);
+      else if (vm->qmp && json_is_object (json_object_get (vm->state,
+                                                            "backup")))
+        lost_connection (vm, "QMP connection closed");
+    }
+
+  backup_end_for_shutdown (vm);
+  vm_save (vm);
+  return NULL;
+}
+
+int
+vm_start (struct vm *vm)
+{
+  int r;
+
+  if (mkdir (vm->scratch_dir, 0700) == -1 && errno != EEXIST)
+    log_warn ("VM %s: mkdir %s", vm->name, vm->scratch_dir);
+  r = pthread_create (&vm->thread, NULL, vm_thread, vm);
+  if (r != 0)
+    {
+      errno = r;
+      log_warn ("VM %s: pthread_create", vm->name);
+      return -1;
+    }
+  vm->started = true;
+  return 0;
+}
+
+static void
+wake (struct vm *vm)
+{
+  const char c = 0;
+
+  if (write (vm->wake[1], &c, 1) == -1 && errno != EAGAIN)
+    log_warn ("VM %s: wake", vm->name);
+}
+
+void
+vm_stop_and_free (struct vm *vm)
+{
+  if (vm == NULL)
+    return;
+  if (vm->started)
+    {
+      pthread_mutex_lock (&vm->lock);
+      vm->stopping = true;
+      pthread_mutex_unlock (&vm->lock);
+      wake (vm);
+      pthread_join (vm->thread, NULL);
+    }
+  vm_free (vm);
+}
+
+void
+vm_call (struct vm *vm, enum vm_op op, json_t *args, struct reply *out)
+{
+  struct vm_request req = { .op = op, .args = args };
+
+  pthread_mutex_lock (&vm->lock);
+  if (vm->stopping)
+    {
+      pthread_mutex_unlock (&vm->lock);
+      reply_error (out, 503, "shutting-down", "pullbackd is shutting down");
+      return;
+    }
+  if (vm->tail)
+    vm->tail->next = &req;
+  else
+    vm->head = &req;
+  vm->tail = &req;
+  pthread_mutex_unlock (&vm->lock);
+  wake (vm);
+
+  pthread_mutex_lock (&vm->lock);
+  while (!req.done)
+    pthread_cond_wait (&vm->cond, &vm->lock);
+  pthread_mutex_unlock (&vm->lock);
+  *out = req.reply;
+}

@@ -1,0 +1,108 @@
+/* pullback: a registered VM and the thread that owns it.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * Each VM has one owner thread.  It alone holds the VM's QMP connection,
+ * its state document and its backup.  Other threads (the HTTP server)
+ * hand it requests with vm_call and wait for the reply; QMP events are
+ * handled on the same thread, so nothing about a VM is ever done twice
+ * at once, and a slow or dead QEMU blocks only its own VM.
+ */
+
+#ifndef PULLBACK_VM_H
+#define PULLBACK_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "qmp.h"
+#include "reply.h"
+
+struct daemon_ctx; /* settings shared by all VMs (server/daemon.h) */
+
+enum vm_op
+{
+  VM_OP_GET,               /* the VM: disks, connection, backup */
+  VM_OP_CHECKPOINT_LIST,   /* args: limit, after */
+  VM_OP_CHECKPOINT_CREATE, /* args: name? */
+  VM_OP_CHECKPOINT_GET,    /* args: name */
+  VM_OP_CHECKPOINT_DELETE, /* args: name */
+  VM_OP_BACKUP_BEGIN,      /* args: checkpoint?, since?, disks?, ttl? */
+  VM_OP_BACKUP_GET,        /* args: id */
+  VM_OP_BACKUP_PATCH,      /* args: id, ttl */
+  VM_OP_BACKUP_END,        /* args: id */
+  VM_OP_HAS_BACKUP,        /* 200 if a backup is active, else 404 */
+};
+
+struct vm_request
+{
+  enum vm_op op;
+  json_t *args; /* borrowed from the caller */
+  struct reply reply;
+  bool done;
+  struct vm_request *next;
+};
+
+struct vm
+{
+  /* Fixed at creation. */
+  char *name;
+  char *qmp_path;
+  char *qga_path;    /* NULL: none */
+  char *scratch_dir; /* where fleece overlays go */
+  char *nbd_adopt;   /* an NBD server QEMU already runs, or NULL */
+  bool from_api;     /* registered through POST /v1/vms (persisted) */
+  const struct daemon_ctx *ctx;
+
+  /* Request queue, protected by lock. */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct vm_request *head, *tail;
+  bool stopping;
+  json_t *summary; /* name, status, backup: published by the owner */
+  int wake[2]; /* a pipe: written to wake the owner */
+  pthread_t thread;
+  bool started;
+
+  /* Owned by the thread. */
+  struct qmp *qmp;
+  struct qmp_schema *schema;
+  json_t *state; /* the persisted document */
+  json_t *disks; /* discovered: [{name, node, format, size}] */
+  int64_t next_connect_ms;
+  char last_error[512];
+  bool nbd_ours; /* we started QEMU's NBD server */
+  char nbd_socket[256];
+};
+
+/* Create a VM from its settings and load its state.  Returns NULL with
+ * the reason in ERR.
+ */
+struct vm *vm_new (const struct daemon_ctx *ctx, const char *name,
+                   const char *qmp, const char *qga, const char *scratch,
+                   const char *nbd, bool from_api, char *err, size_t errlen);
+
+/* Start the owner thread. */
+int vm_start (struct vm *vm);
+
+/* Ask the owner to end any backup, save state and exit; wait for it;
+ * free the VM.
+ */
+void vm_stop_and_free (struct vm *vm);
+
+/* Run OP with ARGS on the owner thread and wait for the reply, which the
+ * caller must reply_clear.
+ */
+void vm_call (struct vm *vm, enum vm_op op, json_t *args, struct reply *out);
+
+/* A copy of the VM's summary (name, qmp, status, backup, ...), readable
+ * from any thread without waiting for the owner.
+ */
+json_t *vm_summary (struct vm *vm);
+
+/* The registration as JSON (name, qmp, qga, scratch_dir, nbd). */
+json_t *vm_registration (const struct vm *vm);
+
+#endif /* PULLBACK_VM_H */
