@@ -47,6 +47,10 @@ stop (void)
   qemu_stop (&proc);
 }
 
+/* Also on a failed assertion, so no QEMU or directory is left. */
+TestSuite (qsd, .fini = stop);
+TestSuite (system, .fini = stop);
+
 /* Run CMD with ARGS and insist that it succeeds. */
 static json_t *
 must (const char *cmd, json_t *args)

@@ -1,0 +1,147 @@
+# pullback tests: helpers for tests that run pullbackd.  Source after
+# functions.sh:
+#
+#   . "$abs_top_srcdir/tests/functions.sh"
+#   . "$abs_top_srcdir/tests/functions-pullbackd.sh"
+#
+# SPDX-License-Identifier: BSD-3-Clause
+
+PULLBACKD="${abs_top_builddir:-.}/server/pullbackd"
+NBD_DIRTY="${abs_top_srcdir:-.}/tests/nbd-dirty.py"
+
+# start_pullbackd DIR ARGS...: run pullbackd in the foreground (debug log
+# in DIR/pullbackd.log) with its state and run dirs under DIR and its API
+# on the unix socket DIR/api.sock.  Sets PB_PID and PB_API.
+start_pullbackd ()
+{
+  local dir=$1; shift
+  PB_API=$dir/api.sock
+  rm -f "$PB_API"
+  "$PULLBACKD" -f --log-level debug --state-dir "$dir/state" \
+    --run-dir "$dir/run" --listen "$PB_API" "$@" \
+    >>"$dir/pullbackd.log" 2>&1 &
+  PB_PID=$!
+  cleanup_fn kill_pullbackd
+  wait_for 10 test -S "$PB_API"
+}
+
+kill_pullbackd ()
+{
+  if [ -n "${PB_PID:-}" ] && kill -0 "$PB_PID" 2>/dev/null; then
+    kill "$PB_PID" 2>/dev/null || true
+    wait "$PB_PID" 2>/dev/null || true
+  fi
+  PB_PID=
+}
+
+# api METHOD PATH [BODY]: prints the response body; the status goes to
+# $API_STATUS (through the file $PB_API.status, as api runs in $(...)).
+api ()
+{
+  local method=$1 path=$2 body=${3-}
+  local args=(-sS --unix-socket "$PB_API" -X "$method" -o /dev/stdout
+              -w '%{stderr}%{http_code}' "http://localhost$path")
+  if [ $# -ge 3 ]; then
+    args+=(-H 'Content-Type: application/json' --data-binary "$body")
+  fi
+  curl "${args[@]}" 2>"$PB_API.status"
+}
+
+api_status () { cat "$PB_API.status"; }
+
+# expect STATUS METHOD PATH [BODY]: run api and fail unless the status is
+# STATUS; prints the body.
+expect ()
+{
+  local want=$1; shift
+  local out
+  out=$(api "$@")
+  if [ "$(api_status)" != "$want" ]; then
+    echo "FAIL: $* -> $(api_status), expected $want: $out" >&2
+    return 1
+  fi
+  printf '%s\n' "$out"
+}
+
+# expect_error STATUS CODE METHOD PATH [BODY]: the error code too.
+expect_error ()
+{
+  local status=$1 code=$2; shift 2
+  local out
+  out=$(expect "$status" "$@") || return 1
+  if [ "$(jq -r .error.code <<<"$out")" != "$code" ]; then
+    echo "FAIL: $* -> error $(jq -c .error <<<"$out"), expected code $code" >&2
+    return 1
+  fi
+  printf '%s\n' "$out"
+}
+
+# wait_vm_connected VM: until pullbackd reports the VM's QEMU connected.
+wait_vm_connected ()
+{
+  wait_for 20 sh -c "curl -sS --unix-socket '$PB_API' \
+    http://localhost/v1/vms/$1 | jq -e '.status == \"connected\"' >/dev/null"
+}
+
+# dirty_map URI CONTEXT: the dirty extents as JSON [[offset, length], ...].
+dirty_map ()
+{
+  PATH="/usr/bin:$PATH" "$NBD_DIRTY" map "$1" "$2"
+}
+
+# expected_map GRANULARITY OFFSET:LENGTH...: the clusters those writes
+# dirty, merged, in the form dirty_map prints.
+expected_map ()
+{
+  python3 - "$@" <<'PY'
+import json, sys
+g = int(sys.argv[1])
+clusters = set()
+for w in sys.argv[2:]:
+    off, length = (int(x) for x in w.split(":"))
+    clusters.update(range(off // g, (off + length + g - 1) // g))
+out = []
+for c in sorted(clusters):
+    if out and out[-1][0] + out[-1][1] == c * g:
+        out[-1][1] += g
+    else:
+        out.append([c * g, g])
+print(json.dumps(out))
+PY
+}
+
+# disk_uri JSON DISK / disk_ctx JSON DISK: from a backup answer.
+disk_uri () { jq -r ".disks[] | select(.name == \"$2\") | .nbd.uri" <<<"$1"; }
+disk_ctx () { jq -r ".disks[] | select(.name == \"$2\") | .nbd.dirty_bitmap_context" <<<"$1"; }
+disk_mode () { jq -r ".disks[] | select(.name == \"$2\") | .mode" <<<"$1"; }
+disk_reason () { jq -r ".disks[] | select(.name == \"$2\") | .reason" <<<"$1"; }
+
+# assert_no_leftovers QMP_SOCKET SCRATCH_DIR: QEMU holds no node, job,
+# export or temporary bitmap of ours, and no scratch file is left.
+assert_no_leftovers ()
+{
+  local qmp=$1 scratch=$2 n
+  n=$(qmpcmd "$qmp" query-named-block-nodes '{"flat":true}' |
+      jq '[.[] | select(."node-name" | test("^pb-"))] | length')
+  [ "$n" -eq 0 ] || { echo "FAIL: $n pb-* nodes left" >&2; return 1; }
+  n=$(qmpcmd "$qmp" query-block-jobs | jq 'length')
+  [ "$n" -eq 0 ] || { echo "FAIL: $n block jobs left" >&2; return 1; }
+  n=$(qmpcmd "$qmp" query-block-exports |
+      jq '[.[] | select(.id | test("^pb-"))] | length')
+  [ "$n" -eq 0 ] || { echo "FAIL: $n pb-* exports left" >&2; return 1; }
+  n=$(qmpcmd "$qmp" query-named-block-nodes '{"flat":true}' |
+      jq '[.[]."dirty-bitmaps"[]? | select(.name? // "" | test("^backup-"))] | length')
+  [ "$n" -eq 0 ] || { echo "FAIL: $n backup-* bitmaps left" >&2; return 1; }
+  n=$(find "$scratch" -name 'pullback-*.qcow2' 2>/dev/null | wc -l)
+  [ "$n" -eq 0 ] || { echo "FAIL: $n scratch files left" >&2; return 1; }
+}
+
+# bitmaps QMP_SOCKET NODE: "name:recording" of each named bitmap, sorted.
+bitmaps ()
+{
+  qmpcmd "$1" query-named-block-nodes '{"flat":true}' |
+    jq -r --arg n "$2" '.[] | select(."node-name" == $n) |
+      ."dirty-bitmaps"[]? | select(.name) |
+      "\(.name):\(.recording)\(if .inconsistent then ":inconsistent" else "" end)"' |
+    sort | tr '\n' ' '
+}
