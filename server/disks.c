@@ -160,6 +160,12 @@ disks_discover (struct vm *vm, struct qmp_error *err)
         {
           const char *bf
               = json_string_value (json_object_get (b, "backing_file"));
+          const char *bn
+              = json_string_value (json_object_get (b, "node-name"));
+
+          /* Our own fleece overlays sit on top of disks: not a chain. */
+          if (bn && strncmp (bn, "pb-", 3) == 0)
+            continue;
           if (b != n && file && bf && strcmp (bf, file) == 0)
             is_backing = true;
         }

@@ -189,6 +189,8 @@ on_connected (struct vm *vm)
   if (vm->schema == NULL)
     log_warnx ("VM %s: query-qmp-schema: %s", vm->name, err.desc);
 
+  /* What a crash left goes first: it must not be taken for disks. */
+  recovery_cleanup (vm);
   disks = disks_discover (vm, &err);
   if (disks)
     {
@@ -198,7 +200,6 @@ on_connected (struct vm *vm)
   else
     log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
 
-  recovery_cleanup (vm);
   bitmaps = bitmaps_query (vm, &err);
   if (bitmaps)
     checkpoints_reconcile (vm, bitmaps);
