@@ -637,13 +637,15 @@ backup_check_expiry (struct vm *vm)
   json_t *b = active_backup (vm);
   json_int_t left;
 
-  if (b == NULL || strcmp (str (b, "phase"), "ready") != 0)
+  if (b == NULL || strcmp (str (b, "phase"), "starting") == 0)
     return -1;
   left = json_integer_value (json_object_get (b, "expires")) - now_seconds ();
   if (left > 0)
     return left > 3600 ? 3600 * 1000 : (int)left * 1000;
   log_info ("VM %s: backup %s expired", vm->name, str (b, "id"));
-  teardown_backup (vm, b, false);
+  /* A failed backup has nothing left in QEMU; only its record goes. */
+  if (strcmp (str (b, "phase"), "ready") == 0)
+    teardown_backup (vm, b, false);
   clear_backup (vm);
   return -1;
 }

@@ -39,6 +39,7 @@ not_found (const struct qmp_error *err)
 {
   return err->kind == QMP_ERR_QEMU
          && (strstr (err->desc, "not found") || strstr (err->desc, "Cannot find")
+             || strstr (err->desc, "Failed to find")
              || strcmp (err->cls, "DeviceNotActive") == 0
              || strcmp (err->cls, "DeviceNotFound") == 0);
 }
@@ -257,17 +258,23 @@ recovery_cleanup (struct vm *vm)
   if (json_is_object (b))
     {
       const char *phase = str (b, "phase");
-      bool ready = phase && strcmp (phase, "ready") == 0;
+      bool starting = phase && strcmp (phase, "starting") == 0;
+      bool failed = phase && strcmp (phase, "failed") == 0;
 
       log_info ("VM %s: cleaning up backup %s left %s", vm->name,
                 str (b, "id"), phase ? phase : "?");
       /* A crash may have come between the transaction and the record of
        * it; the names were checked free before, so what carries them is
-       * ours.
+       * ours.  Only a backup still starting has a checkpoint that is not
+       * in the metadata yet.
        */
       json_object_set_new (b, "txn_done", json_true ());
-      teardown_backup (vm, b, !ready);
-      json_object_set_new (vm->state, "backup", json_null ());
+      teardown_backup (vm, b, starting);
+      /* A failed backup stays visible, with its reason, until it is
+       * deleted or expires; any other is over.
+       */
+      if (!failed)
+        json_object_set_new (vm->state, "backup", json_null ());
     }
   remove_by_name (vm);
   remove_scratch_files (vm);

@@ -237,6 +237,7 @@ try_connect (struct vm *vm)
               minor, micro, vm->qmp_path);
   }
   vm->last_error[0] = '\0';
+  vm->up = true;
   on_connected (vm);
 }
 
@@ -267,6 +268,7 @@ handle_events (struct vm *vm)
 static void
 lost_connection (struct vm *vm, const char *why)
 {
+  vm->up = false;
   log_warnx ("VM %s: lost QMP connection: %s", vm->name, why);
   snprintf (vm->last_error, sizeof vm->last_error, "%s", why);
   backup_qemu_lost (vm, "qemu-disconnected");
@@ -471,8 +473,7 @@ vm_thread (void *arg)
         }
       if (connected (vm))
         handle_events (vm);
-      else if (vm->qmp && json_is_object (json_object_get (vm->state,
-                                                            "backup")))
+      else if (vm->up)
         lost_connection (vm, "QMP connection closed");
     }
 

@@ -72,6 +72,7 @@ struct vm
   json_t *state; /* the persisted document */
   json_t *disks; /* discovered: [{name, node, format, size}] */
   int64_t next_connect_ms;
+  bool up; /* connected as far as the owner has noticed */
   char last_error[512];
   bool nbd_ours; /* we started QEMU's NBD server */
   char nbd_socket[256];

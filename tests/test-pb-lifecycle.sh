@@ -10,7 +10,7 @@
 requires qemu-storage-daemon qemu-img nbdcopy jq curl /usr/bin/python3
 set -e
 
-dir=$(make_tmpdir)
+make_tmpdir dir
 start_qsd "$dir" 2 64M
 qsd_writer_exports "$dir"
 G=$dir/guest.sock
