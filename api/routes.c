@@ -243,7 +243,7 @@ const struct api_route api_routes[] = {
  */
 static bool
 match_path (const char *pattern, const char *path,
-            char params[API_MAX_PARAMS][256], bool *too_long)
+            char params[API_MAX_PARAMS][256], char *too_long, size_t tlen)
 {
   int np = 0;
 
@@ -263,7 +263,8 @@ match_path (const char *pattern, const char *path,
             return false;
           if (sl >= 256)
             {
-              *too_long = true;
+              /* Name the parameter: "{vm}" -> "vm". */
+              snprintf (too_long, tlen, "%.*s", (int)(pl - 2), pattern + 1);
               sl = 255;
             }
           memcpy (params[np], path, sl);
@@ -286,18 +287,19 @@ api_match (const char *method, const char *path,
 
   for (const struct api_route *rt = api_routes; rt->method; rt++)
     {
-      bool too_long = false;
+      char too_long[32] = "";
 
-      if (!match_path (rt->pattern, path, params, &too_long))
+      if (!match_path (rt->pattern, path, params, too_long,
+                       sizeof too_long))
         continue;
       path_known = true;
       if (strcmp (rt->method, method) != 0)
         continue;
-      if (too_long)
+      if (too_long[0])
         {
-          reply_error (r, 400, "invalid-name",
-                       "a name in the path is longer than %d characters",
-                       NAME_MAX_LEN);
+          reply_error_field (r, 400, "invalid-name", too_long,
+                             "%s is longer than %d characters", too_long,
+                             NAME_MAX_LEN);
           return NULL;
         }
       return rt;

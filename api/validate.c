@@ -147,7 +147,8 @@ validate_body (const char *body, size_t len, const struct field *fields,
     doc = json_object ();
   else
     {
-      doc = json_loadb (body, len, JSON_REJECT_DUPLICATES, &jerr);
+      doc = json_loadb (body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                        &jerr);
       if (doc == NULL)
         {
           reply_error (r, 400,

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# pullback: device-attached disks on qemu-system-x86_64 -M q35 -S -accel
+# tcg with virtio-blk.  Disks are named after their devices; pullbackd
+# starts QEMU's NBD server itself on a socket it creates (getfd), with
+# mode 0660; full and incremental backups are byte-exact while the
+# "guest" (HMP qemu-io on the device) writes; a QEMU already running an
+# NBD server it did not start is refused, changing nothing; SHUTDOWN
+# fails an active backup.
+# SPDX-License-Identifier: BSD-3-Clause
+
+. "$abs_top_srcdir/tests/functions.sh"
+. "$abs_top_srcdir/tests/functions-pullbackd.sh"
+requires qemu-system-x86_64 qemu-img qemu-nbd nbdcopy jq curl /usr/bin/python3
+set -e
+
+make_tmpdir dir
+M=1048576
+start_qemu_system "$dir" 2 64M
+start_pullbackd "$dir" --vm "vm1=$QMP_SOCK"
+wait_vm_connected vm1
+
+vm=$(expect 200 GET /v1/vms/vm1)
+test "$(jq -c '[.disks[] | [.name, .node, .format, .size]]' <<<"$vm")" = \
+     '[["vd0","disk0","qcow2",67108864],["vd1","disk1","qcow2",67108864]]'
+
+# expect_image FILE WRITE...: FILE holds zeroes except the writes
+# OFFSET:LENGTH:BYTE, later ones over earlier ones.
+expect_image ()
+{
+  python3 - "$@" <<'PY'
+import sys
+path, writes = sys.argv[1], sys.argv[2:]
+img = bytearray(64 << 20)
+for w in writes:
+    off, length, byte = w.split(":")
+    off, length = int(off), int(length)
+    img[off:off + length] = bytes([int(byte, 0)]) * length
+open(path, "wb").write(img)
+PY
+}
+
+hmp_write "$QMP_TEST_SOCK" vd0 0 $M 0x11
+hmp_write "$QMP_TEST_SOCK" vd1 $((4 * M)) 65536 0x22
+b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":"c1"}')
+sock=$dir/run/vms/vm1/nbd.sock
+test "$(disk_uri "$b" vd0)" = "nbd+unix:///vd0?socket=$sock"
+test "$(stat -c %a "$sock")" = 660
+# The guest writes after the snapshot: not in the backup.
+hmp_write "$QMP_TEST_SOCK" vd0 0 65536 0xa1
+hmp_write "$QMP_TEST_SOCK" vd1 $((8 * M)) 4096 0xa2
+expect_image "$dir/want-vd0.raw" 0:$M:0x11
+expect_image "$dir/want-vd1.raw" $((4 * M)):65536:0x22
+for d in vd0 vd1; do
+  nbdcopy "$(disk_uri "$b" $d)" "$dir/full-$d.raw"
+  cmp "$dir/want-$d.raw" "$dir/full-$d.raw"
+done
+expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
+assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
+# Nothing else was exported: the server we started is stopped.
+test ! -e "$sock"
+
+# Incremental since c1.
+b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":"c2","since":"c1"}')
+test "$(disk_ctx "$b" vd1)" = qemu:dirty-bitmap:backup-vd1
+test "$(dirty_map "$(disk_uri "$b" vd0)" qemu:dirty-bitmap:backup-vd0)" = \
+     "$(expected_map 65536 0:65536)"
+test "$(dirty_map "$(disk_uri "$b" vd1)" qemu:dirty-bitmap:backup-vd1)" = \
+     "$(expected_map 65536 $((8 * M)):4096)"
+expect_image "$dir/want2-vd0.raw" 0:$M:0x11 0:65536:0xa1
+expect_image "$dir/want2-vd1.raw" $((4 * M)):65536:0x22 $((8 * M)):4096:0xa2
+for d in vd0 vd1; do
+  qemu-img convert -f raw -O qcow2 "$dir/full-$d.raw" "$dir/base-$d.qcow2"
+  qemu-img create -q -f qcow2 -b "$dir/base-$d.qcow2" -F qcow2 "$dir/inc-$d.qcow2"
+  PATH="/usr/bin:$PATH" "$NBD_DIRTY" apply "$(disk_uri "$b" $d)" \
+    "qemu:dirty-bitmap:backup-$d" "$dir/inc-$d.qcow2"
+  qemu-img compare -f qcow2 -F raw "$dir/inc-$d.qcow2" "$dir/want2-$d.raw"
+done
+expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
+assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
+
+# Somebody else's NBD server: refused, and nothing changes.
+qmpcmd "$QMP_TEST_SOCK" nbd-server-start \
+  "{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\"$dir/other.sock\"}}}" >/dev/null
+expect_error 409 nbd-server-busy POST /v1/vms/vm1/backups '{"checkpoint":"c3"}' >/dev/null
+expect_error 404 checkpoint-not-found GET /v1/vms/vm1/checkpoints/c3 >/dev/null
+test "$(bitmaps "$QMP_TEST_SOCK" disk0)" = "c1:true c2:true "
+assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
+qmpcmd "$QMP_TEST_SOCK" nbd-server-stop >/dev/null
+
+# QEMU shuts down during a backup: SHUTDOWN fails it with that reason.
+b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":false}')
+id=$(jq -r .id <<<"$b")
+qmpcmd "$QMP_TEST_SOCK" quit >/dev/null || true
+wait_for 10 sh -c "curl -sS --unix-socket '$PB_API' http://localhost/v1/vms/vm1/backups/$id | grep -q failed"
+test "$(api GET "/v1/vms/vm1/backups/$id" | jq -r '"\(.phase):\(.reason)"')" = failed:qemu-shutdown
+test "$(find "$dir/run" -name 'pullback-*.qcow2' | wc -l)" -eq 0
