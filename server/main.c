@@ -197,10 +197,7 @@ main (int argc, char **argv)
 
   log_init ("pullbackd", true, LOG_LEVEL_INFO);
   if (build_config (&cl, &conf, err, sizeof err) == -1)
-    {
-      log_warnx ("%s", err);
-      return EXIT_FAILURE;
-    }
+    fatalx ("%s", err);
   if (cl.check)
     {
       printf ("configuration OK\n");

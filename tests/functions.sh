@@ -19,6 +19,8 @@
 # Processes are tracked by pid and only those are killed at exit.
 
 set -e
+# Trace every command into the test log (make check keeps it).
+set -x
 
 _cleanup_hooks=()
 _started_pids=()
@@ -231,7 +233,7 @@ start_qga ()
     mount -t proc proc "$root/proc"
     mount -t sysfs sysfs "$root/sys"
     exec chroot "$root" /qemu-ga -m unix-listen -p /run/qga.sock \
-      -t /state -f /run/qga.pid -l /run/qga.log
+      -t /state -f /run/qga.pid -l /run/qga.log -v
   ' sh "$root" "$dir/guest-fs.img" >>"$dir/qga.log" 2>&1 &
   QGA_PID=$!
   track_pid $QGA_PID

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# pullback: pullbackd's configuration.  -n checks a file and names file,
+# line and key on error; no file at all is valid; VMs come from the file
+# and from --vm; SIGHUP adds and removes the file's VMs.
+# SPDX-License-Identifier: BSD-3-Clause
+
+. "$abs_top_srcdir/tests/functions.sh"
+. "$abs_top_srcdir/tests/functions-pullbackd.sh"
+requires qemu-storage-daemon qemu-img jq curl
+set -e
+
+make_tmpdir dir
+
+# -n with no configuration at all: the defaults are valid.
+out=$("$PULLBACKD" -n -c /dev/null)
+test "$out" = "configuration OK"
+
+cat > "$dir/good.conf" <<CONF
+# comment
+state-dir = $dir/state
+run-dir = $dir/run
+log-level = debug
+backup-ttl = 60
+backup-ttl-max = 120
+
+[vm a]
+qmp = $dir/a.qmp
+CONF
+"$PULLBACKD" -n -c "$dir/good.conf"
+
+check_bad () # LINE-IN-FILE EXPECTED-MESSAGE
+{
+  printf '%s\n' "$1" > "$dir/bad.conf"
+  local rc=0 err
+  err=$("$PULLBACKD" -n -c "$dir/bad.conf" 2>&1) || rc=$?
+  test "$rc" -eq 1
+  case "$err" in
+    *"$dir/bad.conf$2"*) ;;
+    *) echo "FAIL: got '$err', want '$2'" >&2; return 1 ;;
+  esac
+}
+check_bad "backup-ttl = soon" ":1: key 'backup-ttl': must be a whole number"
+check_bad "listen = 127.0.0.1:0" ":1: key 'listen': port must be"
+check_bad "[vm ../x]" ":1: VM id must start with a letter or digit"
+check_bad "colour = blue" ":1: unknown key 'colour'"
+rc=0; err=$("$PULLBACKD" -n --vm 'x=relative' 2>&1) || rc=$?
+test "$rc" -eq 1
+case "$err" in *"--vm x=relative: key 'qmp' of VM 'x': must be an absolute path"*) ;; *) false ;; esac
+rc=0; "$PULLBACKD" -n -c "$dir/missing.conf" 2>/dev/null || rc=$?
+test "$rc" -eq 1
+
+# A running daemon: VM a from the file, b from --vm; SIGHUP after the file
+# changes adds c and removes a.
+start_qsd "$dir" 1 16M
+cat > "$dir/run.conf" <<CONF
+[vm a]
+qmp = $QMP_SOCK
+CONF
+start_pullbackd "$dir" -c "$dir/run.conf" --vm "b=$dir/nowhere.sock"
+wait_vm_connected a
+test "$(expect 200 GET /v1/vms | jq -c '[.vms[] | [.name, .status]] | sort')" = \
+     '[["a","connected"],["b","disconnected"]]'
+# A VM whose QEMU is not there says why, and the rest goes on.
+expect 200 GET /v1/vms/b | jq -e '.error | test("nowhere.sock")'
+cat > "$dir/run.conf" <<CONF
+[vm c]
+qmp = $QMP_SOCK
+CONF
+kill -HUP "$PB_PID"
+wait_vm_connected c
+test "$(expect 200 GET /v1/vms | jq -c '[.vms[].name] | sort')" = '["b","c"]'
+# A broken file on SIGHUP keeps the VMs as they are.
+echo "nonsense" > "$dir/run.conf"
+kill -HUP "$PB_PID"
+sleep 0.5
+test "$(expect 200 GET /v1/vms | jq -c '[.vms[].name] | sort')" = '["b","c"]'
+kill -0 "$PB_PID"
