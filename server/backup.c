@@ -119,16 +119,16 @@ backup_to_api (const struct vm *vm, const json_t *b)
                     "disks", disks);
 }
 
-/* qemu-img create -f qcow2 PATH SIZE, with the file private to us. */
-static int
-create_scratch (const char *path, json_int_t size, char *err, size_t errlen)
+/* Start qemu-img create -f qcow2 PATH SIZE; returns its pid or -1. */
+static pid_t
+spawn_scratch (const char *path, json_int_t size, char *err, size_t errlen)
 {
   char sizebuf[32];
   char *argv[] = { (char *)"qemu-img", (char *)"create", (char *)"-q",
                    (char *)"-f", (char *)"qcow2", (char *)path, sizebuf,
                    NULL };
   pid_t pid;
-  int status, r;
+  int r;
 
   snprintf (sizebuf, sizeof sizebuf, "%lld", (long long)size);
   r = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
@@ -137,6 +137,17 @@ create_scratch (const char *path, json_int_t size, char *err, size_t errlen)
       snprintf (err, errlen, "qemu-img: %s", strerror (r));
       return -1;
     }
+  return pid;
+}
+
+/* Wait for a qemu-img started by spawn_scratch; the file is made
+ * private to us.
+ */
+static int
+wait_scratch (pid_t pid, const char *path, char *err, size_t errlen)
+{
+  int status;
+
   while (waitpid (pid, &status, 0) == -1)
     if (errno != EINTR)
       {
@@ -150,6 +161,49 @@ create_scratch (const char *path, json_int_t size, char *err, size_t errlen)
       return -1;
     }
   chmod (path, 0600);
+  return 0;
+}
+
+/* Create every disk's scratch overlay file, all at once. */
+static int
+create_scratches (json_t *b, struct reply *r)
+{
+  json_t *disks = json_object_get (b, "disks");
+  size_t i, n = json_array_size (disks);
+  pid_t *pids = calloc (n ? n : 1, sizeof *pids);
+  char why[512] = "";
+  int rc = 0;
+  json_t *d;
+
+  if (pids == NULL)
+    return reply_error (r, 500, "scratch-failed", "out of memory");
+  json_array_foreach (disks, i, d)
+    {
+      pids[i] = spawn_scratch (str (d, "scratch"),
+                               json_integer_value (json_object_get (d, "size")),
+                               why, sizeof why);
+      if (pids[i] == -1)
+        break;
+    }
+  json_array_foreach (disks, i, d)
+    {
+      char w[400];
+
+      if (pids[i] <= 0)
+        {
+          rc = -1;
+          break;
+        }
+      if (wait_scratch (pids[i], str (d, "scratch"), w, sizeof w) == -1
+          && rc == 0)
+        {
+          snprintf (why, sizeof why, "disk %s: %s", str (d, "name"), w);
+          rc = -1;
+        }
+    }
+  free (pids);
+  if (rc == -1)
+    return reply_error (r, 500, "scratch-failed", "%s", why);
   return 0;
 }
 
@@ -425,7 +479,6 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   json_t *old = active_backup (vm), *b, *disks, *d;
   struct qga *g = NULL;
   int64_t t_freeze = 0;
-  char why[512];
   size_t i;
 
   if (old && strcmp (str (old, "phase"), "failed") != 0)
@@ -465,19 +518,12 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
                           "cannot record the backup in the state directory");
     }
 
+  if (create_scratches (b, r) == -1)
+    goto undo;
   json_array_foreach (json_object_get (b, "disks"), i, d)
     {
       json_t *ret;
 
-      if (create_scratch (str (d, "scratch"),
-                          json_integer_value (json_object_get (d, "size")),
-                          why, sizeof why)
-          == -1)
-        {
-          reply_error (r, 500, "scratch-failed", "disk %s: %s",
-                       str (d, "name"), why);
-          goto undo;
-        }
       ret = vm_qmp (vm, "blockdev-add",
                     json_pack ("{s:s, s:O, s:{s:s, s:O}, s:O}", "driver",
                                "qcow2", "node-name",

@@ -16,22 +16,35 @@ start_pullbackd ()
 {
   local dir=$1; shift
   PB_API=$dir/api.sock
+  PB_LOG=$dir/pullbackd.log
   rm -f "$PB_API"
   "$PULLBACKD" -f --log-level debug --state-dir "$dir/state" \
     --run-dir "$dir/run" --listen "$PB_API" "$@" \
-    >>"$dir/pullbackd.log" 2>&1 &
+    >>"$PB_LOG" 2>&1 &
   PB_PID=$!
   cleanup_fn kill_pullbackd
   wait_for 10 test -S "$PB_API"
 }
 
+# Stop pullbackd (SIGTERM: it ends its backups) and fail if it did not
+# exit cleanly or a sanitizer complained in its log.
 kill_pullbackd ()
 {
+  local rc=0
   if [ -n "${PB_PID:-}" ] && kill -0 "$PB_PID" 2>/dev/null; then
     kill "$PB_PID" 2>/dev/null || true
-    wait "$PB_PID" 2>/dev/null || true
+    wait "$PB_PID" 2>/dev/null || rc=$?
   fi
   PB_PID=
+  if grep -q 'Sanitizer\|runtime error' "$PB_LOG" 2>/dev/null; then
+    echo "FAIL: sanitizer report in $PB_LOG" >&2
+    grep -A30 'Sanitizer\|runtime error' "$PB_LOG" >&2
+    return 1
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL: pullbackd exited with status $rc" >&2
+    return 1
+  fi
 }
 
 # api METHOD PATH [BODY]: prints the response body; the status goes to

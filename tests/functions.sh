@@ -36,7 +36,11 @@ _run_cleanup ()
   _exit_rc=$rc
   set +e
   for ((i = ${#_cleanup_hooks[@]} - 1; i >= 0; i--)); do
-    eval "${_cleanup_hooks[$i]}"
+    # A hook that finds a problem (a sanitizer report, say) fails the test.
+    if ! eval "${_cleanup_hooks[$i]}" && [ "$rc" -eq 0 ]; then
+      rc=1
+      _exit_rc=1
+    fi
   done
   for p in "${_started_pids[@]}"; do
     kill -9 "$p" 2>/dev/null
