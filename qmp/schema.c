@@ -155,7 +155,7 @@ command_arg_type (const struct qmp_schema *s, const char *cmd,
   const char *type;
   char part[256];
 
-  if (c == NULL)
+  if (c == NULL || *arg == '\0')
     return NULL;
   type = json_string_value (json_object_get (c, "arg-type"));
   while (type && *arg)
@@ -179,7 +179,9 @@ qmp_schema_command_has_arg (const struct qmp_schema *s, const char *cmd,
   return command_arg_type (s, cmd, arg) != NULL;
 }
 
-/* Does TYPE (an enum, or an alternate with an enum branch) accept VALUE? */
+/* Does TYPE (an enum, an alternate with an enum branch, or an array of
+ * either) accept VALUE?
+ */
 static bool
 type_has_value (const struct qmp_schema *s, const char *type,
                 const char *value, int depth)
@@ -205,6 +207,12 @@ type_has_value (const struct qmp_schema *s, const char *type,
             return true;
         }
       return false;
+    }
+
+  if (strcmp (meta, "array") == 0)
+    {
+      const char *et = json_string_value (json_object_get (t, "element-type"));
+      return et && type_has_value (s, et, value, depth + 1);
     }
 
   if (strcmp (meta, "alternate") == 0)
