@@ -9,6 +9,7 @@
 # cleanup_fn CMD ARGS...   run CMD at exit (last registered runs first)
 # make_tmpdir VAR          a private directory removed at exit, in $VAR
 # wait_for SECS CMD...     retry CMD until it succeeds or SECS pass
+# fails CMD...             assert that CMD fails
 # start_qsd DIR N [SIZE]   qemu-storage-daemon with N qcow2 disks
 # qsd_writer_exports DIR   writable NBD exports guest-diskK (the "guest")
 # guest_write SOCK EXPORT OFFSET LENGTH BYTE
@@ -55,6 +56,16 @@ trap 'exit 130' INT TERM
 
 # Remember a process we started so the exit trap kills it.
 track_pid () { _started_pids+=("$1"); }
+
+# fails CMD...: assert that CMD fails.  (Under set -e, "! CMD" asserts
+# nothing: bash does not stop for a negated command.)
+fails ()
+{
+  if "$@"; then
+    echo "$0: FAIL: this should have failed: $*" >&2
+    return 1
+  fi
+}
 
 requires ()
 {
@@ -261,4 +272,14 @@ _stop_qga ()
   for dev in $(losetup -j "$img" -O NAME -n 2>/dev/null); do
     losetup -d "$dev" 2>/dev/null
   done
+}
+
+# image_has IMAGE OFFSET LENGTH BYTE: the qcow2 IMAGE (not in use) holds
+# BYTE over the range.  qemu-io prints "read N/N bytes" even when the
+# pattern does not match, so its status and its complaint are what count.
+image_has ()
+{
+  local out
+  out=$(qemu-io -r -f qcow2 -c "read -P $4 $2 $3" "$1" 2>&1) || return 1
+  ! grep -q 'Pattern verification failed' <<<"$out"
 }
