@@ -35,11 +35,11 @@ typedef void (*api_handler) (struct api_request *req, struct reply *r);
 struct api_route
 {
   const char *method;
-  const char *pattern;     /* "/v1/vms/{vm}/checkpoints/{name}" */
+  const char *pattern; /* "/v1/vms/{vm}/checkpoints/{name}" */
   api_handler handler;
   const char *const *query; /* allowed query parameters, NULL-terminated */
-  bool body;               /* takes a JSON body */
-  const char *doc;         /* one line for the reference */
+  bool body;                /* takes a JSON body */
+  const char *doc;          /* one line for the reference */
 };
 
 extern const struct api_route api_routes[];

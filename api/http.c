@@ -163,8 +163,8 @@ dispatch (struct api_server *s, struct MHD_Connection *c, const char *url,
 
   if (!rt->body && cs->len > 0)
     {
-      reply_error (r, 400, "unexpected-body",
-                   "%s %s takes no request body", method, rt->pattern);
+      reply_error (r, 400, "unexpected-body", "%s %s takes no request body",
+                   method, rt->pattern);
       return;
     }
   if (rt->body && cs->len > 0)
@@ -345,8 +345,8 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
           return NULL;
         }
       s->mhd[s->n] = MHD_start_daemon (
-          MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-          0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+          MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+          NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
           MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
       if (s->mhd[s->n] == NULL)

@@ -14,13 +14,13 @@
 
 #define PACKAGE_VERSION_STRING PACKAGE_VERSION
 
-#define NAME(n, k, req)                                                        \
-  {                                                                            \
-    .name = (n), .type = FIELD_NAME, .required = (req), .kind = (k)            \
+#define NAME(n, k, req)                                                       \
+  {                                                                           \
+    .name = (n), .type = FIELD_NAME, .required = (req), .kind = (k)           \
   }
-#define END                                                                    \
-  {                                                                            \
-    .name = NULL                                                               \
+#define END                                                                   \
+  {                                                                           \
+    .name = NULL                                                              \
   }
 
 static const struct field vm_fields[] = {
@@ -130,8 +130,7 @@ h_checkpoints_create (struct api_request *req, struct reply *r)
   CLEANUP_JSON json_t *args = body (req, checkpoint_fields, r);
 
   if (args)
-    registry_call (req->reg, req->params[0], VM_OP_CHECKPOINT_CREATE, args,
-                   r);
+    registry_call (req->reg, req->params[0], VM_OP_CHECKPOINT_CREATE, args, r);
 }
 
 static void
@@ -289,8 +288,7 @@ api_match (const char *method, const char *path,
     {
       char too_long[32] = "";
 
-      if (!match_path (rt->pattern, path, params, too_long,
-                       sizeof too_long))
+      if (!match_path (rt->pattern, path, params, too_long, sizeof too_long))
         continue;
       path_known = true;
       if (strcmp (rt->method, method) != 0)
@@ -305,8 +303,8 @@ api_match (const char *method, const char *path,
       return rt;
     }
   if (path_known)
-    reply_error (r, 405, "method-not-allowed",
-                 "%s is not allowed on %s", method, path);
+    reply_error (r, 405, "method-not-allowed", "%s is not allowed on %s",
+                 method, path);
   else
     reply_error (r, 404, "not-found", "no such endpoint: %s", path);
   return NULL;

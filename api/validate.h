@@ -21,12 +21,12 @@
 
 enum field_type
 {
-  FIELD_NAME,       /* a string following the name rules of .kind */
+  FIELD_NAME,        /* a string following the name rules of .kind */
   FIELD_NAME_OR_OFF, /* the same, or null/false for "none" */
-  FIELD_NAME_LIST,  /* a non-empty array of distinct names of .kind */
-  FIELD_PATH,       /* an absolute path */
-  FIELD_NBD_ADDR,   /* unix:PATH or HOST:PORT */
-  FIELD_INT,        /* an integer in [min, max] */
+  FIELD_NAME_LIST,   /* a non-empty array of distinct names of .kind */
+  FIELD_PATH,        /* an absolute path */
+  FIELD_NBD_ADDR,    /* unix:PATH or HOST:PORT */
+  FIELD_INT,         /* an integer in [min, max] */
   FIELD_BOOL,
 };
 

@@ -30,25 +30,25 @@ void cleanup_unlock (pthread_mutex_t **m);
 /* Hold MUTEX until the end of the enclosing scope. */
 #define LOCK_FOR_SCOPE_CONCAT2(a, b) a##b
 #define LOCK_FOR_SCOPE_CONCAT(a, b) LOCK_FOR_SCOPE_CONCAT2 (a, b)
-#define LOCK_FOR_SCOPE(mutex)                                                  \
-  __attribute__ ((cleanup (cleanup_unlock))) pthread_mutex_t *LOCK_FOR_SCOPE_CONCAT ( \
-      _scope_lock_, __LINE__)                                                  \
+#define LOCK_FOR_SCOPE(mutex)                                                 \
+  __attribute__ ((cleanup (cleanup_unlock))) pthread_mutex_t *                \
+  LOCK_FOR_SCOPE_CONCAT (_scope_lock_, __LINE__)                              \
       = (pthread_mutex_lock (mutex), (mutex))
 
 /* Move a value out of a cleanup variable: returns it and leaves the
  * variable empty so its cleanup does nothing.
  */
-#define TAKE_PTR(var)                                                          \
-  ({                                                                           \
-    __typeof__ (var) _taken = (var);                                           \
-    (var) = NULL;                                                              \
-    _taken;                                                                    \
+#define TAKE_PTR(var)                                                         \
+  ({                                                                          \
+    __typeof__ (var) _taken = (var);                                          \
+    (var) = NULL;                                                             \
+    _taken;                                                                   \
   })
-#define TAKE_FD(fd)                                                            \
-  ({                                                                           \
-    int _taken = (fd);                                                         \
-    (fd) = -1;                                                                 \
-    _taken;                                                                    \
+#define TAKE_FD(fd)                                                           \
+  ({                                                                          \
+    int _taken = (fd);                                                        \
+    (fd) = -1;                                                                \
+    _taken;                                                                   \
   })
 
 #endif /* PULLBACK_CLEANUP_H */

@@ -98,8 +98,8 @@ vlog (enum log_level level, int errnum, const char *fmt, va_list ap)
 
   if (log_foreground)
     fprintf (stderr, "%s: %s%s\n", log_ident,
-             level == LOG_LEVEL_ERROR  ? "error: "
-             : level == LOG_LEVEL_WARN ? "warning: "
+             level == LOG_LEVEL_ERROR   ? "error: "
+             : level == LOG_LEVEL_WARN  ? "warning: "
              : level == LOG_LEVEL_DEBUG ? "debug: "
                                         : "",
              msg);

@@ -35,8 +35,7 @@ void log_warn (const char *fmt, ...) LOG_PRINTF (1, 2);
 void log_warnx (const char *fmt, ...) LOG_PRINTF (1, 2);
 void log_info (const char *fmt, ...) LOG_PRINTF (1, 2);
 void log_debug (const char *fmt, ...) LOG_PRINTF (1, 2);
-void fatal (const char *fmt, ...) LOG_PRINTF (1, 2)
-    __attribute__ ((noreturn));
+void fatal (const char *fmt, ...) LOG_PRINTF (1, 2) __attribute__ ((noreturn));
 void fatalx (const char *fmt, ...) LOG_PRINTF (1, 2)
     __attribute__ ((noreturn));
 

@@ -39,13 +39,13 @@ is_name_char (char c)
   return is_alnum (c) || c == '.' || c == '_' || c == '-';
 }
 
-#define REJECT(...)                                                            \
-  do                                                                           \
-    {                                                                          \
-      if (err && errlen)                                                       \
-        snprintf (err, errlen, __VA_ARGS__);                                   \
-      return false;                                                            \
-    }                                                                          \
+#define REJECT(...)                                                           \
+  do                                                                          \
+    {                                                                         \
+      if (err && errlen)                                                      \
+        snprintf (err, errlen, __VA_ARGS__);                                  \
+      return false;                                                           \
+    }                                                                         \
   while (0)
 
 bool

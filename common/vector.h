@@ -19,74 +19,77 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define empty_vector { .ptr = NULL, .len = 0, .cap = 0 }
+#define empty_vector                                                          \
+  {                                                                           \
+    .ptr = NULL, .len = 0, .cap = 0                                           \
+  }
 
-#define DEFINE_VECTOR_TYPE(name, type)                                         \
-  typedef struct                                                               \
-  {                                                                            \
-    type *ptr;                                                                 \
-    size_t len;                                                                \
-    size_t cap;                                                                \
-  } name;                                                                      \
-                                                                               \
-  static inline __attribute__ ((__unused__)) int name##_reserve (name *v,     \
-                                                                 size_t n)     \
-  {                                                                            \
-    size_t newcap;                                                             \
-    type *p;                                                                   \
-    if (v->cap - v->len >= n)                                                  \
-      return 0;                                                                \
-    if (n > SIZE_MAX / sizeof (type) - v->len)                                 \
-      {                                                                        \
-        errno = ENOMEM;                                                        \
-        return -1;                                                             \
-      }                                                                        \
-    newcap = v->cap ? v->cap : 4;                                              \
-    while (newcap - v->len < n)                                                \
-      {                                                                        \
-        if (newcap > SIZE_MAX / sizeof (type) / 2)                             \
-          {                                                                    \
-            newcap = v->len + n;                                               \
-            break;                                                             \
-          }                                                                    \
-        newcap *= 2;                                                           \
-      }                                                                        \
-    p = realloc (v->ptr, newcap * sizeof (type));                              \
-    if (p == NULL)                                                             \
-      return -1;                                                               \
-    v->ptr = p;                                                                \
-    v->cap = newcap;                                                           \
-    return 0;                                                                  \
-  }                                                                            \
-                                                                               \
-  static inline __attribute__ ((__unused__)) int name##_append (name *v,      \
-                                                                type elem)     \
-  {                                                                            \
-    if (name##_reserve (v, 1) == -1)                                           \
-      return -1;                                                               \
-    v->ptr[v->len++] = elem;                                                   \
-    return 0;                                                                  \
-  }                                                                            \
-                                                                               \
-  static inline __attribute__ ((__unused__)) void name##_remove (name *v,     \
-                                                                 size_t i)     \
-  {                                                                            \
+#define DEFINE_VECTOR_TYPE(name, type)                                        \
+  typedef struct                                                              \
+  {                                                                           \
+    type *ptr;                                                                \
+    size_t len;                                                               \
+    size_t cap;                                                               \
+  } name;                                                                     \
+                                                                              \
+  static inline                                                               \
+      __attribute__ ((__unused__)) int name##_reserve (name *v, size_t n)     \
+  {                                                                           \
+    size_t newcap;                                                            \
+    type *p;                                                                  \
+    if (v->cap - v->len >= n)                                                 \
+      return 0;                                                               \
+    if (n > SIZE_MAX / sizeof (type) - v->len)                                \
+      {                                                                       \
+        errno = ENOMEM;                                                       \
+        return -1;                                                            \
+      }                                                                       \
+    newcap = v->cap ? v->cap : 4;                                             \
+    while (newcap - v->len < n)                                               \
+      {                                                                       \
+        if (newcap > SIZE_MAX / sizeof (type) / 2)                            \
+          {                                                                   \
+            newcap = v->len + n;                                              \
+            break;                                                            \
+          }                                                                   \
+        newcap *= 2;                                                          \
+      }                                                                       \
+    p = realloc (v->ptr, newcap * sizeof (type));                             \
+    if (p == NULL)                                                            \
+      return -1;                                                              \
+    v->ptr = p;                                                               \
+    v->cap = newcap;                                                          \
+    return 0;                                                                 \
+  }                                                                           \
+                                                                              \
+  static inline                                                               \
+      __attribute__ ((__unused__)) int name##_append (name *v, type elem)     \
+  {                                                                           \
+    if (name##_reserve (v, 1) == -1)                                          \
+      return -1;                                                              \
+    v->ptr[v->len++] = elem;                                                  \
+    return 0;                                                                 \
+  }                                                                           \
+                                                                              \
+  static inline                                                               \
+      __attribute__ ((__unused__)) void name##_remove (name *v, size_t i)     \
+  {                                                                           \
     memmove (&v->ptr[i], &v->ptr[i + 1], (v->len - i - 1) * sizeof (type));   \
-    v->len--;                                                                  \
-  }                                                                            \
-                                                                               \
+    v->len--;                                                                 \
+  }                                                                           \
+                                                                              \
   static inline __attribute__ ((__unused__)) void name##_reset (name *v)      \
-  {                                                                            \
-    free (v->ptr);                                                             \
-    v->ptr = NULL;                                                             \
-    v->len = v->cap = 0;                                                       \
-  }                                                                            \
-                                                                               \
+  {                                                                           \
+    free (v->ptr);                                                            \
+    v->ptr = NULL;                                                            \
+    v->len = v->cap = 0;                                                      \
+  }                                                                           \
+                                                                              \
   static inline __attribute__ ((__unused__)) void name##_iter (               \
-      name *v, void (*f) (type elem))                                          \
-  {                                                                            \
-    for (size_t i = 0; i < v->len; i++)                                        \
-      f (v->ptr[i]);                                                           \
+      name *v, void (*f) (type elem))                                         \
+  {                                                                           \
+    for (size_t i = 0; i < v->len; i++)                                       \
+      f (v->ptr[i]);                                                          \
   }
 
 #endif /* PULLBACK_VECTOR_H */

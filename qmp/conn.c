@@ -109,8 +109,7 @@ conn_open (struct conn *c, int64_t deadline, struct qmp_error *err)
                          c->path);
           return -1;
         }
-      if (r == -1
-          || getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
+      if (r == -1 || getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
         {
           set_system_error (err, errno, "connect", c->path);
           return -1;
@@ -208,8 +207,8 @@ conn_send (struct conn *c, const void *buf, size_t len, int passfd,
           r = wait_fd (c->fd, POLLOUT, deadline);
           if (r == 0)
             {
-              qmp_error_set (err, QMP_ERR_TIMEOUT,
-                             "%s %s: timed out sending", c->peer, c->path);
+              qmp_error_set (err, QMP_ERR_TIMEOUT, "%s %s: timed out sending",
+                             c->peer, c->path);
               /* Half a message would garble the next one: start over. */
               if (p != buf)
                 conn_close (c);
@@ -248,8 +247,8 @@ parse_buffered (struct conn *c, json_t **out, struct qmp_error *err)
   if (r == -1)
     {
       qmp_error_set (err, QMP_ERR_PROTOCOL,
-                     "%s %s: message longer than %zu bytes", c->peer,
-                     c->path, c->fr.max);
+                     "%s %s: message longer than %zu bytes", c->peer, c->path,
+                     c->fr.max);
       conn_close (c);
       return -1;
     }
@@ -262,9 +261,8 @@ parse_buffered (struct conn *c, json_t **out, struct qmp_error *err)
   msg = json_loadb (line, len, JSON_REJECT_DUPLICATES, &jerr);
   if (msg == NULL || !json_is_object (msg))
     {
-      qmp_error_set (err, QMP_ERR_PROTOCOL, "%s %s: bad message: %s",
-                     c->peer, c->path,
-                     msg ? "not a JSON object" : jerr.text);
+      qmp_error_set (err, QMP_ERR_PROTOCOL, "%s %s: bad message: %s", c->peer,
+                     c->path, msg ? "not a JSON object" : jerr.text);
       json_decref (msg);
       conn_close (c);
       return -1;
@@ -326,8 +324,8 @@ conn_recv_nowait (struct conn *c, struct qmp_error *err)
 
       if (c->fd < 0)
         {
-          qmp_error_set (err, QMP_ERR_DISCONNECTED,
-                         "%s %s is not connected", c->peer, c->path);
+          qmp_error_set (err, QMP_ERR_DISCONNECTED, "%s %s is not connected",
+                         c->peer, c->path);
           return NULL;
         }
       r = parse_buffered (c, &msg, err);

@@ -19,12 +19,12 @@
 struct framer
 {
   char *buf;
-  size_t len;       /* bytes held */
-  size_t cap;       /* allocated */
-  size_t max;       /* longest message accepted, without its newline */
-  size_t start;     /* where the unconsumed data begins */
-  size_t scanned;   /* bytes after start known to hold no newline */
-  bool want_delim;  /* drop bytes until a 0xFF */
+  size_t len;      /* bytes held */
+  size_t cap;      /* allocated */
+  size_t max;      /* longest message accepted, without its newline */
+  size_t start;    /* where the unconsumed data begins */
+  size_t scanned;  /* bytes after start known to hold no newline */
+  bool want_delim; /* drop bytes until a 0xFF */
 };
 
 void framer_init (struct framer *f, size_t max);

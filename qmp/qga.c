@@ -111,8 +111,7 @@ qga_execute (struct qga *g, const char *cmd, json_t *args, int timeout_ms,
              struct qmp_error *err)
 {
   qmp_error_clear (err);
-  return conn_call (&g->conn, cmd, args, -1, deadline_after (timeout_ms),
-                    err);
+  return conn_call (&g->conn, cmd, args, -1, deadline_after (timeout_ms), err);
 }
 
 /* Run CMD and return its integer result (a count), or -1. */
@@ -146,8 +145,8 @@ qga_fsfreeze_status (struct qga *g, int timeout_ms, struct qmp_error *err)
     return QGA_THAWED;
   if (s && strcmp (s, "frozen") == 0)
     return QGA_FROZEN;
-  qmp_error_set (err, QMP_ERR_PROTOCOL,
-                 "QGA %s: unknown freeze status", g->conn.path);
+  qmp_error_set (err, QMP_ERR_PROTOCOL, "QGA %s: unknown freeze status",
+                 g->conn.path);
   return -1;
 }
 

@@ -36,20 +36,17 @@ enum qga_freeze_status
 };
 
 /* Returns QGA_THAWED or QGA_FROZEN, or -1 with ERR filled. */
-int qga_fsfreeze_status (struct qga *g, int timeout_ms,
-                         struct qmp_error *err);
+int qga_fsfreeze_status (struct qga *g, int timeout_ms, struct qmp_error *err);
 
 /* Freeze exactly the N MOUNTPOINTS (N must be at least 1: the agent
  * reads an absent list as "everything").  Returns the number of
  * filesystems frozen, or -1.
  */
 int qga_fsfreeze_freeze_list (struct qga *g, const char *const *mountpoints,
-                              size_t n, int timeout_ms,
-                              struct qmp_error *err);
+                              size_t n, int timeout_ms, struct qmp_error *err);
 
 /* Freeze every filesystem the agent sees.  Returns the count, or -1. */
-int qga_fsfreeze_freeze (struct qga *g, int timeout_ms,
-                         struct qmp_error *err);
+int qga_fsfreeze_freeze (struct qga *g, int timeout_ms, struct qmp_error *err);
 
 /* Thaw.  Returns the number of filesystems thawed, or -1. */
 int qga_fsfreeze_thaw (struct qga *g, int timeout_ms, struct qmp_error *err);

@@ -92,8 +92,8 @@ qmp_connect (const char *path, int timeout_ms, struct qmp_error *err)
   struct qmp *q = calloc (1, sizeof *q);
 
   qmp_error_clear (err);
-  if (q == NULL || conn_init (&q->conn, path, "QMP", QMP_DEFAULT_MAX_MESSAGE)
-                       == -1)
+  if (q == NULL
+      || conn_init (&q->conn, path, "QMP", QMP_DEFAULT_MAX_MESSAGE) == -1)
     {
       qmp_error_set (err, QMP_ERR_SYSTEM, "out of memory");
       free (q);
@@ -193,8 +193,7 @@ qmp_execute_with_fd (struct qmp *q, const char *cmd, json_t *args, int fd,
                      "arguments of %s must be a JSON object", cmd);
       return NULL;
     }
-  return conn_call (&q->conn, cmd, args, fd, deadline_after (timeout_ms),
-                    err);
+  return conn_call (&q->conn, cmd, args, fd, deadline_after (timeout_ms), err);
 }
 
 json_t *

@@ -45,8 +45,8 @@ qmp_txn_add (struct qmp_txn *t, const char *type, json_t *data)
 {
   if (data == NULL)
     return -1;
-  return json_array_append_new (t->actions, json_pack ("{s:s, s:o}", "type",
-                                                       type, "data", data));
+  return json_array_append_new (
+      t->actions, json_pack ("{s:s, s:o}", "type", type, "data", data));
 }
 
 int

@@ -73,9 +73,9 @@ scratch_bytes (const json_t *b)
   json_t *d;
   struct stat st;
 
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (stat (str (d, "scratch"), &st) == 0)
-      total += (json_int_t)st.st_blocks * 512;
+  json_array_foreach (json_object_get (b, "disks"), i,
+                      d) if (stat (str (d, "scratch"), &st) == 0) total
+      += (json_int_t)st.st_blocks * 512;
   return total;
 }
 
@@ -88,35 +88,34 @@ backup_to_api (const struct vm *vm, const json_t *b)
   json_t *d;
 
   json_array_foreach (json_object_get (b, "disks"), i, d)
-    {
-      bool incr = strcmp (str (d, "mode"), "incremental") == 0;
-      json_t *nbd = json_null ();
+  {
+    bool incr = strcmp (str (d, "mode"), "incremental") == 0;
+    json_t *nbd = json_null ();
 
-      if (ready)
-        nbd = json_pack ("{s:o, s:s, s:o}", "uri", nbd_uri (vm, str (d, "name")),
-                         "export", str (d, "name"), "dirty_bitmap_context",
-                         incr ? json_sprintf ("qemu:dirty-bitmap:%s",
-                                              str (d, "tmp_bitmap"))
-                              : json_null ());
-      json_array_append_new (
-          disks, json_pack ("{s:O, s:O, s:O, s:O?, s:o}", "name",
-                            json_object_get (d, "name"), "size",
-                            json_object_get (d, "size"), "mode",
-                            json_object_get (d, "mode"), "reason",
-                            json_object_get (d, "reason"), "nbd", nbd));
-    }
-  return json_pack ("{s:O, s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, "
-                    "s:O?, s:o}",
-                    "id", json_object_get (b, "id"), "vm", vm->name, "phase",
-                    json_object_get (b, "phase"), "checkpoint",
-                    json_object_get (b, "checkpoint"), "since",
-                    json_object_get (b, "since"), "created",
-                    json_object_get (b, "created"), "expires",
-                    json_object_get (b, "expires"), "ttl",
-                    json_object_get (b, "ttl"), "freeze_ms",
-                    json_object_get (b, "freeze_ms"), "scratch_bytes",
-                    scratch_bytes (b), "reason", json_object_get (b, "reason"),
-                    "disks", disks);
+    if (ready)
+      nbd = json_pack (
+          "{s:o, s:s, s:o}", "uri", nbd_uri (vm, str (d, "name")), "export",
+          str (d, "name"), "dirty_bitmap_context",
+          incr ? json_sprintf ("qemu:dirty-bitmap:%s", str (d, "tmp_bitmap"))
+               : json_null ());
+    json_array_append_new (
+        disks, json_pack ("{s:O, s:O, s:O, s:O?, s:o}", "name",
+                          json_object_get (d, "name"), "size",
+                          json_object_get (d, "size"), "mode",
+                          json_object_get (d, "mode"), "reason",
+                          json_object_get (d, "reason"), "nbd", nbd));
+  }
+  return json_pack (
+      "{s:O, s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, "
+      "s:O?, s:o}",
+      "id", json_object_get (b, "id"), "vm", vm->name, "phase",
+      json_object_get (b, "phase"), "checkpoint",
+      json_object_get (b, "checkpoint"), "since", json_object_get (b, "since"),
+      "created", json_object_get (b, "created"), "expires",
+      json_object_get (b, "expires"), "ttl", json_object_get (b, "ttl"),
+      "freeze_ms", json_object_get (b, "freeze_ms"), "scratch_bytes",
+      scratch_bytes (b), "reason", json_object_get (b, "reason"), "disks",
+      disks);
 }
 
 /* Start qemu-img create -f qcow2 PATH SIZE; returns its pid or -1. */
@@ -124,9 +123,9 @@ static pid_t
 spawn_scratch (const char *path, json_int_t size, char *err, size_t errlen)
 {
   char sizebuf[32];
-  char *argv[] = { (char *)"qemu-img", (char *)"create", (char *)"-q",
-                   (char *)"-f", (char *)"qcow2", (char *)path, sizebuf,
-                   NULL };
+  char *argv[]
+      = { (char *)"qemu-img", (char *)"create", (char *)"-q", (char *)"-f",
+          (char *)"qcow2",    (char *)path,     sizebuf,      NULL };
   pid_t pid;
   int r;
 
@@ -178,29 +177,29 @@ create_scratches (json_t *b, struct reply *r)
   if (pids == NULL)
     return reply_error (r, 500, "scratch-failed", "out of memory");
   json_array_foreach (disks, i, d)
-    {
-      pids[i] = spawn_scratch (str (d, "scratch"),
-                               json_integer_value (json_object_get (d, "size")),
-                               why, sizeof why);
-      if (pids[i] == -1)
-        break;
-    }
+  {
+    pids[i] = spawn_scratch (str (d, "scratch"),
+                             json_integer_value (json_object_get (d, "size")),
+                             why, sizeof why);
+    if (pids[i] == -1)
+      break;
+  }
   json_array_foreach (disks, i, d)
-    {
-      char w[400];
+  {
+    char w[400];
 
-      if (pids[i] <= 0)
-        {
-          rc = -1;
-          break;
-        }
-      if (wait_scratch (pids[i], str (d, "scratch"), w, sizeof w) == -1
-          && rc == 0)
-        {
-          snprintf (why, sizeof why, "disk %s: %s", str (d, "name"), w);
-          rc = -1;
-        }
-    }
+    if (pids[i] <= 0)
+      {
+        rc = -1;
+        break;
+      }
+    if (wait_scratch (pids[i], str (d, "scratch"), w, sizeof w) == -1
+        && rc == 0)
+      {
+        snprintf (why, sizeof why, "disk %s: %s", str (d, "name"), w);
+        rc = -1;
+      }
+  }
   free (pids);
   if (rc == -1)
     return reply_error (r, 500, "scratch-failed", "%s", why);
@@ -263,81 +262,81 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
     }
 
   if (want)
-    json_array_foreach (want, i, d)
-      if (disk_find (vm->disks, json_string_value (d)) == NULL)
-        {
-          reply_error_field (r, 422, "disk-not-found", "disks",
-                             "VM %s has no disk '%s'", vm->name,
-                             json_string_value (d));
-          return NULL;
-        }
+    json_array_foreach (
+        want, i, d) if (disk_find (vm->disks, json_string_value (d)) == NULL)
+    {
+      reply_error_field (r, 422, "disk-not-found", "disks",
+                         "VM %s has no disk '%s'", vm->name,
+                         json_string_value (d));
+      return NULL;
+    }
 
   disks = json_array ();
   json_array_foreach (vm->disks, i, d)
-    {
-      const char *name = str (d, "name");
-      const char *node = str (d, "node");
-      bool qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
-      const char *mode = "full", *reason = NULL;
-      char tmp[NAME_MAX_LEN + 16];
-      int idx = (int)json_array_size (disks);
-      json_t *entry;
-      bool selected = want == NULL;
-      size_t k;
-      json_t *w;
+  {
+    const char *name = str (d, "name");
+    const char *node = str (d, "node");
+    bool qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
+    const char *mode = "full", *reason = NULL;
+    char tmp[NAME_MAX_LEN + 16];
+    int idx = (int)json_array_size (disks);
+    json_t *entry;
+    bool selected = want == NULL;
+    size_t k;
+    json_t *w;
 
-      json_array_foreach (want, k, w)
-        if (strcmp (json_string_value (w), name) == 0)
-          selected = true;
-      if (!selected)
-        continue;
+    json_array_foreach (want, k, w) if (strcmp (json_string_value (w), name)
+                                        == 0) selected
+        = true;
+    if (!selected)
+      continue;
 
-      snprintf (tmp, sizeof tmp, PB_TMP_BITMAP_PREFIX "%s", name);
-      if (base)
-        {
-          const json_t *cd = NULL;
-          size_t m;
-          json_t *e;
+    snprintf (tmp, sizeof tmp, PB_TMP_BITMAP_PREFIX "%s", name);
+    if (base)
+      {
+        const json_t *cd = NULL;
+        size_t m;
+        json_t *e;
 
-          json_array_foreach (json_object_get (base, "disks"), m, e)
-            if (strcmp (str (e, "disk"), name) == 0)
-              cd = e;
-          if (!qcow2)
-            reason = "disk-not-qcow2";
-          else if (cd == NULL)
-            reason = "disk-added";
-          else if (json_is_string (json_object_get (cd, "broken")))
-            reason = str (cd, "broken");
-          else
-            mode = "incremental";
-        }
-      if (strcmp (mode, "incremental") == 0
-          && json_object_get (json_object_get (bitmaps, node), tmp))
-        {
-          json_decref (disks);
-          reply_error (r, 409, "bitmap-exists",
-                       "a bitmap named '%s' already exists on disk %s of "
-                       "VM %s",
-                       tmp, name, vm->name);
-          return NULL;
-        }
+        json_array_foreach (json_object_get (base, "disks"), m,
+                            e) if (strcmp (str (e, "disk"), name) == 0) cd
+            = e;
+        if (!qcow2)
+          reason = "disk-not-qcow2";
+        else if (cd == NULL)
+          reason = "disk-added";
+        else if (json_is_string (json_object_get (cd, "broken")))
+          reason = str (cd, "broken");
+        else
+          mode = "incremental";
+      }
+    if (strcmp (mode, "incremental") == 0
+        && json_object_get (json_object_get (bitmaps, node), tmp))
+      {
+        json_decref (disks);
+        reply_error (r, 409, "bitmap-exists",
+                     "a bitmap named '%s' already exists on disk %s of "
+                     "VM %s",
+                     tmp, name, vm->name);
+        return NULL;
+      }
 
-      entry = json_pack (
-          "{s:s, s:s, s:O, s:O, s:s, s:s?, s:i, s:s?, s:b, "
-          "s:o, s:o, s:o, s:o, s:o}",
-          "name", name, "node", node, "size", json_object_get (d, "size"),
-          "format", json_object_get (d, "format"), "mode", mode, "reason",
-          reason, "index", idx, "tmp_bitmap",
-          strcmp (mode, "incremental") == 0 ? tmp : NULL, "checkpoint_bitmap",
-          qcow2 && cpname[0], "scratch",
-          json_sprintf ("%s/pullback-%s.%d.qcow2", vm->scratch_dir, vm->name,
-                        idx),
-          "fleece", json_sprintf (PB_FLEECE_PREFIX "%d", idx), "cbw",
-          json_sprintf (PB_CBW_PREFIX "%d", idx), "job",
-          json_sprintf (PB_JOB_PREFIX "%d", idx), "export_id",
-          json_sprintf (PB_EXPORT_PREFIX "%d", idx));
-      json_array_append_new (disks, entry);
-    }
+    entry = json_pack ("{s:s, s:s, s:O, s:O, s:s, s:s?, s:i, s:s?, s:b, "
+                       "s:o, s:o, s:o, s:o, s:o}",
+                       "name", name, "node", node, "size",
+                       json_object_get (d, "size"), "format",
+                       json_object_get (d, "format"), "mode", mode, "reason",
+                       reason, "index", idx, "tmp_bitmap",
+                       strcmp (mode, "incremental") == 0 ? tmp : NULL,
+                       "checkpoint_bitmap", qcow2 && cpname[0], "scratch",
+                       json_sprintf ("%s/pullback-%s.%d.qcow2",
+                                     vm->scratch_dir, vm->name, idx),
+                       "fleece", json_sprintf (PB_FLEECE_PREFIX "%d", idx),
+                       "cbw", json_sprintf (PB_CBW_PREFIX "%d", idx), "job",
+                       json_sprintf (PB_JOB_PREFIX "%d", idx), "export_id",
+                       json_sprintf (PB_EXPORT_PREFIX "%d", idx));
+    json_array_append_new (disks, entry);
+  }
   if (json_array_size (disks) == 0)
     {
       json_decref (disks);
@@ -407,26 +406,25 @@ run_transaction (struct vm *vm, json_t *b, struct reply *r)
   int rc;
 
   json_array_foreach (json_object_get (b, "disks"), i, d)
-    {
-      qmp_txn_addf (t, "blockdev-backup", "{s:O, s:O, s:O, s:s, s:O}",
-                    "job-id", json_object_get (d, "job"), "device",
-                    json_object_get (d, "node"), "target",
-                    json_object_get (d, "fleece"), "sync", "none",
-                    "filter-node-name", json_object_get (d, "cbw"));
-      if (json_is_true (json_object_get (d, "checkpoint_bitmap")))
-        qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
-                      json_object_get (d, "node"), "name", cp, "persistent",
-                      1);
-      if (json_is_string (json_object_get (d, "tmp_bitmap")))
-        {
-          qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:O, s:b}",
-                        "node", json_object_get (d, "node"), "name",
-                        json_object_get (d, "tmp_bitmap"), "disabled", 1);
-          qmp_txn_addf (t, "block-dirty-bitmap-merge", "{s:O, s:O, s:[s]}",
-                        "node", json_object_get (d, "node"), "target",
-                        json_object_get (d, "tmp_bitmap"), "bitmaps", since);
-        }
-    }
+  {
+    qmp_txn_addf (t, "blockdev-backup", "{s:O, s:O, s:O, s:s, s:O}", "job-id",
+                  json_object_get (d, "job"), "device",
+                  json_object_get (d, "node"), "target",
+                  json_object_get (d, "fleece"), "sync", "none",
+                  "filter-node-name", json_object_get (d, "cbw"));
+    if (json_is_true (json_object_get (d, "checkpoint_bitmap")))
+      qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
+                    json_object_get (d, "node"), "name", cp, "persistent", 1);
+    if (json_is_string (json_object_get (d, "tmp_bitmap")))
+      {
+        qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:O, s:b}", "node",
+                      json_object_get (d, "node"), "name",
+                      json_object_get (d, "tmp_bitmap"), "disabled", 1);
+        qmp_txn_addf (t, "block-dirty-bitmap-merge", "{s:O, s:O, s:[s]}",
+                      "node", json_object_get (d, "node"), "target",
+                      json_object_get (d, "tmp_bitmap"), "bitmaps", since);
+      }
+  }
   rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
   qmp_txn_free (t);
   if (rc == -1)
@@ -447,22 +445,22 @@ add_checkpoint_record (struct vm *vm, const json_t *b)
 
   bitmaps = bitmaps_query (vm, &err);
   json_array_foreach (json_object_get (b, "disks"), i, d)
-    {
-      json_t *bm;
+  {
+    json_t *bm;
 
-      if (!json_is_true (json_object_get (d, "checkpoint_bitmap")))
-        continue;
-      bm = json_object_get (json_object_get (bitmaps, str (d, "node")),
-                            str (b, "checkpoint"));
-      json_array_append_new (
-          disks, json_pack ("{s:O, s:O, s:O, s:O, s:n}", "disk",
-                            json_object_get (d, "name"), "node",
-                            json_object_get (d, "node"), "bitmap",
-                            json_object_get (b, "checkpoint"), "granularity",
-                            bm ? json_object_get (bm, "granularity")
-                               : json_null (),
-                            "broken"));
-    }
+    if (!json_is_true (json_object_get (d, "checkpoint_bitmap")))
+      continue;
+    bm = json_object_get (json_object_get (bitmaps, str (d, "node")),
+                          str (b, "checkpoint"));
+    json_array_append_new (
+        disks,
+        json_pack ("{s:O, s:O, s:O, s:O, s:n}", "disk",
+                   json_object_get (d, "name"), "node",
+                   json_object_get (d, "node"), "bitmap",
+                   json_object_get (b, "checkpoint"), "granularity",
+                   bm ? json_object_get (bm, "granularity") : json_null (),
+                   "broken"));
+  }
   json_array_append_new (
       list, json_pack ("{s:O, s:O, s:O?, s:o}", "name",
                        json_object_get (b, "checkpoint"), "created",
@@ -521,24 +519,24 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   if (create_scratches (b, r) == -1)
     goto undo;
   json_array_foreach (json_object_get (b, "disks"), i, d)
-    {
-      json_t *ret;
+  {
+    json_t *ret;
 
-      ret = vm_qmp (vm, "blockdev-add",
-                    json_pack ("{s:s, s:O, s:{s:s, s:O}, s:O}", "driver",
-                               "qcow2", "node-name",
-                               json_object_get (d, "fleece"), "file",
-                               "driver", "file", "filename",
-                               json_object_get (d, "scratch"), "backing",
-                               json_object_get (d, "node")),
-                    &err);
-      if (ret == NULL)
-        {
-          qemu_failed (r, "adding the scratch overlay", &err);
-          goto undo;
-        }
-      json_decref (ret);
-    }
+    ret = vm_qmp (vm, "blockdev-add",
+                  json_pack ("{s:s, s:O, s:{s:s, s:O}, s:O}", "driver",
+                             "qcow2", "node-name",
+                             json_object_get (d, "fleece"), "file", "driver",
+                             "file", "filename",
+                             json_object_get (d, "scratch"), "backing",
+                             json_object_get (d, "node")),
+                  &err);
+    if (ret == NULL)
+      {
+        qemu_failed (r, "adding the scratch overlay", &err);
+        goto undo;
+      }
+    json_decref (ret);
+  }
 
   if (json_is_true (json_object_get (args, "quiesce")))
     {
@@ -570,35 +568,35 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   if (nbd_ensure_server (vm, r) == -1)
     goto undo;
   json_array_foreach (json_object_get (b, "disks"), i, d)
-    {
-      json_t *args2 = json_pack (
-          "{s:s, s:O, s:O, s:O, s:b, s:b}", "type", "nbd", "id",
-          json_object_get (d, "export_id"), "node-name",
-          json_object_get (d, "fleece"), "name", json_object_get (d, "name"),
-          "writable", 0, "allocation-depth", 1);
-      json_t *ret;
+  {
+    json_t *args2 = json_pack ("{s:s, s:O, s:O, s:O, s:b, s:b}", "type", "nbd",
+                               "id", json_object_get (d, "export_id"),
+                               "node-name", json_object_get (d, "fleece"),
+                               "name", json_object_get (d, "name"), "writable",
+                               0, "allocation-depth", 1);
+    json_t *ret;
 
-      if (json_is_string (json_object_get (d, "tmp_bitmap")))
-        json_object_set_new (args2, "bitmaps",
-                             json_pack ("[{s:O, s:O}]", "node",
-                                        json_object_get (d, "node"), "name",
-                                        json_object_get (d, "tmp_bitmap")));
-      ret = vm_qmp (vm, "block-export-add", args2, &err);
-      if (ret == NULL)
-        {
-          qemu_failed (r, "exporting over NBD", &err);
-          goto undo;
-        }
-      json_decref (ret);
-    }
+    if (json_is_string (json_object_get (d, "tmp_bitmap")))
+      json_object_set_new (args2, "bitmaps",
+                           json_pack ("[{s:O, s:O}]", "node",
+                                      json_object_get (d, "node"), "name",
+                                      json_object_get (d, "tmp_bitmap")));
+    ret = vm_qmp (vm, "block-export-add", args2, &err);
+    if (ret == NULL)
+      {
+        qemu_failed (r, "exporting over NBD", &err);
+        goto undo;
+      }
+    json_decref (ret);
+  }
 
   if (str (b, "checkpoint"))
     add_checkpoint_record (vm, b);
   json_object_set_new (b, "phase", json_string ("ready"));
-  json_object_set_new (b, "expires",
-                       json_integer (now_seconds ()
-                                     + json_integer_value (
-                                         json_object_get (b, "ttl"))));
+  json_object_set_new (
+      b, "expires",
+      json_integer (now_seconds ()
+                    + json_integer_value (json_object_get (b, "ttl"))));
   vm_save (vm);
   log_info ("VM %s: backup %s ready (%zu disks)", vm->name, str (b, "id"),
             json_array_size (json_object_get (b, "disks")));
@@ -712,7 +710,7 @@ backup_qemu_lost (struct vm *vm, const char *reason)
    * files are ours to remove.
    */
   json_array_foreach (json_object_get (b, "disks"), i, d)
-    unlink (str (d, "scratch"));
+      unlink (str (d, "scratch"));
   if (vm->nbd_ours)
     unlink (vm->nbd_socket);
   vm->nbd_ours = false;

@@ -18,8 +18,7 @@
 /* Longest line the parser takes; anything longer is an error. */
 #define MAX_LINE 4096
 
-static void
-seterr (char *err, size_t errlen, const char *fmt, ...)
+static void seterr (char *err, size_t errlen, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void
@@ -188,8 +187,9 @@ config_set (struct config *c, const char *key, const char *value, char *err,
       char *s;
 
       r = check_listen (value, why, sizeof why);
-      if (r == 0 && ((s = strdup (value)) == NULL
-                     || string_vector_append (&c->listen, s) == -1))
+      if (r == 0
+          && ((s = strdup (value)) == NULL
+              || string_vector_append (&c->listen, s) == -1))
         {
           snprintf (why, sizeof why, "out of memory");
           r = -1;
@@ -286,15 +286,15 @@ trim (char *s)
   while (*s == ' ' || *s == '\t')
     s++;
   end = s + strlen (s);
-  while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'
-                     || end[-1] == '\n'))
+  while (end > s
+         && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'
+             || end[-1] == '\n'))
     *--end = '\0';
   return s;
 }
 
 int
-config_read_file (struct config *c, const char *path, char *err,
-                  size_t errlen)
+config_read_file (struct config *c, const char *path, char *err, size_t errlen)
 {
   CLEANUP_FCLOSE FILE *fp = fopen (path, "r");
   struct vm_config *vm = NULL;
@@ -332,9 +332,8 @@ config_read_file (struct config *c, const char *path, char *err,
           if (close == NULL || trim (close + 1)[0] != '\0'
               || strncmp (s, "[vm ", 4) != 0)
             {
-              seterr (err, errlen,
-                      "%s:%d: a section must look like [vm NAME]", path,
-                      lineno);
+              seterr (err, errlen, "%s:%d: a section must look like [vm NAME]",
+                      path, lineno);
               return -1;
             }
           *close = '\0';
@@ -352,8 +351,7 @@ config_read_file (struct config *c, const char *path, char *err,
       eq = strchr (s, '=');
       if (eq == NULL)
         {
-          seterr (err, errlen, "%s:%d: expected 'key = value'", path,
-                  lineno);
+          seterr (err, errlen, "%s:%d: expected 'key = value'", path, lineno);
           return -1;
         }
       *eq = '\0';
@@ -387,8 +385,7 @@ config_read_file (struct config *c, const char *path, char *err,
 }
 
 int
-config_add_vm_arg (struct config *c, const char *arg, char *err,
-                   size_t errlen)
+config_add_vm_arg (struct config *c, const char *arg, char *err, size_t errlen)
 {
   CLEANUP_FREE char *copy = strdup (arg);
   char *eq, *opts, *item, *save = NULL;

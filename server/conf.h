@@ -21,8 +21,8 @@
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/pullback"
 #define CONFIG_DEFAULT_RUN_DIR "/run/pullback"
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:8960"
-#define CONFIG_DEFAULT_BACKUP_TTL 3600       /* seconds */
-#define CONFIG_DEFAULT_BACKUP_TTL_MAX 86400  /* seconds */
+#define CONFIG_DEFAULT_BACKUP_TTL 3600      /* seconds */
+#define CONFIG_DEFAULT_BACKUP_TTL_MAX 86400 /* seconds */
 
 struct vm_config
 {
@@ -43,8 +43,8 @@ struct config
   char *run_dir;
   string_vector listen; /* "HOST:PORT" or an absolute unix socket path */
   enum log_level log_level;
-  int backup_ttl;       /* default TTL of a backup, seconds */
-  int backup_ttl_max;   /* largest TTL a request may ask for */
+  int backup_ttl;     /* default TTL of a backup, seconds */
+  int backup_ttl_max; /* largest TTL a request may ask for */
   vm_config_vector vms;
 };
 

@@ -49,11 +49,13 @@ static const struct option long_options[] = {
 static void
 usage (FILE *fp)
 {
-  fprintf (fp,
-           "usage: pullbackd [-fn] [-c FILE] [--state-dir DIR] [--run-dir DIR]\n"
-           "                 [--listen ADDR]... [--vm NAME=QMP[,qga=P][,scratch=D][,nbd=A]]...\n"
-           "                 [--log-level error|warn|info|debug]\n"
-           "See pullbackd(8).\n");
+  fprintf (
+      fp,
+      "usage: pullbackd [-fn] [-c FILE] [--state-dir DIR] [--run-dir DIR]\n"
+      "                 [--listen ADDR]... [--vm "
+      "NAME=QMP[,qga=P][,scratch=D][,nbd=A]]...\n"
+      "                 [--log-level error|warn|info|debug]\n"
+      "See pullbackd(8).\n");
 }
 
 /* Command-line settings, applied over the file's. */
@@ -93,8 +95,7 @@ build_config (const struct cmdline *cl, struct config *conf, char *err,
       || (cl->run_dir
           && config_set (conf, "run-dir", cl->run_dir, err, errlen) == -1)
       || (cl->log_level
-          && config_set (conf, "log-level", cl->log_level, err, errlen)
-                 == -1))
+          && config_set (conf, "log-level", cl->log_level, err, errlen) == -1))
     return -1;
   for (int i = 0; i < cl->nvms; i++)
     if (config_add_vm_arg (conf, cl->vms[i], err, errlen) == -1)

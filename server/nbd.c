@@ -79,12 +79,10 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
       CLEANUP_CLOSE int fd = listen_unix (path);
 
       if (fd == -1)
-        return reply_error (r, 500, "nbd-socket",
-                            "creating NBD socket %s: %s", path,
-                            strerror (errno));
+        return reply_error (r, 500, "nbd-socket", "creating NBD socket %s: %s",
+                            path, strerror (errno));
       ret = qmp_execute_with_fd (vm->qmp, "getfd",
-                                 json_pack ("{s:s}", "fdname",
-                                            PB_NBD_FDNAME),
+                                 json_pack ("{s:s}", "fdname", PB_NBD_FDNAME),
                                  fd, vm->ctx->qmp_timeout_ms, &err);
       if (ret)
         {

@@ -38,7 +38,8 @@ static bool
 not_found (const struct qmp_error *err)
 {
   return err->kind == QMP_ERR_QEMU
-         && (strstr (err->desc, "not found") || strstr (err->desc, "Cannot find")
+         && (strstr (err->desc, "not found")
+             || strstr (err->desc, "Cannot find")
              || strstr (err->desc, "Failed to find")
              || strcmp (err->cls, "DeviceNotActive") == 0
              || strcmp (err->cls, "DeviceNotFound") == 0);
@@ -57,18 +58,17 @@ delete_export (struct vm *vm, const char *id)
 
   for (;;)
     {
-      ret = vm_qmp (vm, "block-export-del",
-                    json_pack ("{s:s, s:s}", "id", id, "mode",
-                               hard ? "hard" : "safe"),
-                    &err);
+      ret = vm_qmp (
+          vm, "block-export-del",
+          json_pack ("{s:s, s:s}", "id", id, "mode", hard ? "hard" : "safe"),
+          &err);
       if (ret)
         break;
       if (not_found (&err))
         return true;
       if (err.kind != QMP_ERR_QEMU)
         {
-          log_warnx ("VM %s: deleting export %s: %s", vm->name, id,
-                     err.desc);
+          log_warnx ("VM %s: deleting export %s: %s", vm->name, id, err.desc);
           return false;
         }
       /* "still in use": a client is connected.  Give it a moment. */
@@ -82,8 +82,8 @@ delete_export (struct vm *vm, const char *id)
                        (void *)id, EVENT_WAIT_MS, &err);
   if (ev == NULL)
     {
-      log_warnx ("VM %s: export %s: no BLOCK_EXPORT_DELETED: %s", vm->name,
-                 id, err.desc);
+      log_warnx ("VM %s: export %s: no BLOCK_EXPORT_DELETED: %s", vm->name, id,
+                 err.desc);
       return false;
     }
   json_decref (ev);
@@ -139,39 +139,36 @@ teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
   /* Exports first, all of them; "gone" marks the disks whose export is
    * confirmed deleted.
    */
-  json_array_foreach (disks, i, d)
-    json_object_set_new (d, "gone",
-                         json_boolean (!connected
-                                       || delete_export (
-                                           vm, str (d, "export_id"))));
+  json_array_foreach (disks, i, d) json_object_set_new (
+      d, "gone",
+      json_boolean (!connected || delete_export (vm, str (d, "export_id"))));
 
   json_array_foreach (disks, i, d)
-    {
-      if (!connected)
-        break;
-      if (!json_is_true (json_object_get (d, "gone")))
-        {
-          /* Never cancel the job under a live export. */
-          log_warnx ("VM %s: leaving job %s: its export is still there",
-                     vm->name, str (d, "job"));
-          continue;
-        }
-      cancel_job (vm, str (d, "job"));
-      quietly (vm, "blockdev-del",
-               json_pack ("{s:s}", "node-name", str (d, "fleece")));
-      if (txn && str (d, "tmp_bitmap"))
-        quietly (vm, "block-dirty-bitmap-remove",
-                 json_pack ("{s:s, s:s}", "node", str (d, "node"), "name",
-                            str (d, "tmp_bitmap")));
-      if (txn && drop_checkpoint && cp
-          && json_is_true (json_object_get (d, "checkpoint_bitmap")))
-        quietly (vm, "block-dirty-bitmap-remove",
-                 json_pack ("{s:s, s:s}", "node", str (d, "node"), "name",
-                            cp));
-    }
+  {
+    if (!connected)
+      break;
+    if (!json_is_true (json_object_get (d, "gone")))
+      {
+        /* Never cancel the job under a live export. */
+        log_warnx ("VM %s: leaving job %s: its export is still there",
+                   vm->name, str (d, "job"));
+        continue;
+      }
+    cancel_job (vm, str (d, "job"));
+    quietly (vm, "blockdev-del",
+             json_pack ("{s:s}", "node-name", str (d, "fleece")));
+    if (txn && str (d, "tmp_bitmap"))
+      quietly (vm, "block-dirty-bitmap-remove",
+               json_pack ("{s:s, s:s}", "node", str (d, "node"), "name",
+                          str (d, "tmp_bitmap")));
+    if (txn && drop_checkpoint && cp
+        && json_is_true (json_object_get (d, "checkpoint_bitmap")))
+      quietly (vm, "block-dirty-bitmap-remove",
+               json_pack ("{s:s, s:s}", "node", str (d, "node"), "name", cp));
+  }
 
-  json_array_foreach (disks, i, d)
-    if (json_is_true (json_object_get (d, "gone")))
+  json_array_foreach (disks, i,
+                      d) if (json_is_true (json_object_get (d, "gone")))
       unlink (str (d, "scratch"));
 
   if (connected)
@@ -185,42 +182,43 @@ static void
 remove_by_name (struct vm *vm)
 {
   struct qmp_error err;
-  CLEANUP_JSON json_t *exports = vm_qmp (vm, "query-block-exports", NULL, &err);
+  CLEANUP_JSON json_t *exports
+      = vm_qmp (vm, "query-block-exports", NULL, &err);
   CLEANUP_JSON json_t *jobs = NULL;
   CLEANUP_JSON json_t *nodes = NULL;
   size_t i;
   json_t *e;
 
   json_array_foreach (exports, i, e)
-    {
-      const char *id = str (e, "id");
-      if (id && strncmp (id, PB_EXPORT_PREFIX, strlen (PB_EXPORT_PREFIX)) == 0)
-        {
-          log_info ("VM %s: removing leftover export %s", vm->name, id);
-          delete_export (vm, id);
-        }
-    }
+  {
+    const char *id = str (e, "id");
+    if (id && strncmp (id, PB_EXPORT_PREFIX, strlen (PB_EXPORT_PREFIX)) == 0)
+      {
+        log_info ("VM %s: removing leftover export %s", vm->name, id);
+        delete_export (vm, id);
+      }
+  }
   jobs = vm_qmp (vm, "query-block-jobs", NULL, &err);
   json_array_foreach (jobs, i, e)
-    {
-      const char *id = str (e, "device");
-      if (id && strncmp (id, PB_JOB_PREFIX, strlen (PB_JOB_PREFIX)) == 0)
-        {
-          log_info ("VM %s: removing leftover job %s", vm->name, id);
-          cancel_job (vm, id);
-        }
-    }
+  {
+    const char *id = str (e, "device");
+    if (id && strncmp (id, PB_JOB_PREFIX, strlen (PB_JOB_PREFIX)) == 0)
+      {
+        log_info ("VM %s: removing leftover job %s", vm->name, id);
+        cancel_job (vm, id);
+      }
+  }
   nodes = vm_qmp (vm, "query-named-block-nodes",
                   json_pack ("{s:b}", "flat", 1), &err);
   json_array_foreach (nodes, i, e)
-    {
-      const char *id = str (e, "node-name");
-      if (id && strncmp (id, PB_FLEECE_PREFIX, strlen (PB_FLEECE_PREFIX)) == 0)
-        {
-          log_info ("VM %s: removing leftover node %s", vm->name, id);
-          quietly (vm, "blockdev-del", json_pack ("{s:s}", "node-name", id));
-        }
-    }
+  {
+    const char *id = str (e, "node-name");
+    if (id && strncmp (id, PB_FLEECE_PREFIX, strlen (PB_FLEECE_PREFIX)) == 0)
+      {
+        log_info ("VM %s: removing leftover node %s", vm->name, id);
+        quietly (vm, "blockdev-del", json_pack ("{s:s}", "node-name", id));
+      }
+  }
 }
 
 /* Scratch files named pullback-<vm>.N.qcow2 in the scratch directory. */

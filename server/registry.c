@@ -48,8 +48,8 @@ add (struct registry *reg, const char *name, const char *qmp, const char *qga,
      const char *scratch, const char *nbd, bool from_api, char *err,
      size_t errlen)
 {
-  struct vm *vm = vm_new (reg->ctx, name, qmp, qga, scratch, nbd, from_api,
-                          err, errlen);
+  struct vm *vm
+      = vm_new (reg->ctx, name, qmp, qga, scratch, nbd, from_api, err, errlen);
 
   if (vm == NULL)
     return -1;
@@ -80,8 +80,8 @@ load_persisted (const char *name, void *opaque)
 {
   struct load_ctx *lc = opaque;
   char err[512];
-  CLEANUP_JSON json_t *doc = state_load (lc->reg->ctx->state_dir, name, err,
-                                         sizeof err);
+  CLEANUP_JSON json_t *doc
+      = state_load (lc->reg->ctx->state_dir, name, err, sizeof err);
   json_t *reg = json_object_get (doc, "registration");
   const char *qmp = json_string_value (json_object_get (reg, "qmp"));
 
@@ -126,8 +126,7 @@ registry_load (struct registry *reg, const struct config *conf)
           rc = -1;
         }
     }
-  if (state_foreach (reg->ctx->state_dir, load_persisted, &lc, err,
-                     sizeof err)
+  if (state_foreach (reg->ctx->state_dir, load_persisted, &lc, err, sizeof err)
       == -1)
     {
       log_warnx ("%s", err);
@@ -159,8 +158,8 @@ registry_reload (struct registry *reg, const struct config *conf)
       const struct vm_config *v = conf->vms.ptr[i];
 
       if (find (reg, v->name, NULL) == NULL
-          && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false,
-                  err, sizeof err)
+          && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false, err,
+                  sizeof err)
                  == -1)
         log_warnx ("VM %s: %s", v->name, err);
     }
@@ -204,8 +203,7 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
   if (find (reg, name, NULL))
     reply_error_field (r, 409, "vm-exists", "name",
                        "a VM '%s' is already registered", name);
-  else if (add (reg, name,
-                json_string_value (json_object_get (args, "qmp")),
+  else if (add (reg, name, json_string_value (json_object_get (args, "qmp")),
                 json_string_value (json_object_get (args, "qga")),
                 json_string_value (json_object_get (args, "scratch_dir")),
                 json_string_value (json_object_get (args, "nbd")), true, err,

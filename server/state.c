@@ -21,8 +21,7 @@
 #define SUFFIX ".json"
 #define TMP_SUFFIX ".json.tmp"
 
-static void
-seterr (char *err, size_t errlen, const char *fmt, ...)
+static void seterr (char *err, size_t errlen, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void

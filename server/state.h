@@ -22,14 +22,13 @@
 int state_init (const char *dir, char *err, size_t errlen);
 
 /* Atomically replace the state of VM with DOC. */
-int state_save (const char *dir, const char *vm, const json_t *doc,
-                char *err, size_t errlen);
+int state_save (const char *dir, const char *vm, const json_t *doc, char *err,
+                size_t errlen);
 
 /* Load the state of VM: a new reference, or NULL with *ERR empty if there
  * is none, or NULL with the reason in ERR.
  */
-json_t *state_load (const char *dir, const char *vm, char *err,
-                    size_t errlen);
+json_t *state_load (const char *dir, const char *vm, char *err, size_t errlen);
 
 /* Remove the state of VM (no error if there is none). */
 int state_remove (const char *dir, const char *vm, char *err, size_t errlen);

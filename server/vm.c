@@ -37,8 +37,7 @@ dup_or_null (const char *s)
   return s ? strdup (s) : NULL;
 }
 
-static void
-seterr (char *err, size_t errlen, const char *fmt, ...)
+static void seterr (char *err, size_t errlen, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void
@@ -108,8 +107,7 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
   vm->nbd_adopt = dup_or_null (nbd);
   if (scratch)
     vm->scratch_dir = strdup (scratch);
-  else if (asprintf (&vm->scratch_dir, "%s/vms/%s", ctx->run_dir, name)
-           == -1)
+  else if (asprintf (&vm->scratch_dir, "%s/vms/%s", ctx->run_dir, name) == -1)
     vm->scratch_dir = NULL;
   if (vm->name == NULL || vm->qmp_path == NULL || vm->scratch_dir == NULL
       || (qga && vm->qga_path == NULL) || (nbd && vm->nbd_adopt == NULL))
@@ -168,8 +166,8 @@ vm_qmp (struct vm *vm, const char *cmd, json_t *args, struct qmp_error *err)
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     {
       json_decref (args);
-      qmp_error_set (err, QMP_ERR_DISCONNECTED, "QEMU of VM %s is not connected",
-                     vm->name);
+      qmp_error_set (err, QMP_ERR_DISCONNECTED,
+                     "QEMU of VM %s is not connected", vm->name);
       return NULL;
     }
   return qmp_execute (vm->qmp, cmd, args, vm->ctx->qmp_timeout_ms, err);
@@ -282,9 +280,9 @@ publish_summary (struct vm *vm)
   json_t *b = json_object_get (vm->state, "backup");
   json_t *sum = vm_registration (vm);
 
-  json_object_set_new (sum, "status",
-                       json_string (connected (vm) ? "connected"
-                                                   : "disconnected"));
+  json_object_set_new (
+      sum, "status",
+      json_string (connected (vm) ? "connected" : "disconnected"));
   json_object_set_new (sum, "source",
                        json_string (vm->from_api ? "api" : "config"));
   json_object_set_new (sum, "disks",
@@ -293,11 +291,10 @@ publish_summary (struct vm *vm)
                        json_integer ((json_int_t)json_array_size (
                            json_object_get (vm->state, "checkpoints"))));
   json_object_set_new (sum, "backup",
-                       json_is_object (b)
-                           ? json_pack ("{s:O, s:O}", "id",
-                                        json_object_get (b, "id"), "phase",
-                                        json_object_get (b, "phase"))
-                           : json_null ());
+                       json_is_object (b) ? json_pack (
+                           "{s:O, s:O}", "id", json_object_get (b, "id"),
+                           "phase", json_object_get (b, "phase"))
+                                          : json_null ());
   pthread_mutex_lock (&vm->lock);
   json_decref (vm->summary);
   vm->summary = sum;
@@ -331,25 +328,22 @@ run_request (struct vm *vm, struct vm_request *req)
 
         if (vm->qmp)
           qmp_version (vm->qmp, &major, &minor, &micro);
-        json_object_set_new (body, "status",
-                             json_string (connected (vm) ? "connected"
-                                                         : "disconnected"));
+        json_object_set_new (
+            body, "status",
+            json_string (connected (vm) ? "connected" : "disconnected"));
         if (!connected (vm) && vm->last_error[0])
           json_object_set_new (body, "error", json_string (vm->last_error));
         if (major)
           json_object_set_new (body, "qemu_version",
-                               json_sprintf ("%d.%d.%d", major, minor,
-                                             micro));
+                               json_sprintf ("%d.%d.%d", major, minor, micro));
         json_object_set (body, "disks", vm->disks);
         json_object_set_new (body, "checkpoints",
                              json_integer ((json_int_t)json_array_size (
-                                 json_object_get (vm->state,
-                                                  "checkpoints"))));
+                                 json_object_get (vm->state, "checkpoints"))));
         json_object_set_new (body, "backup",
-                             json_is_object (b)
-                                 ? json_string (json_string_value (
-                                     json_object_get (b, "id")))
-                                 : json_null ());
+                             json_is_object (b) ? json_string (
+                                 json_string_value (json_object_get (b, "id")))
+                                                : json_null ());
         json_object_set_new (body, "source",
                              json_string (vm->from_api ? "api" : "config"));
         reply_ok (r, 200, body);
@@ -382,8 +376,7 @@ run_request (struct vm *vm, struct vm_request *req)
     case VM_OP_HAS_BACKUP:
       {
         json_t *b = json_object_get (vm->state, "backup");
-        const char *phase
-            = json_string_value (json_object_get (b, "phase"));
+        const char *phase = json_string_value (json_object_get (b, "phase"));
 
         if (phase && strcmp (phase, "failed") != 0)
           reply_ok (r, 200, json_object ());

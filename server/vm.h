@@ -62,7 +62,7 @@ struct vm
   struct vm_request *head, *tail;
   bool stopping;
   json_t *summary; /* name, status, backup: published by the owner */
-  int wake[2]; /* a pipe: written to wake the owner */
+  int wake[2];     /* a pipe: written to wake the owner */
   pthread_t thread;
   bool started;
 

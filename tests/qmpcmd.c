@@ -67,14 +67,13 @@ fail (const struct qmp_error *err)
 static __attribute__ ((noreturn)) void
 usage (void)
 {
-  fprintf (stderr,
-           "usage: qmpcmd [-t MS] SOCKET COMMAND [JSON-ARGS]\n"
-           "       qmpcmd [-t MS] SOCKET -\n"
-           "       qmpcmd [-t MS] --hmp SOCKET 'COMMAND LINE'\n"
-           "       qmpcmd [-t MS] --version SOCKET\n"
-           "       qmpcmd [-t MS] --has-command SOCKET NAME\n"
-           "       qmpcmd [-t MS] --has-arg SOCKET COMMAND ARG\n"
-           "       qmpcmd [-t MS] --qga SOCKET COMMAND [JSON-ARGS]\n");
+  fprintf (stderr, "usage: qmpcmd [-t MS] SOCKET COMMAND [JSON-ARGS]\n"
+                   "       qmpcmd [-t MS] SOCKET -\n"
+                   "       qmpcmd [-t MS] --hmp SOCKET 'COMMAND LINE'\n"
+                   "       qmpcmd [-t MS] --version SOCKET\n"
+                   "       qmpcmd [-t MS] --has-command SOCKET NAME\n"
+                   "       qmpcmd [-t MS] --has-arg SOCKET COMMAND ARG\n"
+                   "       qmpcmd [-t MS] --qga SOCKET COMMAND [JSON-ARGS]\n");
   exit (2);
 }
 
@@ -159,8 +158,7 @@ run_script (struct qmp *q)
               fprintf (stderr, "qmpcmd: @wait-event needs an event name\n");
               return 2;
             }
-          ev = qmp_wait_event (q, name,
-                               id ? qmp_event_data_id_is : NULL, id,
+          ev = qmp_wait_event (q, name, id ? qmp_event_data_id_is : NULL, id,
                                timeout_ms, &err);
           if (ev == NULL && id)
             ev = qmp_wait_event (q, name, qmp_event_data_device_is, id, 0,
@@ -235,8 +233,16 @@ qga_main (const char *path, int argc, char **argv)
 int
 main (int argc, char **argv)
 {
-  enum { MODE_CMD, MODE_HMP, MODE_VERSION, MODE_HAS_CMD, MODE_HAS_ARG,
-         MODE_QGA } mode = MODE_CMD;
+  enum
+  {
+    MODE_CMD,
+    MODE_HMP,
+    MODE_VERSION,
+    MODE_HAS_CMD,
+    MODE_HAS_ARG,
+    MODE_QGA
+  } mode
+      = MODE_CMD;
   static const struct option long_options[] = {
     { "hmp", no_argument, NULL, 'H' },
     { "version", no_argument, NULL, 'V' },

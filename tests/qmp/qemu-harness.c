@@ -190,9 +190,10 @@ qemu_start (struct qemu_proc *p, enum qemu_kind kind, int ndisks)
   for (int i = 0; i < ndisks; i++)
     {
       char img[PATH_MAX + 32];
-      char *argv[] = { (char *)"qemu-img", (char *)"create", (char *)"-q",
-                       (char *)"-f", (char *)"qcow2", img, (char *)"64M",
-                       NULL };
+      char *argv[] = { (char *)"qemu-img", (char *)"create",
+                       (char *)"-q",       (char *)"-f",
+                       (char *)"qcow2",    img,
+                       (char *)"64M",      NULL };
 
       snprintf (img, sizeof img, "%s/disk%d.qcow2", p->dir, i);
       if (run (argv) != 0)

@@ -20,7 +20,7 @@ struct qemu_proc
   enum qemu_kind kind;
   int ndisks;
   pid_t pid;
-  char dir[PATH_MAX]; /* private temporary directory */
+  char dir[PATH_MAX];      /* private temporary directory */
   char qmp[PATH_MAX + 16]; /* QMP socket */
 };
 

@@ -72,18 +72,18 @@ node_has_bitmap (const char *node, const char *bitmap)
   json_t *n, *b;
 
   json_array_foreach (nodes, i, n)
-    {
-      const char *name = json_string_value (json_object_get (n, "node-name"));
+  {
+    const char *name = json_string_value (json_object_get (n, "node-name"));
 
-      if (name == NULL || strcmp (name, node) != 0)
-        continue;
-      json_array_foreach (json_object_get (n, "dirty-bitmaps"), j, b)
-        {
-          const char *bn = json_string_value (json_object_get (b, "name"));
-          if (bn && strcmp (bn, bitmap) == 0)
-            return true;
-        }
+    if (name == NULL || strcmp (name, node) != 0)
+      continue;
+    json_array_foreach (json_object_get (n, "dirty-bitmaps"), j, b)
+    {
+      const char *bn = json_string_value (json_object_get (b, "name"));
+      if (bn && strcmp (bn, bitmap) == 0)
+        return true;
     }
+  }
   return false;
 }
 
@@ -112,8 +112,14 @@ check_version (enum qemu_kind kind)
   stop ();
 }
 
-Test (qsd, version, .timeout = 60) { check_version (QEMU_QSD); }
-Test (system, version, .timeout = 60) { check_version (QEMU_SYSTEM); }
+Test (qsd, version, .timeout = 60)
+{
+  check_version (QEMU_QSD);
+}
+Test (system, version, .timeout = 60)
+{
+  check_version (QEMU_SYSTEM);
+}
 
 /* ---------------------------------------------------------------- */
 
@@ -134,10 +140,10 @@ check_schema (enum qemu_kind kind)
   cmds = must ("query-commands", NULL);
   cr_assert_gt (json_array_size (cmds), 50);
   json_array_foreach (cmds, i, c)
-    {
-      const char *name = json_string_value (json_object_get (c, "name"));
-      cr_assert (qmp_schema_has_command (s, name), "missing %s", name);
-    }
+  {
+    const char *name = json_string_value (json_object_get (c, "name"));
+    cr_assert (qmp_schema_has_command (s, name), "missing %s", name);
+  }
   cr_assert_not (qmp_schema_has_command (s, "no-such-command"));
   cr_assert_not (qmp_schema_has_command (s, "BLOCK_JOB_CANCELLED"));
   cr_assert (qmp_schema_has_event (s, "BLOCK_JOB_CANCELLED"));
@@ -145,15 +151,15 @@ check_schema (enum qemu_kind kind)
   cr_assert_not (qmp_schema_has_event (s, "query-version"));
 
   /* What the backup recipe needs, in both QEMUs. */
-  cr_assert (qmp_schema_command_has_arg (s, "blockdev-backup",
-                                         "filter-node-name"));
+  cr_assert (
+      qmp_schema_command_has_arg (s, "blockdev-backup", "filter-node-name"));
   cr_assert (qmp_schema_command_has_arg (s, "block-export-add", "bitmaps"));
-  cr_assert (qmp_schema_command_has_arg (s, "block-export-add",
-                                         "allocation-depth"));
-  cr_assert (qmp_schema_command_has_arg (s, "block-dirty-bitmap-add",
-                                         "persistent"));
-  cr_assert_not (qmp_schema_command_has_arg (s, "block-dirty-bitmap-add",
-                                             "no-such-arg"));
+  cr_assert (
+      qmp_schema_command_has_arg (s, "block-export-add", "allocation-depth"));
+  cr_assert (
+      qmp_schema_command_has_arg (s, "block-dirty-bitmap-add", "persistent"));
+  cr_assert_not (
+      qmp_schema_command_has_arg (s, "block-dirty-bitmap-add", "no-such-arg"));
   cr_assert (qmp_schema_arg_has_value (s, "blockdev-add", "driver",
                                        "snapshot-access"));
   cr_assert (qmp_schema_arg_has_value (s, "blockdev-add", "driver",
@@ -182,8 +188,14 @@ check_schema (enum qemu_kind kind)
   stop ();
 }
 
-Test (qsd, schema, .timeout = 60) { check_schema (QEMU_QSD); }
-Test (system, schema, .timeout = 60) { check_schema (QEMU_SYSTEM); }
+Test (qsd, schema, .timeout = 60)
+{
+  check_schema (QEMU_QSD);
+}
+Test (system, schema, .timeout = 60)
+{
+  check_schema (QEMU_SYSTEM);
+}
 
 /* ---------------------------------------------------------------- */
 
@@ -197,9 +209,8 @@ check_transaction (enum qemu_kind kind)
 
   /* The second action fails, so the first must not happen either. */
   t = qmp_txn_new ();
-  cr_assert_eq (qmp_txn_addf (t, "block-dirty-bitmap-add",
-                              "{s:s, s:s, s:b}", "node", "disk0", "name",
-                              "cp1", "persistent", 1),
+  cr_assert_eq (qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s, s:b}",
+                              "node", "disk0", "name", "cp1", "persistent", 1),
                 0);
   cr_assert_eq (qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s}",
                               "node", "nosuch", "name", "cp1"),
@@ -251,8 +262,8 @@ job_status_is (const json_t *ev, void *opaque)
   const char *s = json_string_value (
       json_object_get (json_object_get (ev, "data"), "status"));
 
-  return qmp_event_data_id_is (ev, (void *)"mk")
-         && s && strcmp (s, opaque) == 0;
+  return qmp_event_data_id_is (ev, (void *)"mk") && s
+         && strcmp (s, opaque) == 0;
 }
 
 static double
@@ -282,10 +293,10 @@ check_events (enum qemu_kind kind)
   snprintf (sock, sizeof sock, "%s/nbd.sock", proc.dir);
 
   /* A blockdev-create job goes through a fixed series of states. */
-  json_decref (must ("blockdev-create",
-                     json_pack ("{s:s, s:{s:s, s:s, s:i}}", "job-id", "mk",
-                                "options", "driver", "file", "filename", file,
-                                "size", 0)));
+  json_decref (
+      must ("blockdev-create",
+            json_pack ("{s:s, s:{s:s, s:s, s:i}}", "job-id", "mk", "options",
+                       "driver", "file", "filename", file, "size", 0)));
   concluded = qmp_wait_event (q, "JOB_STATUS_CHANGE", job_status_is,
                               (void *)"concluded", TIMEOUT, &err);
   cr_assert_not_null (concluded, "%s: %s", err.cls, err.desc);
@@ -336,8 +347,14 @@ check_events (enum qemu_kind kind)
   stop ();
 }
 
-Test (qsd, events_in_order, .timeout = 60) { check_events (QEMU_QSD); }
-Test (system, events_in_order, .timeout = 60) { check_events (QEMU_SYSTEM); }
+Test (qsd, events_in_order, .timeout = 60)
+{
+  check_events (QEMU_QSD);
+}
+Test (system, events_in_order, .timeout = 60)
+{
+  check_events (QEMU_SYSTEM);
+}
 
 /* ---------------------------------------------------------------- */
 
@@ -480,12 +497,12 @@ Test (system, getfd, .timeout = 60)
   close (sv[1]);
   /* QEMU holds it under that name: closefd succeeds once. */
   json_decref (must ("closefd", json_pack ("{s:s}", "fdname", "t0")));
-  cr_assert_null (qmp_executef (q, "closefd", TIMEOUT, &err, "{s:s}",
-                                "fdname", "t0"));
+  cr_assert_null (
+      qmp_executef (q, "closefd", TIMEOUT, &err, "{s:s}", "fdname", "t0"));
   cr_assert_eq (err.kind, QMP_ERR_QEMU);
   /* Without a descriptor, getfd is refused. */
-  cr_assert_null (qmp_executef (q, "getfd", TIMEOUT, &err, "{s:s}", "fdname",
-                                "t1"));
+  cr_assert_null (
+      qmp_executef (q, "getfd", TIMEOUT, &err, "{s:s}", "fdname", "t1"));
   cr_assert_eq (err.kind, QMP_ERR_QEMU);
   stop ();
 }
@@ -495,8 +512,8 @@ Test (qsd, no_getfd, .timeout = 60)
   struct qmp_error err;
 
   start (QEMU_QSD, 1);
-  cr_assert_null (qmp_executef (q, "getfd", TIMEOUT, &err, "{s:s}", "fdname",
-                                "t0"));
+  cr_assert_null (
+      qmp_executef (q, "getfd", TIMEOUT, &err, "{s:s}", "fdname", "t0"));
   cr_assert_eq (err.kind, QMP_ERR_QEMU);
   cr_assert_str_eq (err.cls, "CommandNotFound");
   stop ();
@@ -513,19 +530,19 @@ Test (system, query_block_devices, .timeout = 60)
   start (QEMU_SYSTEM, 2);
   blocks = must ("query-block", NULL);
   json_array_foreach (blocks, i, b)
-    {
-      const char *qdev = json_string_value (json_object_get (b, "qdev"));
-      const char *node = json_string_value (
-          json_object_get (json_object_get (b, "inserted"), "node-name"));
-      char want[64];
+  {
+    const char *qdev = json_string_value (json_object_get (b, "qdev"));
+    const char *node = json_string_value (
+        json_object_get (json_object_get (b, "inserted"), "node-name"));
+    char want[64];
 
-      cr_assert_not_null (qdev);
-      cr_assert_not_null (node);
-      snprintf (want, sizeof want, "/machine/peripheral/vd%c/virtio-backend",
-                node[strlen (node) - 1]);
-      cr_assert_str_eq (qdev, want);
-      found++;
-    }
+    cr_assert_not_null (qdev);
+    cr_assert_not_null (node);
+    snprintf (want, sizeof want, "/machine/peripheral/vd%c/virtio-backend",
+              node[strlen (node) - 1]);
+    cr_assert_str_eq (qdev, want);
+    found++;
+  }
   cr_assert_eq (found, 2);
   stop ();
 }

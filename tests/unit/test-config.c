@@ -108,7 +108,8 @@ struct bad
 /* Each error names the file and line, and the key where there is one. */
 static const struct bad bad_files[] = {
   { "nosuch = 1\n", ":1: unknown key 'nosuch'" },
-  { "state-dir = relative/path\n", ":1: key 'state-dir': must be an absolute path" },
+  { "state-dir = relative/path\n",
+    ":1: key 'state-dir': must be an absolute path" },
   { "\n\nlisten = 127.0.0.1:99999\n", ":3: key 'listen': port must be" },
   { "listen = nohost\n", ":1: key 'listen': must be HOST:PORT" },
   { "listen = :80\n", ":1: key 'listen': must be HOST:PORT" },
@@ -126,10 +127,14 @@ static const struct bad bad_files[] = {
   { "[machine x]\n", ":1: a section must look like [vm NAME]" },
   { "[vm x] junk\n", ":1: a section must look like [vm NAME]" },
   { "[vm x]\nqmp = /a\n[vm x]\nqmp = /b\n", ":3: VM 'x' is defined twice" },
-  { "[vm x]\nqmp = a.sock\n", ":2: key 'qmp' of VM 'x': must be an absolute path" },
-  { "[vm x]\nqmp = /a\nnbd = /b.sock\n", ":3: key 'nbd' of VM 'x': write a unix socket as unix:PATH" },
-  { "[vm x]\nqmp = /a\nnbd = unix:rel\n", ":3: key 'nbd' of VM 'x': unix: must be followed" },
-  { "[vm x]\nqmp = /a\nstate-dir = /x\n", ":3: unknown key 'state-dir' in [vm x]" },
+  { "[vm x]\nqmp = a.sock\n",
+    ":2: key 'qmp' of VM 'x': must be an absolute path" },
+  { "[vm x]\nqmp = /a\nnbd = /b.sock\n",
+    ":3: key 'nbd' of VM 'x': write a unix socket as unix:PATH" },
+  { "[vm x]\nqmp = /a\nnbd = unix:rel\n",
+    ":3: key 'nbd' of VM 'x': unix: must be followed" },
+  { "[vm x]\nqmp = /a\nstate-dir = /x\n",
+    ":3: unknown key 'state-dir' in [vm x]" },
 };
 
 Test (config, bad_files)
@@ -168,10 +173,11 @@ Test (config, overlong_line)
 
 Test (config, missing_file)
 {
-  cr_assert_eq (config_read_file (&c, "/nonexistent/pullbackd.conf", err,
-                                  sizeof err),
-                -1);
-  cr_assert_str_eq (err, "/nonexistent/pullbackd.conf: No such file or directory");
+  cr_assert_eq (
+      config_read_file (&c, "/nonexistent/pullbackd.conf", err, sizeof err),
+      -1);
+  cr_assert_str_eq (err,
+                    "/nonexistent/pullbackd.conf: No such file or directory");
 }
 
 Test (config, vm_without_qmp)
@@ -200,8 +206,8 @@ Test (config, vm_args)
                                    "scratch=/scratch,nbd=unix:/run/vm1.nbd",
                                    err, sizeof err),
                 0, "%s", err);
-  cr_assert_eq (config_add_vm_arg (&c, "vm2=/run/vm2.qmp", err, sizeof err),
-                0, "%s", err);
+  cr_assert_eq (config_add_vm_arg (&c, "vm2=/run/vm2.qmp", err, sizeof err), 0,
+                "%s", err);
   v = config_find_vm (&c, "vm1");
   cr_assert_str_eq (v->qmp, "/run/vm1.qmp");
   cr_assert_str_eq (v->qga, "/run/vm1.qga");

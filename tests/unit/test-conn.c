@@ -24,7 +24,7 @@
 #include "deadline.h"
 #include "qmp.h"
 
-#define GREETING                                                               \
+#define GREETING                                                              \
   "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, "         \
   "\"major\": 7}, \"package\": \"test\"}, \"capabilities\": [\"oob\"]}}\r\n"
 
@@ -213,8 +213,8 @@ peer_split_reply (void *arg)
   if (!peer_accept (&p))
     return NULL;
   id = peer_read_command (&p, NULL, 0);
-  snprintf (msg, sizeof msg, "{\"return\": {\"v\": \"split\"}, \"id\": \"%s\"}\r\n",
-            id);
+  snprintf (msg, sizeof msg,
+            "{\"return\": {\"v\": \"split\"}, \"id\": \"%s\"}\r\n", id);
   for (char *c = msg; *c; c++)
     {
       char one[2] = { *c, 0 };
@@ -282,8 +282,7 @@ Test (conn, events_and_stale_replies_around_the_reply)
   cr_assert_eq (qmp_event_count (q), 3);
 
   /* Wait for E1 with id b: the others stay queued, in order. */
-  ev = qmp_wait_event (q, "E1", qmp_event_data_id_is, (void *)"b", 1000,
-                       &err);
+  ev = qmp_wait_event (q, "E1", qmp_event_data_id_is, (void *)"b", 1000, &err);
   cr_assert_not_null (ev, "%s", err.desc);
   cr_assert_eq (qmp_event_count (q), 2);
   e = qmp_event_pop (q);
@@ -473,7 +472,8 @@ peer_fd (void *arg)
     struct cmsghdr align;
   } control;
   struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+  struct msghdr msg = { .msg_iov = &iov,
+                        .msg_iovlen = 1,
                         .msg_control = control.buf,
                         .msg_controllen = sizeof control.buf };
   struct cmsghdr *c;

@@ -94,7 +94,8 @@ Test (names, reserved_bitmap_prefix)
 {
   char err[128];
 
-  cr_assert_not (name_valid (NAME_CHECKPOINT, "backup-disk0", err, sizeof err));
+  cr_assert_not (
+      name_valid (NAME_CHECKPOINT, "backup-disk0", err, sizeof err));
   cr_assert (strstr (err, "reserved") != NULL, "%s", err);
   /* Only checkpoints become bitmap names; only the prefix counts. */
   cr_assert (name_valid (NAME_CHECKPOINT, "backup", NULL, 0));

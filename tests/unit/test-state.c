@@ -77,8 +77,8 @@ Test (state, absent_is_not_an_error)
 
 Test (state, names_never_become_paths)
 {
-  static const char *const bad[] = { "../x", "..", ".", "a/b", "", "/etc",
-                                     ".hidden" };
+  static const char *const bad[]
+      = { "../x", "..", ".", "a/b", "", "/etc", ".hidden" };
   CLEANUP_JSON json_t *doc = json_object ();
 
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
