@@ -51,6 +51,18 @@ send_reply (struct MHD_Connection *c, const struct reply *r)
   enum MHD_Result ret;
   char *text = NULL;
 
+  if (r->text)
+    {
+      resp = MHD_create_response_from_buffer (strlen (r->text), r->text,
+                                              MHD_RESPMEM_MUST_COPY);
+      if (resp == NULL)
+        return MHD_NO;
+      MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                               "text/plain; version=0.0.4");
+      ret = MHD_queue_response (c, (unsigned)r->status, resp);
+      MHD_destroy_response (resp);
+      return ret;
+    }
   if (r->body)
     {
       text = json_dumps (r->body, JSON_COMPACT);

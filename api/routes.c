@@ -75,6 +75,16 @@ h_health (struct api_request *req, struct reply *r)
 }
 
 static void
+h_metrics (struct api_request *req, struct reply *r)
+{
+  r->text = registry_metrics (req->reg);
+  if (r->text == NULL)
+    reply_error (r, 500, "internal-error", "out of memory");
+  else
+    r->status = 200;
+}
+
+static void
 h_vms_list (struct api_request *req, struct reply *r)
 {
   registry_list (req->reg, r);
@@ -206,6 +216,8 @@ static const char *const checkpoint_list_query[] = { "limit", "after", NULL };
 
 const struct api_route api_routes[] = {
   { "GET", "/v1/health", h_health, NULL, false, "liveness and version" },
+  { "GET", "/metrics", h_metrics, NULL, false,
+    "Prometheus text: VMs, connections, checkpoints, backup counters" },
   { "GET", "/v1/vms", h_vms_list, NULL, false,
     "registered VMs and their state" },
   { "POST", "/v1/vms", h_vms_register, NULL, true,

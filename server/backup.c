@@ -30,8 +30,11 @@
 #include "names.h"
 #include "nbd.h"
 #include "qga.h"
+#include "stats.h"
 
 extern char **environ;
+
+struct pb_stats pb_stats;
 
 static json_t *
 active_backup (const struct vm *vm)
@@ -598,6 +601,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
       json_integer (now_seconds ()
                     + json_integer_value (json_object_get (b, "ttl"))));
   vm_save (vm);
+  atomic_fetch_add (&pb_stats.backups_begun, 1);
   log_info ("VM %s: backup %s ready (%zu disks)", vm->name, str (b, "id"),
             json_array_size (json_object_get (b, "disks")));
   return reply_ok (r, 201, backup_to_api (vm, b));
@@ -610,6 +614,7 @@ undo:
              str (json_object_get (r->body, "error"), "message"));
   teardown_backup (vm, b, true);
   clear_backup (vm);
+  atomic_fetch_add (&pb_stats.backups_begin_failed, 1);
   return -1;
 }
 
@@ -669,6 +674,7 @@ backup_end (struct vm *vm, const json_t *args, struct reply *r)
   if (strcmp (str (b, "phase"), "ready") == 0)
     {
       teardown_backup (vm, b, false);
+      atomic_fetch_add (&pb_stats.backups_ended, 1);
       log_info ("VM %s: backup %s ended", vm->name, str (b, "id"));
     }
   clear_backup (vm);
@@ -689,7 +695,10 @@ backup_check_expiry (struct vm *vm)
   log_info ("VM %s: backup %s expired", vm->name, str (b, "id"));
   /* A failed backup has nothing left in QEMU; only its record goes. */
   if (strcmp (str (b, "phase"), "ready") == 0)
-    teardown_backup (vm, b, false);
+    {
+      teardown_backup (vm, b, false);
+      atomic_fetch_add (&pb_stats.backups_expired, 1);
+    }
   clear_backup (vm);
   return -1;
 }
@@ -704,6 +713,7 @@ backup_qemu_lost (struct vm *vm, const char *reason)
   if (b == NULL || strcmp (str (b, "phase"), "failed") == 0)
     return;
   log_warnx ("VM %s: backup %s failed: %s", vm->name, str (b, "id"), reason);
+  atomic_fetch_add (&pb_stats.backups_failed, 1);
   json_object_set_new (b, "phase", json_string ("failed"));
   json_object_set_new (b, "reason", json_string (reason));
   /* QEMU is gone or going: its nodes, jobs and exports go with it; the

@@ -4,6 +4,8 @@
 
 #include <config.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
@@ -11,6 +13,7 @@
 #include "log.h"
 #include "registry.h"
 #include "state.h"
+#include "stats.h"
 
 void
 registry_init (struct registry *reg, const struct daemon_ctx *ctx)
@@ -254,4 +257,75 @@ registry_unregister (struct registry *reg, const char *name, struct reply *r)
   reply_ok (r, 204, NULL);
 out:
   pthread_rwlock_unlock (&reg->lock);
+}
+
+char *
+registry_metrics (struct registry *reg)
+{
+  char *text = NULL;
+  size_t len = 0;
+  FILE *fp = open_memstream (&text, &len);
+  json_t *sums = json_array ();
+  size_t i;
+  json_t *v;
+
+  if (fp == NULL)
+    {
+      json_decref (sums);
+      return NULL;
+    }
+  pthread_rwlock_rdlock (&reg->lock);
+  for (i = 0; i < reg->vms.len; i++)
+    json_array_append_new (sums, vm_summary (reg->vms.ptr[i]));
+  pthread_rwlock_unlock (&reg->lock);
+
+  fprintf (fp,
+           "# HELP pullback_vms Registered VMs.\n"
+           "# TYPE pullback_vms gauge\n"
+           "pullback_vms %zu\n",
+           json_array_size (sums));
+  fprintf (fp, "# HELP pullback_vm_connected 1 if the VM's QMP is connected.\n"
+               "# TYPE pullback_vm_connected gauge\n");
+  json_array_foreach (sums, i, v) fprintf (
+      fp, "pullback_vm_connected{vm=\"%s\"} %d\n",
+      json_string_value (json_object_get (v, "name")),
+      strcmp (json_string_value (json_object_get (v, "status")), "connected")
+          == 0);
+  fprintf (fp, "# HELP pullback_vm_checkpoints Checkpoints of the VM.\n"
+               "# TYPE pullback_vm_checkpoints gauge\n");
+  json_array_foreach (sums, i, v) fprintf (
+      fp, "pullback_vm_checkpoints{vm=\"%s\"} %lld\n",
+      json_string_value (json_object_get (v, "name")),
+      (long long)json_integer_value (json_object_get (v, "checkpoints")));
+  fprintf (fp,
+           "# HELP pullback_vm_backup_active 1 if the VM has a ready backup.\n"
+           "# TYPE pullback_vm_backup_active gauge\n");
+  json_array_foreach (sums, i, v)
+  {
+    const char *phase = json_string_value (
+        json_object_get (json_object_get (v, "backup"), "phase"));
+
+    fprintf (fp, "pullback_vm_backup_active{vm=\"%s\"} %d\n",
+             json_string_value (json_object_get (v, "name")),
+             phase && strcmp (phase, "ready") == 0);
+  }
+#define COUNTER(name, field, help)                                            \
+  fprintf (fp,                                                                \
+           "# HELP " name " " help "\n# TYPE " name " counter\n" name         \
+           " %lu\n",                                                          \
+           atomic_load (&pb_stats.field))
+  COUNTER ("pullback_backups_begun_total", backups_begun,
+           "Backups that became ready.");
+  COUNTER ("pullback_backups_begin_failed_total", backups_begin_failed,
+           "Backups undone before they became ready.");
+  COUNTER ("pullback_backups_ended_total", backups_ended,
+           "Backups ended by request or shutdown.");
+  COUNTER ("pullback_backups_expired_total", backups_expired,
+           "Backups ended by their TTL.");
+  COUNTER ("pullback_backups_failed_total", backups_failed,
+           "Backups failed because QEMU went away.");
+#undef COUNTER
+  fclose (fp);
+  json_decref (sums);
+  return text;
 }

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "reply.h"
 
@@ -64,5 +65,7 @@ reply_clear (struct reply *r)
 {
   json_decref (r->body);
   r->body = NULL;
+  free (r->text);
+  r->text = NULL;
   r->status = 0;
 }

@@ -16,6 +16,7 @@ struct reply
 {
   int status;
   json_t *body;
+  char *text; /* instead of a JSON body: plain text (GET /metrics) */
 };
 
 /* Set R to an error.  Returns -1 so handlers can "return reply_error". */

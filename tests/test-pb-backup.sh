@@ -108,3 +108,13 @@ cps=$(expect 200 GET /v1/vms/vm1/checkpoints)
 test "$(jq -c '[.checkpoints[] | [.name, .parent]]' <<<"$cps")" = '[["c1",null],["c2","c1"]]'
 test "$(jq -r '[.checkpoints[].disks[].state] | unique | join(",")' <<<"$cps")" = ok
 test "$(bitmaps "$QMP_TEST_SOCK" disk1)" = "c1:true c2:true "
+
+# The counters and gauges of GET /metrics (Prometheus text).
+m=$(curl -sS --unix-socket "$PB_API" http://localhost/metrics)
+grep -qx 'pullback_vms 1' <<<"$m"
+grep -qx 'pullback_vm_connected{vm="vm1"} 1' <<<"$m"
+grep -qx 'pullback_vm_checkpoints{vm="vm1"} 2' <<<"$m"
+grep -qx 'pullback_vm_backup_active{vm="vm1"} 0' <<<"$m"
+grep -qx 'pullback_backups_begun_total 3' <<<"$m"
+grep -qx 'pullback_backups_ended_total 3' <<<"$m"
+grep -qx 'pullback_backups_failed_total 0' <<<"$m"
