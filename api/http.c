@@ -44,13 +44,65 @@ struct conn_state
   bool too_large;
 };
 
+/* A streamed answer handed to MHD: see struct reply. */
+struct stream_ctx
+{
+  ssize_t (*read) (void *stream, char *buf, size_t max);
+  void (*free) (void *stream);
+  void *stream;
+};
+
+static ssize_t
+stream_cb (void *cls, uint64_t pos, char *buf, size_t max)
+{
+  struct stream_ctx *sc = cls;
+  ssize_t n = sc->read (sc->stream, buf, max);
+
+  if (n == 0)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n < 0)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  return n;
+}
+
+static void
+stream_free_cb (void *cls)
+{
+  struct stream_ctx *sc = cls;
+
+  sc->free (sc->stream);
+  free (sc);
+}
+
 static enum MHD_Result
-send_reply (struct MHD_Connection *c, const struct reply *r)
+send_reply (struct MHD_Connection *c, struct reply *r)
 {
   struct MHD_Response *resp;
   enum MHD_Result ret;
   char *text = NULL;
 
+  if (r->stream)
+    {
+      struct stream_ctx *sc = malloc (sizeof *sc);
+
+      if (sc == NULL)
+        return MHD_NO;
+      *sc = (struct stream_ctx){ r->stream_read, r->stream_free, r->stream };
+      resp = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                stream_cb, sc, stream_free_cb);
+      if (resp == NULL)
+        {
+          free (sc);
+          return MHD_NO;
+        }
+      /* MHD owns the stream now. */
+      r->stream = NULL;
+      MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                               "application/json");
+      ret = MHD_queue_response (c, (unsigned)r->status, resp);
+      MHD_destroy_response (resp);
+      return ret;
+    }
   if (r->text)
     {
       resp = MHD_create_response_from_buffer (strlen (r->text), r->text,

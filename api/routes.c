@@ -5,10 +5,12 @@
 #include <config.h>
 
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "api.h"
 #include "cleanup.h"
+#include "extents.h"
 #include "registry.h"
 #include "validate.h"
 
@@ -212,7 +214,128 @@ h_backup_end (struct api_request *req, struct reply *r)
   backup_op (req, r, VM_OP_BACKUP_END, NULL);
 }
 
+/* GET .../disks/{disk}/extents?context=&offset=&length=&limit= */
+
+#define EXTENTS_MAX_LIMIT 100000
+
+static ssize_t
+extents_stream_read (void *stream, char *buf, size_t max)
+{
+  return extents_read (stream, buf, max);
+}
+
+static void
+extents_stream_free (void *stream)
+{
+  extents_close (stream);
+}
+
+static void
+h_extents (struct api_request *req, struct reply *r)
+{
+  const char *context = req->query (req->opaque, "context");
+  const char *q_offset = req->query (req->opaque, "offset");
+  const char *q_length = req->query (req->opaque, "length");
+  const char *q_limit = req->query (req->opaque, "limit");
+  long long offset = 0, length = 0, limit = 0;
+  CLEANUP_JSON json_t *args = NULL;
+  struct reply b = { 0 };
+  const json_t *disk = NULL, *d;
+  const char *uri, *ctx = NULL;
+  struct extents *x;
+  char err[512];
+  size_t i;
+  int status;
+
+  if (context && strcmp (context, "zero") != 0
+      && strcmp (context, "dirty") != 0)
+    {
+      reply_error_field (r, 400, "invalid-parameter", "context",
+                         "parameter 'context' must be 'zero' or 'dirty'");
+      return;
+    }
+  if ((q_offset
+       && !validate_query_int ("offset", q_offset, 0, INT64_MAX, &offset, r))
+      || (q_length
+          && !validate_query_int ("length", q_length, 1, INT64_MAX, &length,
+                                  r))
+      || (q_limit
+          && !validate_query_int ("limit", q_limit, 1, EXTENTS_MAX_LIMIT,
+                                  &limit, r))
+      || !validate_path_name (NAME_BACKUP, "backup", req->params[1], r)
+      || !validate_path_name (NAME_DISK, "disk", req->params[2], r))
+    return;
+
+  args = json_pack ("{s:s}", "id", req->params[1]);
+  registry_call (req->reg, req->params[0], VM_OP_BACKUP_GET, args, &b);
+  if (b.status != 200)
+    {
+      *r = b;
+      return;
+    }
+  if (strcmp (json_string_value (json_object_get (b.body, "phase")), "ready")
+      != 0)
+    {
+      reply_error (r, 409, "backup-not-ready", "backup %s is %s",
+                   req->params[1],
+                   json_string_value (json_object_get (b.body, "phase")));
+      reply_clear (&b);
+      return;
+    }
+  json_array_foreach (
+      json_object_get (b.body, "disks"), i,
+      d) if (strcmp (json_string_value (json_object_get (d, "name")),
+                     req->params[2])
+             == 0) disk
+      = d;
+  if (disk == NULL)
+    {
+      reply_error (r, 404, "disk-not-found", "backup %s has no disk '%s'",
+                   req->params[1], req->params[2]);
+      reply_clear (&b);
+      return;
+    }
+  uri = json_string_value (
+      json_object_get (json_object_get (disk, "nbd"), "uri"));
+  if (context && strcmp (context, "dirty") == 0)
+    {
+      ctx = json_string_value (json_object_get (json_object_get (disk, "nbd"),
+                                                "dirty_bitmap_context"));
+      if (ctx == NULL)
+        {
+          reply_error (
+              r, 404, "no-dirty-context",
+              "disk %s of backup %s is a full backup (%s): it has "
+              "no dirty-bitmap context",
+              req->params[2], req->params[1],
+              json_is_string (json_object_get (disk, "reason"))
+                  ? json_string_value (json_object_get (disk, "reason"))
+                  : "no 'since'");
+          reply_clear (&b);
+          return;
+        }
+    }
+
+  x = extents_open (uri, ctx, (uint64_t)offset, (uint64_t)length, (long)limit,
+                    err, sizeof err, &status);
+  reply_clear (&b);
+  if (x == NULL)
+    {
+      if (status == 400)
+        reply_error_field (r, 400, "invalid-parameter", "offset", "%s", err);
+      else
+        reply_error (r, status, "nbd-error", "%s", err);
+      return;
+    }
+  r->status = 200;
+  r->stream = x;
+  r->stream_read = extents_stream_read;
+  r->stream_free = extents_stream_free;
+}
+
 static const char *const checkpoint_list_query[] = { "limit", "after", NULL };
+static const char *const extents_query[]
+    = { "context", "offset", "length", "limit", NULL };
 
 const struct api_route api_routes[] = {
   { "GET", "/v1/health", h_health, NULL, false, "liveness and version" },
@@ -244,6 +367,10 @@ const struct api_route api_routes[] = {
     "extend or shorten a backup's lifetime {ttl}" },
   { "DELETE", "/v1/vms/{vm}/backups/{backup}", h_backup_end, NULL, false,
     "end a backup and remove its snapshot" },
+  { "GET", "/v1/vms/{vm}/backups/{backup}/disks/{disk}/extents", h_extents,
+    extents_query, false,
+    "changed (context=dirty) or allocated (context=zero) extents of a disk, "
+    "streamed: {extents: [{start, length, dirty|hole, zero}], next_offset}" },
   { NULL },
 };
 

@@ -67,5 +67,8 @@ reply_clear (struct reply *r)
   r->body = NULL;
   free (r->text);
   r->text = NULL;
+  if (r->stream && r->stream_free)
+    r->stream_free (r->stream);
+  r->stream = NULL;
   r->status = 0;
 }

@@ -10,6 +10,8 @@
 #ifndef PULLBACK_REPLY_H
 #define PULLBACK_REPLY_H
 
+#include <sys/types.h>
+
 #include <jansson.h>
 
 struct reply
@@ -17,6 +19,13 @@ struct reply
   int status;
   json_t *body;
   char *text; /* instead of a JSON body: plain text (GET /metrics) */
+  /* Instead of a body: a JSON answer written as it is produced.
+   * stream_read returns bytes, 0 at the end or -1 on error (the answer is
+   * cut short); stream_free releases the stream.
+   */
+  ssize_t (*stream_read) (void *stream, char *buf, size_t max);
+  void (*stream_free) (void *stream);
+  void *stream;
 };
 
 /* Set R to an error.  Returns -1 so handlers can "return reply_error". */
