@@ -9,11 +9,11 @@
 
 struct pb_stats
 {
-  atomic_ulong backups_begun;       /* became ready */
+  atomic_ulong backups_begun;        /* became ready */
   atomic_ulong backups_begin_failed; /* undone before becoming ready */
-  atomic_ulong backups_ended;       /* DELETE or shutdown */
-  atomic_ulong backups_expired;     /* TTL */
-  atomic_ulong backups_failed;      /* QEMU went away */
+  atomic_ulong backups_ended;        /* DELETE or shutdown */
+  atomic_ulong backups_expired;      /* TTL */
+  atomic_ulong backups_failed;       /* QEMU went away */
 };
 
 extern struct pb_stats pb_stats;
