@@ -201,10 +201,9 @@ step (struct extents *x)
   x->alloc.len = x->dirty.len = 0;
   x->runs_start = x->pos;
   x->runs_failed = false;
-  if (nbd_block_status (x->nbd, span, x->pos,
-                        (nbd_extent_callback){ .callback = extent_cb,
-                                               .user_data = x },
-                        0)
+  if (nbd_block_status (
+          x->nbd, span, x->pos,
+          (nbd_extent_callback){ .callback = extent_cb, .user_data = x }, 0)
       == -1)
     {
       snprintf (x->error, sizeof x->error, "block status: %s",
@@ -337,8 +336,9 @@ extents_open (const char *uri, const char *dirty_context, uint64_t offset,
     }
   if (offset >= (uint64_t)size)
     {
-      snprintf (err, errlen, "offset %" PRIu64 " is beyond the disk (%" PRId64
-                " bytes)", offset, size);
+      snprintf (err, errlen,
+                "offset %" PRIu64 " is beyond the disk (%" PRId64 " bytes)",
+                offset, size);
       *status = 400;
       extents_close (x);
       return NULL;

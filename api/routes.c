@@ -282,12 +282,11 @@ h_extents (struct api_request *req, struct reply *r)
       reply_clear (&b);
       return;
     }
-  json_array_foreach (
-      json_object_get (b.body, "disks"), i,
-      d) if (strcmp (json_string_value (json_object_get (d, "name")),
-                     req->params[2])
-             == 0) disk
-      = d;
+  json_array_foreach (json_object_get (b.body, "disks"), i, d)
+    if (strcmp (json_string_value (json_object_get (d, "name")),
+                req->params[2])
+        == 0)
+      disk = d;
   if (disk == NULL)
     {
       reply_error (r, 404, "disk-not-found", "backup %s has no disk '%s'",

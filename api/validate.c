@@ -66,21 +66,21 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
           return false;
         }
       json_array_foreach (v, i, e)
-      {
-        if (!check_name (f, e, r))
-          return false;
-        for (j = 0; j < i; j++)
-          {
-            e2 = json_array_get (v, j);
-            if (strcmp (json_string_value (e), json_string_value (e2)) == 0)
-              {
-                reply_error_field (r, 400, "duplicate-name", f->name,
-                                   "field '%s' lists '%s' twice", f->name,
-                                   json_string_value (e));
-                return false;
-              }
-          }
-      }
+        {
+          if (!check_name (f, e, r))
+            return false;
+          for (j = 0; j < i; j++)
+            {
+              e2 = json_array_get (v, j);
+              if (strcmp (json_string_value (e), json_string_value (e2)) == 0)
+                {
+                  reply_error_field (r, 400, "duplicate-name", f->name,
+                                     "field '%s' lists '%s' twice", f->name,
+                                     json_string_value (e));
+                  return false;
+                }
+            }
+        }
       return true;
 
     case FIELD_PATH:
@@ -167,22 +167,22 @@ validate_body (const char *body, size_t len, const struct field *fields,
     }
 
   json_object_foreach (doc, key, v)
-  {
-    const struct field *f = find_field (fields, key);
+    {
+      const struct field *f = find_field (fields, key);
 
-    if (f == NULL)
-      {
-        reply_error_field (r, 400, "unknown-field", key, "unknown field '%s'",
-                           key);
-        json_decref (doc);
-        return NULL;
-      }
-    if (!check_field (f, v, r))
-      {
-        json_decref (doc);
-        return NULL;
-      }
-  }
+      if (f == NULL)
+        {
+          reply_error_field (r, 400, "unknown-field", key,
+                             "unknown field '%s'", key);
+          json_decref (doc);
+          return NULL;
+        }
+      if (!check_field (f, v, r))
+        {
+          json_decref (doc);
+          return NULL;
+        }
+    }
   for (; fields->name; fields++)
     if (fields->required && json_object_get (doc, fields->name) == NULL)
       {

@@ -44,18 +44,18 @@ qmp_schema_from_json (const json_t *schema, struct qmp_error *err)
       return NULL;
     }
   json_array_foreach (schema, i, entry)
-  {
-    const char *name = json_string_value (json_object_get (entry, "name"));
+    {
+      const char *name = json_string_value (json_object_get (entry, "name"));
 
-    if (name == NULL)
-      {
-        qmp_error_set (err, QMP_ERR_PROTOCOL,
-                       "query-qmp-schema entry %zu has no name", i);
-        qmp_schema_free (s);
-        return NULL;
-      }
-    json_object_set (s->by_name, name, entry);
-  }
+      if (name == NULL)
+        {
+          qmp_error_set (err, QMP_ERR_PROTOCOL,
+                         "query-qmp-schema entry %zu has no name", i);
+          qmp_schema_free (s);
+          return NULL;
+        }
+      json_object_set (s->by_name, name, entry);
+    }
   return s;
 }
 
@@ -117,21 +117,21 @@ member_type (const struct qmp_schema *s, const char *type, const char *arg,
     return NULL;
 
   json_array_foreach (json_object_get (obj, "members"), i, m)
-  {
-    const char *n = json_string_value (json_object_get (m, "name"));
+    {
+      const char *n = json_string_value (json_object_get (m, "name"));
 
-    if (n && strcmp (n, arg) == 0)
-      return json_string_value (json_object_get (m, "type"));
-  }
+      if (n && strcmp (n, arg) == 0)
+        return json_string_value (json_object_get (m, "type"));
+    }
 
   json_array_foreach (json_object_get (obj, "variants"), i, m)
-  {
-    const char *vt = json_string_value (json_object_get (m, "type"));
-    const char *found = vt ? member_type (s, vt, arg, depth + 1) : NULL;
+    {
+      const char *vt = json_string_value (json_object_get (m, "type"));
+      const char *found = vt ? member_type (s, vt, arg, depth + 1) : NULL;
 
-    if (found)
-      return found;
-  }
+      if (found)
+        return found;
+    }
   return NULL;
 }
 
@@ -196,16 +196,15 @@ type_has_value (const struct qmp_schema *s, const char *type,
   if (strcmp (meta, "enum") == 0)
     {
       /* 7.2 lists "values"; newer QEMU also has "members": [{name}]. */
-      json_array_foreach (json_object_get (t, "values"), i,
-                          m) if (json_is_string (m)
-                                 && strcmp (json_string_value (m), value)
-                                        == 0) return true;
-      json_array_foreach (json_object_get (t, "members"), i, m)
-      {
-        const char *n = json_string_value (json_object_get (m, "name"));
-        if (n && strcmp (n, value) == 0)
+      json_array_foreach (json_object_get (t, "values"), i, m)
+        if (json_is_string (m) && strcmp (json_string_value (m), value) == 0)
           return true;
-      }
+      json_array_foreach (json_object_get (t, "members"), i, m)
+        {
+          const char *n = json_string_value (json_object_get (m, "name"));
+          if (n && strcmp (n, value) == 0)
+            return true;
+        }
       return false;
     }
 
@@ -217,11 +216,11 @@ type_has_value (const struct qmp_schema *s, const char *type,
 
   if (strcmp (meta, "alternate") == 0)
     json_array_foreach (json_object_get (t, "members"), i, m)
-    {
-      const char *mt = json_string_value (json_object_get (m, "type"));
-      if (mt && type_has_value (s, mt, value, depth + 1))
-        return true;
-    }
+      {
+        const char *mt = json_string_value (json_object_get (m, "type"));
+        if (mt && type_has_value (s, mt, value, depth + 1))
+          return true;
+      }
   return false;
 }
 

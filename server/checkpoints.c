@@ -34,10 +34,9 @@ checkpoint_find (const struct vm *vm, const char *name)
   size_t i;
   json_t *cp;
 
-  json_array_foreach (
-      checkpoints (vm), i,
-      cp) if (strcmp (json_string_value (json_object_get (cp, "name")), name)
-              == 0) return cp;
+  json_array_foreach (checkpoints (vm), i, cp)
+    if (strcmp (json_string_value (json_object_get (cp, "name")), name) == 0)
+      return cp;
   return NULL;
 }
 
@@ -49,11 +48,11 @@ bitmap_name_taken (const json_t *bitmaps, const json_t *disks,
   json_t *d;
 
   json_array_foreach (disks, i, d)
-  {
-    const char *node = json_string_value (json_object_get (d, "node"));
-    if (json_object_get (json_object_get (bitmaps, node), name))
-      return true;
-  }
+    {
+      const char *node = json_string_value (json_object_get (d, "node"));
+      if (json_object_get (json_object_get (bitmaps, node), name))
+        return true;
+    }
   return false;
 }
 
@@ -90,40 +89,40 @@ checkpoints_reconcile (struct vm *vm, const json_t *bitmaps)
   json_t *cp, *d;
 
   json_array_foreach (checkpoints (vm), i, cp)
-      json_array_foreach (json_object_get (cp, "disks"), j, d)
-  {
-    const char *disk = json_string_value (json_object_get (d, "disk"));
-    const char *name = json_string_value (json_object_get (d, "bitmap"));
-    const json_t *cur = disk_find (vm->disks, disk);
-    const char *node;
-    const json_t *bm;
-    struct qmp_error err;
+    json_array_foreach (json_object_get (cp, "disks"), j, d)
+      {
+        const char *disk = json_string_value (json_object_get (d, "disk"));
+        const char *name = json_string_value (json_object_get (d, "bitmap"));
+        const json_t *cur = disk_find (vm->disks, disk);
+        const char *node;
+        const json_t *bm;
+        struct qmp_error err;
 
-    if (json_is_string (json_object_get (d, "broken")))
-      continue;
-    if (cur == NULL)
-      {
-        mark_broken (vm, cp, d, "disk-missing");
-        continue;
+        if (json_is_string (json_object_get (d, "broken")))
+          continue;
+        if (cur == NULL)
+          {
+            mark_broken (vm, cp, d, "disk-missing");
+            continue;
+          }
+        node = json_string_value (json_object_get (cur, "node"));
+        bm = json_object_get (json_object_get (bitmaps, node), name);
+        if (bm == NULL)
+          {
+            mark_broken (vm, cp, d, "checkpoint-missing");
+            continue;
+          }
+        if (json_is_true (json_object_get (bm, "inconsistent")))
+          mark_broken (vm, cp, d, "bitmap-inconsistent");
+        else if (!json_is_true (json_object_get (bm, "recording")))
+          mark_broken (vm, cp, d, "bitmap-not-recording");
+        else
+          continue;
+        /* A broken bitmap can only be removed, and it is ours. */
+        json_decref (vm_qmp (
+            vm, "block-dirty-bitmap-remove",
+            json_pack ("{s:s, s:s}", "node", node, "name", name), &err));
       }
-    node = json_string_value (json_object_get (cur, "node"));
-    bm = json_object_get (json_object_get (bitmaps, node), name);
-    if (bm == NULL)
-      {
-        mark_broken (vm, cp, d, "checkpoint-missing");
-        continue;
-      }
-    if (json_is_true (json_object_get (bm, "inconsistent")))
-      mark_broken (vm, cp, d, "bitmap-inconsistent");
-    else if (!json_is_true (json_object_get (bm, "recording")))
-      mark_broken (vm, cp, d, "bitmap-not-recording");
-    else
-      continue;
-    /* A broken bitmap can only be removed, and it is ours. */
-    json_decref (vm_qmp (vm, "block-dirty-bitmap-remove",
-                         json_pack ("{s:s, s:s}", "node", node, "name", name),
-                         &err));
-  }
 }
 
 json_t *
@@ -134,17 +133,18 @@ checkpoint_to_api (const json_t *cp)
   json_t *d;
 
   json_array_foreach (json_object_get (cp, "disks"), i, d)
-  {
-    json_t *broken = json_object_get (d, "broken");
+    {
+      json_t *broken = json_object_get (d, "broken");
 
-    json_array_append_new (
-        disks, json_pack ("{s:O, s:O, s:O, s:s, s:O?}", "name",
-                          json_object_get (d, "disk"), "bitmap",
-                          json_object_get (d, "bitmap"), "granularity",
-                          json_object_get (d, "granularity"), "state",
-                          json_is_string (broken) ? "broken" : "ok", "reason",
-                          json_is_string (broken) ? broken : NULL));
-  }
+      json_array_append_new (
+          disks,
+          json_pack ("{s:O, s:O, s:O, s:s, s:O?}", "name",
+                     json_object_get (d, "disk"), "bitmap",
+                     json_object_get (d, "bitmap"), "granularity",
+                     json_object_get (d, "granularity"), "state",
+                     json_is_string (broken) ? "broken" : "ok", "reason",
+                     json_is_string (broken) ? broken : NULL));
+    }
   return json_pack ("{s:O, s:O, s:O, s:o}", "name",
                     json_object_get (cp, "name"), "created",
                     json_object_get (cp, "created"), "parent",
@@ -236,18 +236,19 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   t = qmp_txn_new ();
   disks = json_array ();
   json_array_foreach (vm->disks, i, d)
-  {
-    if (strcmp (json_string_value (json_object_get (d, "format")), "qcow2")
-        != 0)
-      continue;
-    qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
-                  json_object_get (d, "node"), "name", name, "persistent", 1);
-    json_array_append_new (disks,
-                           json_pack ("{s:O, s:O, s:s, s:n}", "disk",
-                                      json_object_get (d, "name"), "node",
-                                      json_object_get (d, "node"), "bitmap",
-                                      name, "broken"));
-  }
+    {
+      if (strcmp (json_string_value (json_object_get (d, "format")), "qcow2")
+          != 0)
+        continue;
+      qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
+                    json_object_get (d, "node"), "name", name, "persistent",
+                    1);
+      json_array_append_new (disks,
+                             json_pack ("{s:O, s:O, s:s, s:n}", "disk",
+                                        json_object_get (d, "name"), "node",
+                                        json_object_get (d, "node"), "bitmap",
+                                        name, "broken"));
+    }
   if (qmp_txn_len (t) == 0)
     {
       qmp_txn_free (t);
@@ -277,15 +278,15 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
     CLEANUP_JSON json_t *after = bitmaps_query (vm, &err);
 
     json_array_foreach (disks, i, d)
-    {
-      json_t *bm = json_object_get (
-          json_object_get (after,
-                           json_string_value (json_object_get (d, "node"))),
-          name);
-      json_object_set (d, "granularity",
-                       bm ? json_object_get (bm, "granularity")
-                          : json_null ());
-    }
+      {
+        json_t *bm = json_object_get (
+            json_object_get (after,
+                             json_string_value (json_object_get (d, "node"))),
+            name);
+        json_object_set (d, "granularity",
+                         bm ? json_object_get (bm, "granularity")
+                            : json_null ());
+      }
   }
   json_array_append_new (checkpoints (vm), cp);
   vm_save (vm);
@@ -318,16 +319,16 @@ checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
   /* Remove the bitmaps that are still there, all at once. */
   t = qmp_txn_new ();
   json_array_foreach (json_object_get (cp, "disks"), i, d)
-  {
-    const json_t *disk = disk_find (
-        vm->disks, json_string_value (json_object_get (d, "disk")));
-    const char *node
-        = disk ? json_string_value (json_object_get (disk, "node")) : NULL;
+    {
+      const json_t *disk = disk_find (
+          vm->disks, json_string_value (json_object_get (d, "disk")));
+      const char *node
+          = disk ? json_string_value (json_object_get (disk, "node")) : NULL;
 
-    if (node && json_object_get (json_object_get (bitmaps, node), name))
-      qmp_txn_addf (t, "block-dirty-bitmap-remove", "{s:s, s:s}", "node", node,
-                    "name", name);
-  }
+      if (node && json_object_get (json_object_get (bitmaps, node), name))
+        qmp_txn_addf (t, "block-dirty-bitmap-remove", "{s:s, s:s}", "node",
+                      node, "name", name);
+    }
   if (qmp_txn_len (t) > 0)
     rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
   qmp_txn_free (t);
@@ -338,14 +339,14 @@ checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
 
   /* Children now descend from this checkpoint's parent. */
   json_array_foreach (list, i, c)
-  {
-    const char *p = json_string_value (json_object_get (c, "parent"));
+    {
+      const char *p = json_string_value (json_object_get (c, "parent"));
 
-    if (c == cp)
-      idx = i;
-    else if (p && strcmp (p, name) == 0)
-      json_object_set (c, "parent", json_object_get (cp, "parent"));
-  }
+      if (c == cp)
+        idx = i;
+      else if (p && strcmp (p, name) == 0)
+        json_object_set (c, "parent", json_object_get (cp, "parent"));
+    }
   json_array_remove (list, idx);
   vm_save (vm);
   return reply_ok (r, 204, NULL);

@@ -35,11 +35,11 @@ find_node (const json_t *nodes, const char *node)
   json_t *n;
 
   json_array_foreach (nodes, i, n)
-  {
-    const char *name = json_string_value (json_object_get (n, "node-name"));
-    if (name && strcmp (name, node) == 0)
-      return n;
-  }
+    {
+      const char *name = json_string_value (json_object_get (n, "node-name"));
+      if (name && strcmp (name, node) == 0)
+        return n;
+    }
   return NULL;
 }
 
@@ -122,22 +122,22 @@ disks_discover (struct vm *vm, struct qmp_error *err)
   /* Devices first (qemu-system). */
   blocks = vm_qmp (vm, "query-block", NULL, err);
   json_array_foreach (blocks, i, b)
-  {
-    const char *node = json_string_value (
-        json_object_get (json_object_get (b, "inserted"), "node-name"));
-    const json_t *info = node ? find_node (nodes, node) : NULL;
-    char name[256];
+    {
+      const char *node = json_string_value (
+          json_object_get (json_object_get (b, "inserted"), "node-name"));
+      const json_t *info = node ? find_node (nodes, node) : NULL;
+      char name[256];
 
-    if (info == NULL || !device_disk_name (b, name, sizeof name))
-      continue;
-    if (!name_valid (NAME_DISK, name, NULL, 0))
-      {
-        log_warnx ("VM %s: device %s: not a usable disk name, skipped",
-                   vm->name, name);
+      if (info == NULL || !device_disk_name (b, name, sizeof name))
         continue;
-      }
-    json_array_append_new (disks, make_disk (name, info));
-  }
+      if (!name_valid (NAME_DISK, name, NULL, 0))
+        {
+          log_warnx ("VM %s: device %s: not a usable disk name, skipped",
+                     vm->name, name);
+          continue;
+        }
+      json_array_append_new (disks, make_disk (name, info));
+    }
   if (json_array_size (disks) > 0)
     return disks;
 
@@ -145,30 +145,32 @@ disks_discover (struct vm *vm, struct qmp_error *err)
    * that are not the backing image of another node and not our own.
    */
   json_array_foreach (nodes, i, n)
-  {
-    const char *name = json_string_value (json_object_get (n, "node-name"));
-    const char *drv = json_string_value (json_object_get (n, "drv"));
-    const char *file = json_string_value (json_object_get (n, "file"));
-    bool is_backing = false;
-
-    if (name == NULL || drv == NULL || !is_format_driver (drv)
-        || strncmp (name, "pb-", 3) == 0 || name[0] == '#')
-      continue;
-    json_array_foreach (nodes, j, b)
     {
-      const char *bf = json_string_value (json_object_get (b, "backing_file"));
-      const char *bn = json_string_value (json_object_get (b, "node-name"));
+      const char *name = json_string_value (json_object_get (n, "node-name"));
+      const char *drv = json_string_value (json_object_get (n, "drv"));
+      const char *file = json_string_value (json_object_get (n, "file"));
+      bool is_backing = false;
 
-      /* Our own fleece overlays sit on top of disks: not a chain. */
-      if (bn && strncmp (bn, "pb-", 3) == 0)
+      if (name == NULL || drv == NULL || !is_format_driver (drv)
+          || strncmp (name, "pb-", 3) == 0 || name[0] == '#')
         continue;
-      if (b != n && file && bf && strcmp (bf, file) == 0)
-        is_backing = true;
+      json_array_foreach (nodes, j, b)
+        {
+          const char *bf
+              = json_string_value (json_object_get (b, "backing_file"));
+          const char *bn
+              = json_string_value (json_object_get (b, "node-name"));
+
+          /* Our own fleece overlays sit on top of disks: not a chain. */
+          if (bn && strncmp (bn, "pb-", 3) == 0)
+            continue;
+          if (b != n && file && bf && strcmp (bf, file) == 0)
+            is_backing = true;
+        }
+      if (is_backing || !name_valid (NAME_DISK, name, NULL, 0))
+        continue;
+      json_array_append_new (disks, make_disk (name, n));
     }
-    if (is_backing || !name_valid (NAME_DISK, name, NULL, 0))
-      continue;
-    json_array_append_new (disks, make_disk (name, n));
-  }
   /* QEMU lists nodes newest first; names give a stable order. */
   json_array_sort_by_name (disks);
   return disks;
@@ -180,10 +182,9 @@ disk_find (const json_t *disks, const char *name)
   size_t i;
   json_t *d;
 
-  json_array_foreach (
-      disks, i,
-      d) if (strcmp (json_string_value (json_object_get (d, "name")), name)
-             == 0) return d;
+  json_array_foreach (disks, i, d)
+    if (strcmp (json_string_value (json_object_get (d, "name")), name) == 0)
+      return d;
   return NULL;
 }
 
@@ -203,21 +204,21 @@ bitmaps_query (struct vm *vm, struct qmp_error *err)
       return NULL;
     }
   json_array_foreach (nodes, i, n)
-  {
-    const char *node = json_string_value (json_object_get (n, "node-name"));
-    json_t *map;
-
-    if (node == NULL)
-      continue;
-    map = json_object ();
-    /* Anonymous bitmaps (a running job's) have no name: skip them. */
-    json_array_foreach (json_object_get (n, "dirty-bitmaps"), j, b)
     {
-      const char *name = json_string_value (json_object_get (b, "name"));
-      if (name)
-        json_object_set (map, name, b);
+      const char *node = json_string_value (json_object_get (n, "node-name"));
+      json_t *map;
+
+      if (node == NULL)
+        continue;
+      map = json_object ();
+      /* Anonymous bitmaps (a running job's) have no name: skip them. */
+      json_array_foreach (json_object_get (n, "dirty-bitmaps"), j, b)
+        {
+          const char *name = json_string_value (json_object_get (b, "name"));
+          if (name)
+            json_object_set (map, name, b);
+        }
+      json_object_set_new (out, node, map);
     }
-    json_object_set_new (out, node, map);
-  }
   return out;
 }

@@ -286,29 +286,31 @@ registry_metrics (struct registry *reg)
            json_array_size (sums));
   fprintf (fp, "# HELP pullback_vm_connected 1 if the VM's QMP is connected.\n"
                "# TYPE pullback_vm_connected gauge\n");
-  json_array_foreach (sums, i, v) fprintf (
-      fp, "pullback_vm_connected{vm=\"%s\"} %d\n",
-      json_string_value (json_object_get (v, "name")),
-      strcmp (json_string_value (json_object_get (v, "status")), "connected")
-          == 0);
+  json_array_foreach (sums, i, v)
+    fprintf (
+        fp, "pullback_vm_connected{vm=\"%s\"} %d\n",
+        json_string_value (json_object_get (v, "name")),
+        strcmp (json_string_value (json_object_get (v, "status")), "connected")
+            == 0);
   fprintf (fp, "# HELP pullback_vm_checkpoints Checkpoints of the VM.\n"
                "# TYPE pullback_vm_checkpoints gauge\n");
-  json_array_foreach (sums, i, v) fprintf (
-      fp, "pullback_vm_checkpoints{vm=\"%s\"} %lld\n",
-      json_string_value (json_object_get (v, "name")),
-      (long long)json_integer_value (json_object_get (v, "checkpoints")));
+  json_array_foreach (sums, i, v)
+    fprintf (
+        fp, "pullback_vm_checkpoints{vm=\"%s\"} %lld\n",
+        json_string_value (json_object_get (v, "name")),
+        (long long)json_integer_value (json_object_get (v, "checkpoints")));
   fprintf (fp,
            "# HELP pullback_vm_backup_active 1 if the VM has a ready backup.\n"
            "# TYPE pullback_vm_backup_active gauge\n");
   json_array_foreach (sums, i, v)
-  {
-    const char *phase = json_string_value (
-        json_object_get (json_object_get (v, "backup"), "phase"));
+    {
+      const char *phase = json_string_value (
+          json_object_get (json_object_get (v, "backup"), "phase"));
 
-    fprintf (fp, "pullback_vm_backup_active{vm=\"%s\"} %d\n",
-             json_string_value (json_object_get (v, "name")),
-             phase && strcmp (phase, "ready") == 0);
-  }
+      fprintf (fp, "pullback_vm_backup_active{vm=\"%s\"} %d\n",
+               json_string_value (json_object_get (v, "name")),
+               phase && strcmp (phase, "ready") == 0);
+    }
 #define COUNTER(name, field, help)                                            \
   fprintf (fp,                                                                \
            "# HELP " name " " help "\n# TYPE " name " counter\n" name         \

@@ -72,18 +72,18 @@ node_has_bitmap (const char *node, const char *bitmap)
   json_t *n, *b;
 
   json_array_foreach (nodes, i, n)
-  {
-    const char *name = json_string_value (json_object_get (n, "node-name"));
-
-    if (name == NULL || strcmp (name, node) != 0)
-      continue;
-    json_array_foreach (json_object_get (n, "dirty-bitmaps"), j, b)
     {
-      const char *bn = json_string_value (json_object_get (b, "name"));
-      if (bn && strcmp (bn, bitmap) == 0)
-        return true;
+      const char *name = json_string_value (json_object_get (n, "node-name"));
+
+      if (name == NULL || strcmp (name, node) != 0)
+        continue;
+      json_array_foreach (json_object_get (n, "dirty-bitmaps"), j, b)
+        {
+          const char *bn = json_string_value (json_object_get (b, "name"));
+          if (bn && strcmp (bn, bitmap) == 0)
+            return true;
+        }
     }
-  }
   return false;
 }
 
@@ -140,10 +140,10 @@ check_schema (enum qemu_kind kind)
   cmds = must ("query-commands", NULL);
   cr_assert_gt (json_array_size (cmds), 50);
   json_array_foreach (cmds, i, c)
-  {
-    const char *name = json_string_value (json_object_get (c, "name"));
-    cr_assert (qmp_schema_has_command (s, name), "missing %s", name);
-  }
+    {
+      const char *name = json_string_value (json_object_get (c, "name"));
+      cr_assert (qmp_schema_has_command (s, name), "missing %s", name);
+    }
   cr_assert_not (qmp_schema_has_command (s, "no-such-command"));
   cr_assert_not (qmp_schema_has_command (s, "BLOCK_JOB_CANCELLED"));
   cr_assert (qmp_schema_has_event (s, "BLOCK_JOB_CANCELLED"));
@@ -530,19 +530,19 @@ Test (system, query_block_devices, .timeout = 60)
   start (QEMU_SYSTEM, 2);
   blocks = must ("query-block", NULL);
   json_array_foreach (blocks, i, b)
-  {
-    const char *qdev = json_string_value (json_object_get (b, "qdev"));
-    const char *node = json_string_value (
-        json_object_get (json_object_get (b, "inserted"), "node-name"));
-    char want[64];
+    {
+      const char *qdev = json_string_value (json_object_get (b, "qdev"));
+      const char *node = json_string_value (
+          json_object_get (json_object_get (b, "inserted"), "node-name"));
+      char want[64];
 
-    cr_assert_not_null (qdev);
-    cr_assert_not_null (node);
-    snprintf (want, sizeof want, "/machine/peripheral/vd%c/virtio-backend",
-              node[strlen (node) - 1]);
-    cr_assert_str_eq (qdev, want);
-    found++;
-  }
+      cr_assert_not_null (qdev);
+      cr_assert_not_null (node);
+      snprintf (want, sizeof want, "/machine/peripheral/vd%c/virtio-backend",
+                node[strlen (node) - 1]);
+      cr_assert_str_eq (qdev, want);
+      found++;
+    }
   cr_assert_eq (found, 2);
   stop ();
 }
