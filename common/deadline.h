@@ -18,6 +18,16 @@ monotonic_ms (void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Microseconds on the monotonic clock, for measurements. */
+static inline int64_t
+monotonic_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* A deadline TIMEOUT_MS from now; a negative timeout means "never". */
 static inline int64_t
 deadline_after (int timeout_ms)

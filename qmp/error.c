@@ -85,3 +85,15 @@ qmp_error_from_reply (const json_t *reply, struct qmp_error *err)
     }
   return true;
 }
+
+bool
+qmp_error_is_not_found (const struct qmp_error *err)
+{
+  /* QEMU 7.2 says "not found" in several ways and classes. */
+  return err->kind == QMP_ERR_QEMU
+         && (strstr (err->desc, "not found")
+             || strstr (err->desc, "Cannot find")
+             || strstr (err->desc, "Failed to find")
+             || strcmp (err->cls, "DeviceNotActive") == 0
+             || strcmp (err->cls, "DeviceNotFound") == 0);
+}

@@ -52,6 +52,11 @@ void qmp_error_set (struct qmp_error *err, enum qmp_error_kind kind,
  */
 bool qmp_error_from_reply (const json_t *reply, struct qmp_error *err);
 
+/* Did QEMU answer that the object (node, job, export, bitmap) does not
+ * exist?  Teardown treats that as "already gone".
+ */
+bool qmp_error_is_not_found (const struct qmp_error *err);
+
 /* Default limit on one message; query-qmp-schema of qemu-system is
  * about 200 KiB, so this leaves a wide margin and still bounds memory.
  */

@@ -13,13 +13,11 @@
 #include <config.h>
 
 #include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -31,8 +29,6 @@
 #include "nbd.h"
 #include "qga.h"
 #include "stats.h"
-
-extern char **environ;
 
 struct pb_stats pb_stats;
 
@@ -76,9 +72,9 @@ scratch_bytes (const json_t *b)
   json_t *d;
   struct stat st;
 
-  json_array_foreach (json_object_get (b, "disks"), i,
-                      d) if (stat (str (d, "scratch"), &st) == 0) total
-      += (json_int_t)st.st_blocks * 512;
+  json_array_foreach (json_object_get (b, "disks"), i, d)
+    if (stat (str (d, "scratch"), &st) == 0)
+      total += (json_int_t)st.st_blocks * 512;
   return total;
 }
 
@@ -91,23 +87,23 @@ backup_to_api (const struct vm *vm, const json_t *b)
   json_t *d;
 
   json_array_foreach (json_object_get (b, "disks"), i, d)
-  {
-    bool incr = strcmp (str (d, "mode"), "incremental") == 0;
-    json_t *nbd = json_null ();
+    {
+      bool incr = strcmp (str (d, "mode"), "incremental") == 0;
+      json_t *nbd = json_null ();
 
-    if (ready)
-      nbd = json_pack (
-          "{s:o, s:s, s:o}", "uri", nbd_uri (vm, str (d, "name")), "export",
-          str (d, "name"), "dirty_bitmap_context",
-          incr ? json_sprintf ("qemu:dirty-bitmap:%s", str (d, "tmp_bitmap"))
-               : json_null ());
-    json_array_append_new (
-        disks, json_pack ("{s:O, s:O, s:O, s:O?, s:o}", "name",
-                          json_object_get (d, "name"), "size",
-                          json_object_get (d, "size"), "mode",
-                          json_object_get (d, "mode"), "reason",
-                          json_object_get (d, "reason"), "nbd", nbd));
-  }
+      if (ready)
+        nbd = json_pack (
+            "{s:o, s:s, s:o}", "uri", nbd_uri (vm, str (d, "name")), "export",
+            str (d, "name"), "dirty_bitmap_context",
+            incr ? json_sprintf ("qemu:dirty-bitmap:%s", str (d, "tmp_bitmap"))
+                 : json_null ());
+      json_array_append_new (
+          disks, json_pack ("{s:O, s:O, s:O, s:O?, s:o}", "name",
+                            json_object_get (d, "name"), "size",
+                            json_object_get (d, "size"), "mode",
+                            json_object_get (d, "mode"), "reason",
+                            json_object_get (d, "reason"), "nbd", nbd));
+    }
   return json_pack (
       "{s:O, s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, "
       "s:O?, s:o}",
@@ -119,94 +115,6 @@ backup_to_api (const struct vm *vm, const json_t *b)
       "freeze_ms", json_object_get (b, "freeze_ms"), "scratch_bytes",
       scratch_bytes (b), "reason", json_object_get (b, "reason"), "disks",
       disks);
-}
-
-/* Start qemu-img create -f qcow2 PATH SIZE; returns its pid or -1. */
-static pid_t
-spawn_scratch (const char *path, json_int_t size, char *err, size_t errlen)
-{
-  char sizebuf[32];
-  char *argv[]
-      = { (char *)"qemu-img", (char *)"create", (char *)"-q", (char *)"-f",
-          (char *)"qcow2",    (char *)path,     sizebuf,      NULL };
-  pid_t pid;
-  int r;
-
-  snprintf (sizebuf, sizeof sizebuf, "%lld", (long long)size);
-  r = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
-  if (r != 0)
-    {
-      snprintf (err, errlen, "qemu-img: %s", strerror (r));
-      return -1;
-    }
-  return pid;
-}
-
-/* Wait for a qemu-img started by spawn_scratch; the file is made
- * private to us.
- */
-static int
-wait_scratch (pid_t pid, const char *path, char *err, size_t errlen)
-{
-  int status;
-
-  while (waitpid (pid, &status, 0) == -1)
-    if (errno != EINTR)
-      {
-        snprintf (err, errlen, "waitpid: %s", strerror (errno));
-        return -1;
-      }
-  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    {
-      snprintf (err, errlen, "qemu-img create %s failed", path);
-      unlink (path);
-      return -1;
-    }
-  chmod (path, 0600);
-  return 0;
-}
-
-/* Create every disk's scratch overlay file, all at once. */
-static int
-create_scratches (json_t *b, struct reply *r)
-{
-  json_t *disks = json_object_get (b, "disks");
-  size_t i, n = json_array_size (disks);
-  pid_t *pids = calloc (n ? n : 1, sizeof *pids);
-  char why[512] = "";
-  int rc = 0;
-  json_t *d;
-
-  if (pids == NULL)
-    return reply_error (r, 500, "scratch-failed", "out of memory");
-  json_array_foreach (disks, i, d)
-  {
-    pids[i] = spawn_scratch (str (d, "scratch"),
-                             json_integer_value (json_object_get (d, "size")),
-                             why, sizeof why);
-    if (pids[i] == -1)
-      break;
-  }
-  json_array_foreach (disks, i, d)
-  {
-    char w[400];
-
-    if (pids[i] <= 0)
-      {
-        rc = -1;
-        break;
-      }
-    if (wait_scratch (pids[i], str (d, "scratch"), w, sizeof w) == -1
-        && rc == 0)
-      {
-        snprintf (why, sizeof why, "disk %s: %s", str (d, "name"), w);
-        rc = -1;
-      }
-  }
-  free (pids);
-  if (rc == -1)
-    return reply_error (r, 500, "scratch-failed", "%s", why);
-  return 0;
 }
 
 /* Parse and check the request against the VM; fills PLAN (the backup
@@ -265,81 +173,84 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
     }
 
   if (want)
-    json_array_foreach (
-        want, i, d) if (disk_find (vm->disks, json_string_value (d)) == NULL)
-    {
-      reply_error_field (r, 422, "disk-not-found", "disks",
-                         "VM %s has no disk '%s'", vm->name,
-                         json_string_value (d));
-      return NULL;
-    }
+    json_array_foreach (want, i, d)
+      if (disk_find (vm->disks, json_string_value (d)) == NULL)
+        {
+          reply_error_field (r, 422, "disk-not-found", "disks",
+                             "VM %s has no disk '%s'", vm->name,
+                             json_string_value (d));
+          return NULL;
+        }
 
   disks = json_array ();
   json_array_foreach (vm->disks, i, d)
-  {
-    const char *name = str (d, "name");
-    const char *node = str (d, "node");
-    bool qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
-    const char *mode = "full", *reason = NULL;
-    char tmp[NAME_MAX_LEN + 16];
-    int idx = (int)json_array_size (disks);
-    json_t *entry;
-    bool selected = want == NULL;
-    size_t k;
-    json_t *w;
+    {
+      const char *name = str (d, "name");
+      const char *node = str (d, "node");
+      bool qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
+      const char *mode = "full", *reason = NULL;
+      char tmp[NAME_MAX_LEN + 16];
+      int idx = (int)json_array_size (disks);
+      json_t *entry;
+      bool selected = want == NULL;
+      size_t k;
+      json_t *w;
 
-    json_array_foreach (want, k, w) if (strcmp (json_string_value (w), name)
-                                        == 0) selected
-        = true;
-    if (!selected)
-      continue;
+      json_array_foreach (want, k, w)
+        if (strcmp (json_string_value (w), name) == 0)
+          selected = true;
+      if (!selected)
+        continue;
 
-    snprintf (tmp, sizeof tmp, PB_TMP_BITMAP_PREFIX "%s", name);
-    if (base)
-      {
-        const json_t *cd = NULL;
-        size_t m;
-        json_t *e;
+      snprintf (tmp, sizeof tmp, PB_TMP_BITMAP_PREFIX "%s", name);
+      if (base)
+        {
+          const json_t *cd = NULL;
+          size_t m;
+          json_t *e;
 
-        json_array_foreach (json_object_get (base, "disks"), m,
-                            e) if (strcmp (str (e, "disk"), name) == 0) cd
-            = e;
-        if (!qcow2)
-          reason = "disk-not-qcow2";
-        else if (cd == NULL)
-          reason = "disk-added";
-        else if (json_is_string (json_object_get (cd, "broken")))
-          reason = str (cd, "broken");
-        else
-          mode = "incremental";
-      }
-    if (strcmp (mode, "incremental") == 0
-        && json_object_get (json_object_get (bitmaps, node), tmp))
-      {
-        json_decref (disks);
-        reply_error (r, 409, "bitmap-exists",
-                     "a bitmap named '%s' already exists on disk %s of "
-                     "VM %s",
-                     tmp, name, vm->name);
-        return NULL;
-      }
+          json_array_foreach (json_object_get (base, "disks"), m, e)
+            if (strcmp (str (e, "disk"), name) == 0)
+              cd = e;
+          if (!qcow2)
+            reason = "disk-not-qcow2";
+          else if (cd == NULL)
+            reason = "disk-added";
+          else if (json_is_string (json_object_get (cd, "broken")))
+            reason = str (cd, "broken");
+          else
+            mode = "incremental";
+        }
+      if (strcmp (mode, "incremental") == 0
+          && json_object_get (json_object_get (bitmaps, node), tmp))
+        {
+          json_decref (disks);
+          reply_error (r, 409, "bitmap-exists",
+                       "a bitmap named '%s' already exists on disk %s of "
+                       "VM %s",
+                       tmp, name, vm->name);
+          return NULL;
+        }
 
-    entry = json_pack ("{s:s, s:s, s:O, s:O, s:s, s:s?, s:i, s:s?, s:b, "
-                       "s:o, s:o, s:o, s:o, s:o}",
-                       "name", name, "node", node, "size",
-                       json_object_get (d, "size"), "format",
-                       json_object_get (d, "format"), "mode", mode, "reason",
-                       reason, "index", idx, "tmp_bitmap",
-                       strcmp (mode, "incremental") == 0 ? tmp : NULL,
-                       "checkpoint_bitmap", qcow2 && cpname[0], "scratch",
-                       json_sprintf ("%s/pullback-%s.%d.qcow2",
-                                     vm->scratch_dir, vm->name, idx),
-                       "fleece", json_sprintf (PB_FLEECE_PREFIX "%d", idx),
-                       "cbw", json_sprintf (PB_CBW_PREFIX "%d", idx), "job",
-                       json_sprintf (PB_JOB_PREFIX "%d", idx), "export_id",
-                       json_sprintf (PB_EXPORT_PREFIX "%d", idx));
-    json_array_append_new (disks, entry);
-  }
+      entry = json_pack (
+          "{s:s, s:s, s:O, s:O, s:s, s:s?, s:i, s:s?, s:b, "
+          "s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+          "name", name, "node", node, "size", json_object_get (d, "size"),
+          "format", json_object_get (d, "format"), "mode", mode, "reason",
+          reason, "index", idx, "tmp_bitmap",
+          strcmp (mode, "incremental") == 0 ? tmp : NULL, "checkpoint_bitmap",
+          qcow2 && cpname[0], "scratch",
+          json_sprintf ("%s/pullback-%s.%d.qcow2", vm->scratch_dir, vm->name,
+                        idx),
+          "fleece", json_sprintf (PB_FLEECE_PREFIX "%d", idx), "cbw",
+          json_sprintf (PB_CBW_PREFIX "%d", idx), "job",
+          json_sprintf (PB_JOB_PREFIX "%d", idx), "export_id",
+          json_sprintf (PB_EXPORT_PREFIX "%d", idx), "scratch_node",
+          json_sprintf (PB_SCRATCH_PREFIX "%d", idx), "mkfile_job",
+          json_sprintf (PB_MKJOB_PREFIX "file-%d", idx), "mkqcow2_job",
+          json_sprintf (PB_MKJOB_PREFIX "qcow2-%d", idx));
+      json_array_append_new (disks, entry);
+    }
   if (json_array_size (disks) == 0)
     {
       json_decref (disks);
@@ -409,25 +320,26 @@ run_transaction (struct vm *vm, json_t *b, struct reply *r)
   int rc;
 
   json_array_foreach (json_object_get (b, "disks"), i, d)
-  {
-    qmp_txn_addf (t, "blockdev-backup", "{s:O, s:O, s:O, s:s, s:O}", "job-id",
-                  json_object_get (d, "job"), "device",
-                  json_object_get (d, "node"), "target",
-                  json_object_get (d, "fleece"), "sync", "none",
-                  "filter-node-name", json_object_get (d, "cbw"));
-    if (json_is_true (json_object_get (d, "checkpoint_bitmap")))
-      qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
-                    json_object_get (d, "node"), "name", cp, "persistent", 1);
-    if (json_is_string (json_object_get (d, "tmp_bitmap")))
-      {
-        qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:O, s:b}", "node",
-                      json_object_get (d, "node"), "name",
-                      json_object_get (d, "tmp_bitmap"), "disabled", 1);
-        qmp_txn_addf (t, "block-dirty-bitmap-merge", "{s:O, s:O, s:[s]}",
-                      "node", json_object_get (d, "node"), "target",
-                      json_object_get (d, "tmp_bitmap"), "bitmaps", since);
-      }
-  }
+    {
+      qmp_txn_addf (t, "blockdev-backup", "{s:O, s:O, s:O, s:s, s:O}",
+                    "job-id", json_object_get (d, "job"), "device",
+                    json_object_get (d, "node"), "target",
+                    json_object_get (d, "fleece"), "sync", "none",
+                    "filter-node-name", json_object_get (d, "cbw"));
+      if (json_is_true (json_object_get (d, "checkpoint_bitmap")))
+        qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
+                      json_object_get (d, "node"), "name", cp, "persistent",
+                      1);
+      if (json_is_string (json_object_get (d, "tmp_bitmap")))
+        {
+          qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:O, s:b}", "node",
+                        json_object_get (d, "node"), "name",
+                        json_object_get (d, "tmp_bitmap"), "disabled", 1);
+          qmp_txn_addf (t, "block-dirty-bitmap-merge", "{s:O, s:O, s:[s]}",
+                        "node", json_object_get (d, "node"), "target",
+                        json_object_get (d, "tmp_bitmap"), "bitmaps", since);
+        }
+    }
   rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
   qmp_txn_free (t);
   if (rc == -1)
@@ -448,22 +360,22 @@ add_checkpoint_record (struct vm *vm, const json_t *b)
 
   bitmaps = bitmaps_query (vm, &err);
   json_array_foreach (json_object_get (b, "disks"), i, d)
-  {
-    json_t *bm;
+    {
+      json_t *bm;
 
-    if (!json_is_true (json_object_get (d, "checkpoint_bitmap")))
-      continue;
-    bm = json_object_get (json_object_get (bitmaps, str (d, "node")),
-                          str (b, "checkpoint"));
-    json_array_append_new (
-        disks,
-        json_pack ("{s:O, s:O, s:O, s:O, s:n}", "disk",
-                   json_object_get (d, "name"), "node",
-                   json_object_get (d, "node"), "bitmap",
-                   json_object_get (b, "checkpoint"), "granularity",
-                   bm ? json_object_get (bm, "granularity") : json_null (),
-                   "broken"));
-  }
+      if (!json_is_true (json_object_get (d, "checkpoint_bitmap")))
+        continue;
+      bm = json_object_get (json_object_get (bitmaps, str (d, "node")),
+                            str (b, "checkpoint"));
+      json_array_append_new (
+          disks,
+          json_pack ("{s:O, s:O, s:O, s:O, s:n}", "disk",
+                     json_object_get (d, "name"), "node",
+                     json_object_get (d, "node"), "bitmap",
+                     json_object_get (b, "checkpoint"), "granularity",
+                     bm ? json_object_get (bm, "granularity") : json_null (),
+                     "broken"));
+    }
   json_array_append_new (
       list, json_pack ("{s:O, s:O, s:O?, s:o}", "name",
                        json_object_get (b, "checkpoint"), "created",
@@ -479,7 +391,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   struct qmp_error err;
   json_t *old = active_backup (vm), *b, *disks, *d;
   struct qga *g = NULL;
-  int64_t t_freeze = 0;
+  int64_t t_begin = monotonic_us (), t_freeze = 0, t_txn;
   size_t i;
 
   if (old && strcmp (str (old, "phase"), "failed") != 0)
@@ -519,27 +431,8 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
                           "cannot record the backup in the state directory");
     }
 
-  if (create_scratches (b, r) == -1)
+  if (scratch_add_all (vm, b, r) == -1)
     goto undo;
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-  {
-    json_t *ret;
-
-    ret = vm_qmp (vm, "blockdev-add",
-                  json_pack ("{s:s, s:O, s:{s:s, s:O}, s:O}", "driver",
-                             "qcow2", "node-name",
-                             json_object_get (d, "fleece"), "file", "driver",
-                             "file", "filename",
-                             json_object_get (d, "scratch"), "backing",
-                             json_object_get (d, "node")),
-                  &err);
-    if (ret == NULL)
-      {
-        qemu_failed (r, "adding the scratch overlay", &err);
-        goto undo;
-      }
-    json_decref (ret);
-  }
 
   if (json_is_true (json_object_get (args, "quiesce")))
     {
@@ -548,6 +441,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
       if (g == NULL)
         goto undo;
     }
+  t_txn = monotonic_us ();
   if (run_transaction (vm, b, r) == -1)
     {
       if (g)
@@ -558,6 +452,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
       goto undo;
     }
   json_object_set_new (b, "txn_done", json_true ());
+  t_txn = monotonic_us () - t_txn;
   if (g)
     {
       if (qga_fsfreeze_thaw (g, 10000, &err) == -1)
@@ -566,32 +461,35 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
       json_object_set_new (b, "freeze_ms",
                            json_integer (monotonic_ms () - t_freeze));
     }
-  vm_save (vm);
+  /* No save here: recovery treats a backup still "starting" as past its
+   * transaction anyway (the names were checked free), so the record
+   * written before the transaction is enough, and one fsync less.
+   */
 
   if (nbd_ensure_server (vm, r) == -1)
     goto undo;
   json_array_foreach (json_object_get (b, "disks"), i, d)
-  {
-    json_t *args2 = json_pack ("{s:s, s:O, s:O, s:O, s:b, s:b}", "type", "nbd",
-                               "id", json_object_get (d, "export_id"),
-                               "node-name", json_object_get (d, "fleece"),
-                               "name", json_object_get (d, "name"), "writable",
-                               0, "allocation-depth", 1);
-    json_t *ret;
+    {
+      json_t *args2 = json_pack ("{s:s, s:O, s:O, s:O, s:b, s:b}", "type",
+                                 "nbd", "id", json_object_get (d, "export_id"),
+                                 "node-name", json_object_get (d, "fleece"),
+                                 "name", json_object_get (d, "name"),
+                                 "writable", 0, "allocation-depth", 1);
+      json_t *ret;
 
-    if (json_is_string (json_object_get (d, "tmp_bitmap")))
-      json_object_set_new (args2, "bitmaps",
-                           json_pack ("[{s:O, s:O}]", "node",
-                                      json_object_get (d, "node"), "name",
-                                      json_object_get (d, "tmp_bitmap")));
-    ret = vm_qmp (vm, "block-export-add", args2, &err);
-    if (ret == NULL)
-      {
-        qemu_failed (r, "exporting over NBD", &err);
-        goto undo;
-      }
-    json_decref (ret);
-  }
+      if (json_is_string (json_object_get (d, "tmp_bitmap")))
+        json_object_set_new (args2, "bitmaps",
+                             json_pack ("[{s:O, s:O}]", "node",
+                                        json_object_get (d, "node"), "name",
+                                        json_object_get (d, "tmp_bitmap")));
+      ret = vm_qmp (vm, "block-export-add", args2, &err);
+      if (ret == NULL)
+        {
+          qemu_failed (r, "exporting over NBD", &err);
+          goto undo;
+        }
+      json_decref (ret);
+    }
 
   if (str (b, "checkpoint"))
     add_checkpoint_record (vm, b);
@@ -602,8 +500,11 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
                     + json_integer_value (json_object_get (b, "ttl"))));
   vm_save (vm);
   atomic_fetch_add (&pb_stats.backups_begun, 1);
-  log_info ("VM %s: backup %s ready (%zu disks)", vm->name, str (b, "id"),
-            json_array_size (json_object_get (b, "disks")));
+  log_info (
+      "VM %s: backup %s ready: %zu disks in %.2f ms (transaction "
+      "%.2f ms)",
+      vm->name, str (b, "id"), json_array_size (json_object_get (b, "disks")),
+      (double)(monotonic_us () - t_begin) / 1000.0, (double)t_txn / 1000.0);
   return reply_ok (r, 201, backup_to_api (vm, b));
 
 undo:
@@ -720,7 +621,7 @@ backup_qemu_lost (struct vm *vm, const char *reason)
    * files are ours to remove.
    */
   json_array_foreach (json_object_get (b, "disks"), i, d)
-      unlink (str (d, "scratch"));
+    unlink (str (d, "scratch"));
   if (vm->nbd_ours)
     unlink (vm->nbd_socket);
   vm->nbd_ours = false;

@@ -6,6 +6,8 @@
  * left behind (for the disk at index I of a backup):
  *   fleece overlay node  pb-fleece-I     copy-before-write filter  pb-cbw-I
  *   backup job           pb-job-I        NBD export id             pb-exp-I
+ *   scratch file node    pb-scratch-I    blockdev-create jobs      pb-mkfile-I,
+ *                                                                  pb-mkqcow2-I
  *   exported bitmap      backup-<disk>   (libvirt's name; created only
  *                                          after checking it is free)
  *   scratch file         <scratch>/pullback-<vm>.I.qcow2
@@ -25,6 +27,8 @@
 #define PB_CBW_PREFIX "pb-cbw-"
 #define PB_JOB_PREFIX "pb-job-"
 #define PB_EXPORT_PREFIX "pb-exp-"
+#define PB_SCRATCH_PREFIX "pb-scratch-"
+#define PB_MKJOB_PREFIX "pb-mk" /* pb-mkfile-I, pb-mkqcow2-I */
 #define PB_TMP_BITMAP_PREFIX "backup-"
 #define PB_NBD_FDNAME "pb-nbd-listen"
 
@@ -32,6 +36,10 @@
 int vm_save (struct vm *vm);
 json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,
                 struct qmp_error *err);
+/* Run CMD for its effect, treating "not found" as done and logging any
+ * other failure: for teardown steps.
+ */
+void vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args);
 int64_t now_seconds (void);
 
 /* disks.c: [{name, node, format, size}] from query-block, or from the
@@ -70,6 +78,14 @@ int backup_check_expiry (struct vm *vm);
 void backup_qemu_lost (struct vm *vm, const char *reason);
 /* Ending for shutdown of the daemon. */
 void backup_end_for_shutdown (struct vm *vm);
+
+/* scratch.c: create every disk's scratch file and qcow2 inside QEMU and
+ * add the fleece overlays (blockdev-create, blockdev-add).  Returns 0, or
+ * -1 with R set; what was made is removed by teardown_backup.
+ */
+int scratch_add_all (struct vm *vm, json_t *backup, struct reply *r);
+/* Dismiss (cancelling first if it still runs) a blockdev-create job. */
+void scratch_job_remove (struct vm *vm, const char *job);
 
 /* recovery.c: remove what a crash left, by the names above. */
 void recovery_cleanup (struct vm *vm);

@@ -34,17 +34,6 @@ str (const json_t *o, const char *key)
   return json_string_value (json_object_get (o, key));
 }
 
-static bool
-not_found (const struct qmp_error *err)
-{
-  return err->kind == QMP_ERR_QEMU
-         && (strstr (err->desc, "not found")
-             || strstr (err->desc, "Cannot find")
-             || strstr (err->desc, "Failed to find")
-             || strcmp (err->cls, "DeviceNotActive") == 0
-             || strcmp (err->cls, "DeviceNotFound") == 0);
-}
-
 /* Delete export ID and wait until QEMU says it is gone.  Returns true if
  * it is gone (or never existed).
  */
@@ -64,7 +53,7 @@ delete_export (struct vm *vm, const char *id)
           &err);
       if (ret)
         break;
-      if (not_found (&err))
+      if (qmp_error_is_not_found (&err))
         return true;
       if (err.kind != QMP_ERR_QEMU)
         {
@@ -100,7 +89,7 @@ cancel_job (struct vm *vm, const char *job)
                 json_pack ("{s:s, s:b}", "device", job, "force", 1), &err);
   if (ret == NULL)
     {
-      if (!not_found (&err))
+      if (!qmp_error_is_not_found (&err))
         log_warnx ("VM %s: cancelling job %s: %s", vm->name, job, err.desc);
       return;
     }
@@ -112,18 +101,6 @@ cancel_job (struct vm *vm, const char *job)
     log_warnx ("VM %s: job %s: no BLOCK_JOB_CANCELLED: %s", vm->name, job,
                err.desc);
   json_decref (ev);
-}
-
-/* Run CMD, ignoring "not found"; log anything else. */
-static void
-quietly (struct vm *vm, const char *cmd, json_t *args)
-{
-  struct qmp_error err;
-  json_t *ret = vm_qmp (vm, cmd, args, &err);
-
-  if (ret == NULL && !not_found (&err) && err.kind != QMP_ERR_DISCONNECTED)
-    log_warnx ("VM %s: %s: %s", vm->name, cmd, err.desc);
-  json_decref (ret);
 }
 
 void
@@ -139,36 +116,42 @@ teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
   /* Exports first, all of them; "gone" marks the disks whose export is
    * confirmed deleted.
    */
-  json_array_foreach (disks, i, d) json_object_set_new (
-      d, "gone",
-      json_boolean (!connected || delete_export (vm, str (d, "export_id"))));
+  json_array_foreach (disks, i, d)
+    json_object_set_new (
+        d, "gone",
+        json_boolean (!connected || delete_export (vm, str (d, "export_id"))));
 
   json_array_foreach (disks, i, d)
-  {
-    if (!connected)
-      break;
-    if (!json_is_true (json_object_get (d, "gone")))
-      {
-        /* Never cancel the job under a live export. */
-        log_warnx ("VM %s: leaving job %s: its export is still there",
-                   vm->name, str (d, "job"));
-        continue;
-      }
-    cancel_job (vm, str (d, "job"));
-    quietly (vm, "blockdev-del",
-             json_pack ("{s:s}", "node-name", str (d, "fleece")));
-    if (txn && str (d, "tmp_bitmap"))
-      quietly (vm, "block-dirty-bitmap-remove",
-               json_pack ("{s:s, s:s}", "node", str (d, "node"), "name",
-                          str (d, "tmp_bitmap")));
-    if (txn && drop_checkpoint && cp
-        && json_is_true (json_object_get (d, "checkpoint_bitmap")))
-      quietly (vm, "block-dirty-bitmap-remove",
-               json_pack ("{s:s, s:s}", "node", str (d, "node"), "name", cp));
-  }
+    {
+      if (!connected)
+        break;
+      if (!json_is_true (json_object_get (d, "gone")))
+        {
+          /* Never cancel the job under a live export. */
+          log_warnx ("VM %s: leaving job %s: its export is still there",
+                     vm->name, str (d, "job"));
+          continue;
+        }
+      cancel_job (vm, str (d, "job"));
+      vm_qmp_quietly (vm, "blockdev-del",
+                      json_pack ("{s:s}", "node-name", str (d, "fleece")));
+      if (str (d, "scratch_node"))
+        vm_qmp_quietly (
+            vm, "blockdev-del",
+            json_pack ("{s:s}", "node-name", str (d, "scratch_node")));
+      if (txn && str (d, "tmp_bitmap"))
+        vm_qmp_quietly (vm, "block-dirty-bitmap-remove",
+                        json_pack ("{s:s, s:s}", "node", str (d, "node"),
+                                   "name", str (d, "tmp_bitmap")));
+      if (txn && drop_checkpoint && cp
+          && json_is_true (json_object_get (d, "checkpoint_bitmap")))
+        vm_qmp_quietly (
+            vm, "block-dirty-bitmap-remove",
+            json_pack ("{s:s, s:s}", "node", str (d, "node"), "name", cp));
+    }
 
-  json_array_foreach (disks, i,
-                      d) if (json_is_true (json_object_get (d, "gone")))
+  json_array_foreach (disks, i, d)
+    if (json_is_true (json_object_get (d, "gone")))
       unlink (str (d, "scratch"));
 
   if (connected)
@@ -187,38 +170,55 @@ remove_by_name (struct vm *vm)
   CLEANUP_JSON json_t *jobs = NULL;
   CLEANUP_JSON json_t *nodes = NULL;
   size_t i;
+  int pass;
   json_t *e;
 
   json_array_foreach (exports, i, e)
-  {
-    const char *id = str (e, "id");
-    if (id && strncmp (id, PB_EXPORT_PREFIX, strlen (PB_EXPORT_PREFIX)) == 0)
-      {
-        log_info ("VM %s: removing leftover export %s", vm->name, id);
-        delete_export (vm, id);
-      }
-  }
+    {
+      const char *id = str (e, "id");
+      if (id && strncmp (id, PB_EXPORT_PREFIX, strlen (PB_EXPORT_PREFIX)) == 0)
+        {
+          log_info ("VM %s: removing leftover export %s", vm->name, id);
+          delete_export (vm, id);
+        }
+    }
   jobs = vm_qmp (vm, "query-block-jobs", NULL, &err);
   json_array_foreach (jobs, i, e)
-  {
-    const char *id = str (e, "device");
-    if (id && strncmp (id, PB_JOB_PREFIX, strlen (PB_JOB_PREFIX)) == 0)
-      {
-        log_info ("VM %s: removing leftover job %s", vm->name, id);
-        cancel_job (vm, id);
-      }
-  }
+    {
+      const char *id = str (e, "device");
+      if (id && strncmp (id, PB_JOB_PREFIX, strlen (PB_JOB_PREFIX)) == 0)
+        {
+          log_info ("VM %s: removing leftover job %s", vm->name, id);
+          cancel_job (vm, id);
+        }
+    }
+  json_decref (jobs);
+  jobs = vm_qmp (vm, "query-jobs", NULL, &err);
+  json_array_foreach (jobs, i, e)
+    {
+      const char *id = str (e, "id");
+      if (id && strncmp (id, PB_MKJOB_PREFIX, strlen (PB_MKJOB_PREFIX)) == 0)
+        {
+          log_info ("VM %s: removing leftover job %s", vm->name, id);
+          scratch_job_remove (vm, id);
+        }
+    }
+  /* Overlays before the scratch file nodes under them. */
   nodes = vm_qmp (vm, "query-named-block-nodes",
                   json_pack ("{s:b}", "flat", 1), &err);
-  json_array_foreach (nodes, i, e)
-  {
-    const char *id = str (e, "node-name");
-    if (id && strncmp (id, PB_FLEECE_PREFIX, strlen (PB_FLEECE_PREFIX)) == 0)
+  for (pass = 0; pass < 2; pass++)
+    json_array_foreach (nodes, i, e)
       {
-        log_info ("VM %s: removing leftover node %s", vm->name, id);
-        quietly (vm, "blockdev-del", json_pack ("{s:s}", "node-name", id));
+        const char *id = str (e, "node-name");
+        const char *prefix = pass ? PB_SCRATCH_PREFIX : PB_FLEECE_PREFIX;
+
+        if (id && strncmp (id, prefix, strlen (prefix)) == 0)
+          {
+            log_info ("VM %s: removing leftover node %s", vm->name, id);
+            vm_qmp_quietly (vm, "blockdev-del",
+                            json_pack ("{s:s}", "node-name", id));
+          }
       }
-  }
 }
 
 /* Scratch files named pullback-<vm>.N.qcow2 in the scratch directory. */

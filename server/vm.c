@@ -173,6 +173,18 @@ vm_qmp (struct vm *vm, const char *cmd, json_t *args, struct qmp_error *err)
   return qmp_execute (vm->qmp, cmd, args, vm->ctx->qmp_timeout_ms, err);
 }
 
+void
+vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args)
+{
+  struct qmp_error err;
+  json_t *ret = vm_qmp (vm, cmd, args, &err);
+
+  if (ret == NULL && !qmp_error_is_not_found (&err)
+      && err.kind != QMP_ERR_DISCONNECTED)
+    log_warnx ("VM %s: %s: %s", vm->name, cmd, err.desc);
+  json_decref (ret);
+}
+
 /* ---------------------------------------------------------------- */
 
 static void

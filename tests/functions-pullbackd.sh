@@ -137,8 +137,8 @@ assert_no_leftovers ()
   n=$(qmpcmd "$qmp" query-named-block-nodes '{"flat":true}' |
       jq '[.[] | select(."node-name" | test("^pb-"))] | length')
   [ "$n" -eq 0 ] || { echo "FAIL: $n pb-* nodes left" >&2; return 1; }
-  n=$(qmpcmd "$qmp" query-block-jobs | jq 'length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n block jobs left" >&2; return 1; }
+  n=$(qmpcmd "$qmp" query-jobs | jq 'length')
+  [ "$n" -eq 0 ] || { echo "FAIL: $n jobs left" >&2; return 1; }
   n=$(qmpcmd "$qmp" query-block-exports |
       jq '[.[] | select(.id | test("^pb-"))] | length')
   [ "$n" -eq 0 ] || { echo "FAIL: $n pb-* exports left" >&2; return 1; }

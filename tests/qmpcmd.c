@@ -36,6 +36,16 @@
 
 static int timeout_ms = 10000;
 
+/* Events name their object in data.id (exports, jobs' JOB_STATUS_CHANGE)
+ * or data.device (BLOCK_JOB_*): match either.
+ */
+static bool
+id_or_device_is (const json_t *event, void *opaque)
+{
+  return qmp_event_data_id_is (event, opaque)
+         || qmp_event_data_device_is (event, opaque);
+}
+
 static int
 exit_code (const struct qmp_error *err)
 {
@@ -158,11 +168,8 @@ run_script (struct qmp *q)
               fprintf (stderr, "qmpcmd: @wait-event needs an event name\n");
               return 2;
             }
-          ev = qmp_wait_event (q, name, id ? qmp_event_data_id_is : NULL, id,
+          ev = qmp_wait_event (q, name, id ? id_or_device_is : NULL, id,
                                timeout_ms, &err);
-          if (ev == NULL && id)
-            ev = qmp_wait_event (q, name, qmp_event_data_device_is, id, 0,
-                                 &err);
           if (ev == NULL)
             return fail (&err);
           print_json (ev);

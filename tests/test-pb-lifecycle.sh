@@ -73,3 +73,19 @@ test "$(dirty_map "$(disk_uri "$b" disk0)" qemu:dirty-bitmap:backup-disk0)" = \
      "$(expected_map 65536 $((3 * M)):4096)"
 expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
 assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
+
+# --- a begin that fails half-way undoes everything --------------------
+# A directory where disk0's scratch file would go: QEMU cannot create it,
+# after disk1's scratch file was made.  No checkpoint, nothing left.
+mkdir "$dir/run/vms/vm1/pullback-vm1.0.qcow2"
+e=$(expect_error 502 scratch-failed POST /v1/vms/vm1/backups '{"checkpoint":"c3"}')
+jq -e '.error.message | test("disk0")' <<<"$e"
+rmdir "$dir/run/vms/vm1/pullback-vm1.0.qcow2"
+assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
+expect_error 404 checkpoint-not-found GET /v1/vms/vm1/checkpoints/c3 >/dev/null
+test "$(bitmaps "$QMP_TEST_SOCK" disk0)" = "c1:true c2:true "
+expect 200 GET /v1/vms/vm1 | jq -e '.backup == null'
+# And the next begin works.
+b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":false}')
+expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
+assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"

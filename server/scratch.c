@@ -1,0 +1,194 @@
+/* pullback: scratch overlays (the fleece targets), made by QEMU itself.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * For every disk of a backup: blockdev-create a file, add it as a
+ * protocol node, blockdev-create a qcow2 of the disk's size inside it,
+ * and add that as the fleece node backed by the disk.  All disks go
+ * through each step together, so N disks cost about what one does.
+ *
+ * Doing it over QMP rather than with qemu-img create saves a process
+ * start per disk (most of a begin's time) and makes the file QEMU's own:
+ * a QEMU running as another user than pullbackd can write it.
+ */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "daemon.h"
+#include "engine.h"
+#include "log.h"
+
+static const char *
+str (const json_t *o, const char *key)
+{
+  return json_string_value (json_object_get (o, key));
+}
+
+static bool
+job_concluded (const json_t *ev, void *opaque)
+{
+  const json_t *data = json_object_get (ev, "data");
+  const char *id = json_string_value (json_object_get (data, "id"));
+  const char *status = json_string_value (json_object_get (data, "status"));
+
+  return id && status && strcmp (id, opaque) == 0
+         && strcmp (status, "concluded") == 0;
+}
+
+void
+scratch_job_remove (struct vm *vm, const char *job)
+{
+  struct qmp_error err;
+  json_t *ret;
+
+  ret = vm_qmp (vm, "job-dismiss", json_pack ("{s:s}", "id", job), &err);
+  if (ret == NULL && err.kind == QMP_ERR_QEMU
+      && !qmp_error_is_not_found (&err))
+    {
+      /* Not concluded yet: cancel, then dismiss once it is. */
+      vm_qmp_quietly (vm, "job-cancel", json_pack ("{s:s}", "id", job));
+      json_decref (qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE",
+                                   job_concluded, (void *)job,
+                                   vm->ctx->qmp_timeout_ms, &err));
+      vm_qmp_quietly (vm, "job-dismiss", json_pack ("{s:s}", "id", job));
+    }
+  json_decref (ret);
+}
+
+/* Start blockdev-create with the options of STEP ("file" or "qcow2") for
+ * every disk, wait until every job has concluded, read their errors and
+ * dismiss them.  Returns 0, or -1 with R set.
+ */
+static int
+create_step (struct vm *vm, const json_t *disks, const char *step,
+             struct reply *r)
+{
+  bool file = strcmp (step, "file") == 0;
+  const char *key = file ? "mkfile_job" : "mkqcow2_job";
+  size_t i, started = 0;
+  CLEANUP_JSON json_t *jobs = NULL;
+  struct qmp_error err;
+  char why[600] = "";
+  json_t *d, *j;
+
+  json_array_foreach (disks, i, d)
+    {
+      const char *job = str (d, key);
+      json_t *opts, *ret;
+
+      if (file)
+        opts = json_pack ("{s:s, s:O, s:i}", "driver", "file", "filename",
+                          json_object_get (d, "scratch"), "size", 0);
+      else
+        opts = json_pack ("{s:s, s:O, s:O}", "driver", "qcow2", "file",
+                          json_object_get (d, "scratch_node"), "size",
+                          json_object_get (d, "size"));
+      ret = vm_qmp (vm, "blockdev-create",
+                    json_pack ("{s:s, s:o}", "job-id", job, "options", opts),
+                    &err);
+      if (ret == NULL)
+        {
+          snprintf (why, sizeof why, "disk %s: blockdev-create: %s",
+                    str (d, "name"), err.desc);
+          break;
+        }
+      json_decref (ret);
+      started++;
+    }
+
+  for (i = 0; i < started; i++)
+    {
+      json_t *ev;
+
+      d = json_array_get (disks, i);
+      ev = qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE", job_concluded,
+                           (void *)str (d, key), vm->ctx->qmp_timeout_ms,
+                           &err);
+      if (ev == NULL && why[0] == '\0')
+        snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
+                  str (d, "name"), step, err.desc);
+      json_decref (ev);
+    }
+
+  /* A concluded job tells its error only here. */
+  if (started && why[0] == '\0')
+    {
+      jobs = vm_qmp (vm, "query-jobs", NULL, &err);
+      if (jobs == NULL)
+        snprintf (why, sizeof why, "query-jobs: %s", err.desc);
+    }
+  json_array_foreach (jobs, i, j)
+    {
+      size_t k;
+
+      json_array_foreach (disks, k, d)
+        if (k < started && json_is_string (json_object_get (j, "error"))
+            && strcmp (str (j, "id"), str (d, key)) == 0
+            && why[0] == '\0')
+          snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
+                    str (d, "name"), step, str (j, "error"));
+    }
+
+  for (i = 0; i < started; i++)
+    scratch_job_remove (vm, str (json_array_get (disks, i), key));
+  if (why[0])
+    return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+                        "scratch-failed", "%s", why);
+  return 0;
+}
+
+static int
+add_nodes (struct vm *vm, const json_t *disks, bool fleece, struct reply *r)
+{
+  struct qmp_error err;
+  size_t i;
+  json_t *d;
+
+  json_array_foreach (disks, i, d)
+    {
+      json_t *args, *ret;
+
+      if (fleece)
+        args = json_pack ("{s:s, s:O, s:O, s:O}", "driver", "qcow2",
+                          "node-name", json_object_get (d, "fleece"), "file",
+                          json_object_get (d, "scratch_node"), "backing",
+                          json_object_get (d, "node"));
+      else
+        args = json_pack ("{s:s, s:O, s:O, s:{s:b}}", "driver", "file",
+                          "node-name", json_object_get (d, "scratch_node"),
+                          "filename", json_object_get (d, "scratch"), "cache",
+                          "no-flush", 1);
+      ret = vm_qmp (vm, "blockdev-add", args, &err);
+      if (ret == NULL)
+        return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+                            "scratch-failed", "disk %s: adding the %s: %s",
+                            str (d, "name"),
+                            fleece ? "fleece overlay" : "scratch file",
+                            err.desc);
+      json_decref (ret);
+      /* It holds a copy of the guest's data: private before any is
+       * written.  QEMU made it; if it runs as another user, pullbackd
+       * may not be able to chmod it, and its umask decides.
+       */
+      if (!fleece && chmod (str (d, "scratch"), 0600) == -1)
+        log_debug ("VM %s: chmod %s: %m", vm->name, str (d, "scratch"));
+    }
+  return 0;
+}
+
+int
+scratch_add_all (struct vm *vm, json_t *b, struct reply *r)
+{
+  const json_t *disks = json_object_get (b, "disks");
+
+  if (create_step (vm, disks, "file", r) == -1
+      || add_nodes (vm, disks, false, r) == -1
+      || create_step (vm, disks, "qcow2", r) == -1
+      || add_nodes (vm, disks, true, r) == -1)
+    return -1;
+  return 0;
+}
