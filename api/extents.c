@@ -258,6 +258,16 @@ step (struct extents *x)
       snprintf (x->error, sizeof x->error, "out of memory");
       return -1;
     }
+  if (r == 0 && pos == x->pos)
+    {
+      /* A zero-length first extent: no progress, and asking again would
+       * loop forever.
+       */
+      snprintf (x->error, sizeof x->error,
+                "block status at %" PRIu64 ": the server answered badly",
+                x->pos);
+      return -1;
+    }
   x->pos = pos;
   return r;
 }

@@ -342,6 +342,14 @@ run_transaction (struct vm *vm, json_t *b, struct reply *r)
     }
   rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
   qmp_txn_free (t);
+  if (rc == 0 || err.kind != QMP_ERR_QEMU)
+    {
+      /* Done, or unknown (a timeout, a lost connection): QEMU may have
+       * applied it, and the names were checked free, so undo removes
+       * the bitmaps too.
+       */
+      json_object_set_new (b, "txn_done", json_true ());
+    }
   if (rc == -1)
     return qemu_failed (r, "backup transaction", &err);
   return 0;
@@ -401,6 +409,12 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     return reply_error (r, 503, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
+  if (cleanup_retry (vm) > 0)
+    return reply_error (r, 409, "cleanup-pending",
+                        "VM %s: QEMU still holds parts of an earlier backup "
+                        "that could not be removed (see the log); retry "
+                        "later",
+                        vm->name);
 
   /* The disks and bitmaps as they are now; broken checkpoints found
    * here make their disks full below.
@@ -451,7 +465,6 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
         }
       goto undo;
     }
-  json_object_set_new (b, "txn_done", json_true ());
   t_txn = monotonic_us () - t_txn;
   if (g)
     {
@@ -513,7 +526,7 @@ undo:
    */
   log_warnx ("VM %s: backup %s failed to start: %s", vm->name, str (b, "id"),
              str (json_object_get (r->body, "error"), "message"));
-  teardown_backup (vm, b, true);
+  backup_retire (vm, b, true);
   clear_backup (vm);
   atomic_fetch_add (&pb_stats.backups_begin_failed, 1);
   return -1;
@@ -574,7 +587,7 @@ backup_end (struct vm *vm, const json_t *args, struct reply *r)
     return -1;
   if (strcmp (str (b, "phase"), "ready") == 0)
     {
-      teardown_backup (vm, b, false);
+      backup_retire (vm, b, false);
       atomic_fetch_add (&pb_stats.backups_ended, 1);
       log_info ("VM %s: backup %s ended", vm->name, str (b, "id"));
     }
@@ -597,7 +610,7 @@ backup_check_expiry (struct vm *vm)
   /* A failed backup has nothing left in QEMU; only its record goes. */
   if (strcmp (str (b, "phase"), "ready") == 0)
     {
-      teardown_backup (vm, b, false);
+      backup_retire (vm, b, false);
       atomic_fetch_add (&pb_stats.backups_expired, 1);
     }
   clear_backup (vm);
@@ -608,8 +621,6 @@ void
 backup_qemu_lost (struct vm *vm, const char *reason)
 {
   json_t *b = active_backup (vm);
-  size_t i;
-  json_t *d;
 
   if (b == NULL || strcmp (str (b, "phase"), "failed") == 0)
     return;
@@ -617,14 +628,12 @@ backup_qemu_lost (struct vm *vm, const char *reason)
   atomic_fetch_add (&pb_stats.backups_failed, 1);
   json_object_set_new (b, "phase", json_string ("failed"));
   json_object_set_new (b, "reason", json_string (reason));
-  /* QEMU is gone or going: its nodes, jobs and exports go with it; the
-   * files are ours to remove.
+  /* On SHUTDOWN QEMU may live on (-no-shutdown, as under libvirt): tear
+   * down now.  Without a connection, what QEMU holds is remembered and
+   * removed at the next connect; the scratch files go now.  Our NBD
+   * socket stays: it tells the next connect that the server is ours.
    */
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    unlink (str (d, "scratch"));
-  if (vm->nbd_ours)
-    unlink (vm->nbd_socket);
-  vm->nbd_ours = false;
+  backup_retire (vm, b, false);
   vm_save (vm);
 }
 
@@ -639,7 +648,7 @@ backup_end_for_shutdown (struct vm *vm)
     {
       log_info ("VM %s: ending backup %s for shutdown", vm->name,
                 str (b, "id"));
-      teardown_backup (vm, b, false);
+      backup_retire (vm, b, false);
     }
   clear_backup (vm);
 }

@@ -37,9 +37,9 @@ int vm_save (struct vm *vm);
 json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,
                 struct qmp_error *err);
 /* Run CMD for its effect, treating "not found" as done and logging any
- * other failure: for teardown steps.
+ * other failure: for teardown steps.  Returns 0 (done or not found) or -1.
  */
-void vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args);
+int vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args);
 int64_t now_seconds (void);
 
 /* disks.c: [{name, node, format, size}] from query-block, or from the
@@ -91,8 +91,16 @@ void scratch_job_remove (struct vm *vm, const char *job);
 void recovery_cleanup (struct vm *vm);
 /* Remove one backup's QEMU objects and files, step by step, ignoring
  * what is already gone.  DROP_CHECKPOINT also removes the checkpoint the
- * backup was creating.
+ * backup was creating.  Returns 0 when everything is confirmed gone, -1
+ * when something may be left (logged).
  */
-void teardown_backup (struct vm *vm, json_t *backup, bool drop_checkpoint);
+int teardown_backup (struct vm *vm, json_t *backup, bool drop_checkpoint);
+/* Tear a backup down; what is not confirmed gone (QEMU unreachable, an
+ * export that would not close) is kept in the state's "cleanup" list and
+ * retried by cleanup_retry, at every connect and before every begin.
+ */
+void backup_retire (struct vm *vm, json_t *backup, bool drop_checkpoint);
+/* Retry the pending cleanups; returns how many are still pending. */
+size_t cleanup_retry (struct vm *vm);
 
 #endif /* PULLBACK_ENGINE_H */

@@ -55,12 +55,18 @@ delete_export (struct vm *vm, const char *id)
         break;
       if (qmp_error_is_not_found (&err))
         return true;
-      if (err.kind != QMP_ERR_QEMU)
+      /* An earlier delete is still closing it: the event will come. */
+      if (err.kind == QMP_ERR_QEMU
+          && strstr (err.desc, "already shutting down"))
+        break;
+      /* "still in use": a client is connected.  Give it a moment, then
+       * cut it off once.
+       */
+      if (err.kind != QMP_ERR_QEMU || !strstr (err.desc, "in use") || hard)
         {
           log_warnx ("VM %s: deleting export %s: %s", vm->name, id, err.desc);
           return false;
         }
-      /* "still in use": a client is connected.  Give it a moment. */
       if (deadline_remaining (grace) == 0)
         hard = true;
       else
@@ -79,7 +85,8 @@ delete_export (struct vm *vm, const char *id)
   return true;
 }
 
-static void
+/* Cancel JOB and wait for it to end.  Returns true if it is gone. */
+static bool
 cancel_job (struct vm *vm, const char *job)
 {
   struct qmp_error err;
@@ -89,27 +96,33 @@ cancel_job (struct vm *vm, const char *job)
                 json_pack ("{s:s, s:b}", "device", job, "force", 1), &err);
   if (ret == NULL)
     {
-      if (!qmp_error_is_not_found (&err))
-        log_warnx ("VM %s: cancelling job %s: %s", vm->name, job, err.desc);
-      return;
+      if (qmp_error_is_not_found (&err))
+        return true;
+      log_warnx ("VM %s: cancelling job %s: %s", vm->name, job, err.desc);
+      return false;
     }
   json_decref (ret);
   ev = qmp_wait_event (vm->qmp, "BLOCK_JOB_CANCELLED",
                        qmp_event_data_device_is, (void *)job, EVENT_WAIT_MS,
                        &err);
   if (ev == NULL)
-    log_warnx ("VM %s: job %s: no BLOCK_JOB_CANCELLED: %s", vm->name, job,
-               err.desc);
+    {
+      log_warnx ("VM %s: job %s: no BLOCK_JOB_CANCELLED: %s", vm->name, job,
+                 err.desc);
+      return false;
+    }
   json_decref (ev);
+  return true;
 }
 
-void
+int
 teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
 {
   bool txn = json_is_true (json_object_get (b, "txn_done"));
   const char *cp = str (b, "checkpoint");
   bool connected = vm->qmp && qmp_is_connected (vm->qmp);
   json_t *disks = json_object_get (b, "disks");
+  int rc = connected ? 0 : -1;
   size_t i;
   json_t *d;
 
@@ -119,7 +132,7 @@ teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
   json_array_foreach (disks, i, d)
     json_object_set_new (
         d, "gone",
-        json_boolean (!connected || delete_export (vm, str (d, "export_id"))));
+        json_boolean (connected && delete_export (vm, str (d, "export_id"))));
 
   json_array_foreach (disks, i, d)
     {
@@ -130,32 +143,129 @@ teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
           /* Never cancel the job under a live export. */
           log_warnx ("VM %s: leaving job %s: its export is still there",
                      vm->name, str (d, "job"));
+          rc = -1;
           continue;
         }
-      cancel_job (vm, str (d, "job"));
-      vm_qmp_quietly (vm, "blockdev-del",
-                      json_pack ("{s:s}", "node-name", str (d, "fleece")));
-      if (str (d, "scratch_node"))
-        vm_qmp_quietly (
-            vm, "blockdev-del",
-            json_pack ("{s:s}", "node-name", str (d, "scratch_node")));
-      if (txn && str (d, "tmp_bitmap"))
-        vm_qmp_quietly (vm, "block-dirty-bitmap-remove",
-                        json_pack ("{s:s, s:s}", "node", str (d, "node"),
-                                   "name", str (d, "tmp_bitmap")));
+      if (!cancel_job (vm, str (d, "job"))
+          || vm_qmp_quietly (
+                 vm, "blockdev-del",
+                 json_pack ("{s:s}", "node-name", str (d, "fleece")))
+                 == -1
+          || (str (d, "scratch_node")
+              && vm_qmp_quietly (
+                     vm, "blockdev-del",
+                     json_pack ("{s:s}", "node-name", str (d, "scratch_node")))
+                     == -1))
+        {
+          rc = -1;
+          continue;
+        }
+      unlink (str (d, "scratch"));
+      if (txn && str (d, "tmp_bitmap")
+          && vm_qmp_quietly (vm, "block-dirty-bitmap-remove",
+                             json_pack ("{s:s, s:s}", "node", str (d, "node"),
+                                        "name", str (d, "tmp_bitmap")))
+                 == -1)
+        rc = -1;
       if (txn && drop_checkpoint && cp
-          && json_is_true (json_object_get (d, "checkpoint_bitmap")))
-        vm_qmp_quietly (
-            vm, "block-dirty-bitmap-remove",
-            json_pack ("{s:s, s:s}", "node", str (d, "node"), "name", cp));
+          && json_is_true (json_object_get (d, "checkpoint_bitmap"))
+          && vm_qmp_quietly (
+                 vm, "block-dirty-bitmap-remove",
+                 json_pack ("{s:s, s:s}", "node", str (d, "node"), "name", cp))
+                 == -1)
+        rc = -1;
     }
 
-  json_array_foreach (disks, i, d)
-    if (json_is_true (json_object_get (d, "gone")))
-      unlink (str (d, "scratch"));
+  /* Without QEMU (it died, or its QMP socket broke, perhaps during the
+   * steps above) the nodes cannot be removed now, but the files are
+   * ours: QEMU keeps what it has open.
+   */
+  if (!vm->qmp || !qmp_is_connected (vm->qmp))
+    {
+      json_array_foreach (disks, i, d)
+        unlink (str (d, "scratch"));
+      return -1;
+    }
+  nbd_stop_if_idle (vm);
+  return rc;
+}
 
-  if (connected)
-    nbd_stop_if_idle (vm);
+static json_t *
+cleanup_list (struct vm *vm)
+{
+  json_t *l = json_object_get (vm->state, "cleanup");
+
+  if (!json_is_array (l))
+    {
+      l = json_array ();
+      json_object_set_new (vm->state, "cleanup", l);
+    }
+  return l;
+}
+
+void
+backup_retire (struct vm *vm, json_t *b, bool drop_checkpoint)
+{
+  json_t *copy, *e;
+  size_t i;
+
+  if (teardown_backup (vm, b, drop_checkpoint) == 0)
+    return;
+  log_warnx ("VM %s: backup %s is not fully removed from QEMU yet; "
+             "pullbackd retries at the next connection and before the next "
+             "backup",
+             vm->name, str (b, "id"));
+  json_array_foreach (cleanup_list (vm), i, e)
+    if (strcmp (str (e, "id"), str (b, "id")) == 0)
+      return; /* already listed (a failed backup torn down again) */
+  copy = json_deep_copy (b);
+  json_object_set_new (copy, "drop_checkpoint",
+                       json_boolean (drop_checkpoint));
+  json_array_append_new (cleanup_list (vm), copy);
+}
+
+size_t
+cleanup_retry (struct vm *vm)
+{
+  json_t *l = cleanup_list (vm);
+  size_t i = 0, n = json_array_size (l);
+
+  while (i < json_array_size (l))
+    {
+      json_t *b = json_array_get (l, i);
+
+      if (teardown_backup (
+              vm, b, json_is_true (json_object_get (b, "drop_checkpoint")))
+          == 0)
+        {
+          log_info ("VM %s: removed what was left of backup %s", vm->name,
+                    str (b, "id"));
+          json_array_remove (l, i);
+        }
+      else
+        i++;
+    }
+  if (json_array_size (l) != n)
+    vm_save (vm);
+  return json_array_size (l);
+}
+
+/* Is export pb-exp-INDEX among EXPORTS? */
+static bool
+export_left (const json_t *exports, const char *index)
+{
+  size_t i;
+  json_t *e;
+
+  json_array_foreach (exports, i, e)
+    {
+      const char *id = str (e, "id");
+
+      if (id && strncmp (id, PB_EXPORT_PREFIX, strlen (PB_EXPORT_PREFIX)) == 0
+          && strcmp (id + strlen (PB_EXPORT_PREFIX), index) == 0)
+        return true;
+    }
+  return false;
 }
 
 /* Leftovers without a record (a lost or hand-edited state file): our
@@ -182,11 +292,19 @@ remove_by_name (struct vm *vm)
           delete_export (vm, id);
         }
     }
+  /* An export that would not go keeps its job (and so its overlay): the
+   * export would serve live data without it.
+   */
+  json_decref (exports);
+  exports = vm_qmp (vm, "query-block-exports", NULL, &err);
+  if (exports == NULL)
+    return;
   jobs = vm_qmp (vm, "query-block-jobs", NULL, &err);
   json_array_foreach (jobs, i, e)
     {
       const char *id = str (e, "device");
-      if (id && strncmp (id, PB_JOB_PREFIX, strlen (PB_JOB_PREFIX)) == 0)
+      if (id && strncmp (id, PB_JOB_PREFIX, strlen (PB_JOB_PREFIX)) == 0
+          && !export_left (exports, id + strlen (PB_JOB_PREFIX)))
         {
           log_info ("VM %s: removing leftover job %s", vm->name, id);
           cancel_job (vm, id);
@@ -212,7 +330,8 @@ remove_by_name (struct vm *vm)
         const char *id = str (e, "node-name");
         const char *prefix = pass ? PB_SCRATCH_PREFIX : PB_FLEECE_PREFIX;
 
-        if (id && strncmp (id, prefix, strlen (prefix)) == 0)
+        if (id && strncmp (id, prefix, strlen (prefix)) == 0
+            && !export_left (exports, id + strlen (prefix)))
           {
             log_info ("VM %s: removing leftover node %s", vm->name, id);
             vm_qmp_quietly (vm, "blockdev-del",
@@ -234,10 +353,16 @@ remove_scratch_files (struct vm *vm)
   snprintf (prefix, sizeof prefix, "pullback-%s.", vm->name);
   while ((e = readdir (dir)) != NULL)
     {
-      size_t n = strlen (e->d_name);
+      const char *rest = e->d_name + strlen (prefix);
+      size_t digits;
 
-      if (strncmp (e->d_name, prefix, strlen (prefix)) == 0 && n > 6
-          && strcmp (e->d_name + n - 6, ".qcow2") == 0)
+      /* Exactly pullback-<vm>.<index>.qcow2: VM "a" must not take
+       * pullback-a.b.0.qcow2 of VM "a.b".
+       */
+      if (strncmp (e->d_name, prefix, strlen (prefix)) != 0)
+        continue;
+      digits = strspn (rest, "0123456789");
+      if (digits > 0 && strcmp (rest + digits, ".qcow2") == 0)
         {
           log_info ("VM %s: removing leftover scratch file %s/%s", vm->name,
                     vm->scratch_dir, e->d_name);
@@ -267,13 +392,16 @@ recovery_cleanup (struct vm *vm)
        * in the metadata yet.
        */
       json_object_set_new (b, "txn_done", json_true ());
-      teardown_backup (vm, b, starting);
+      cleanup_retry (vm);
+      backup_retire (vm, b, starting);
       /* A failed backup stays visible, with its reason, until it is
        * deleted or expires; any other is over.
        */
       if (!failed)
         json_object_set_new (vm->state, "backup", json_null ());
     }
+  else
+    cleanup_retry (vm);
   remove_by_name (vm);
   remove_scratch_files (vm);
 

@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "daemon.h"
+#include "deadline.h"
 #include "engine.h"
 #include "log.h"
 
@@ -51,9 +52,9 @@ scratch_job_remove (struct vm *vm, const char *job)
     {
       /* Not concluded yet: cancel, then dismiss once it is. */
       vm_qmp_quietly (vm, "job-cancel", json_pack ("{s:s}", "id", job));
-      json_decref (qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE",
-                                   job_concluded, (void *)job,
-                                   vm->ctx->qmp_timeout_ms, &err));
+      json_decref (qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE", job_concluded,
+                                   (void *)job, vm->ctx->qmp_timeout_ms,
+                                   &err));
       vm_qmp_quietly (vm, "job-dismiss", json_pack ("{s:s}", "id", job));
     }
   json_decref (ret);
@@ -71,6 +72,8 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
   const char *key = file ? "mkfile_job" : "mkqcow2_job";
   size_t i, started = 0;
   CLEANUP_JSON json_t *jobs = NULL;
+  int64_t deadline = deadline_after (vm->ctx->qmp_timeout_ms);
+  enum qmp_error_kind why_kind = QMP_ERR_NONE;
   struct qmp_error err;
   char why[600] = "";
   json_t *d, *j;
@@ -94,6 +97,7 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
         {
           snprintf (why, sizeof why, "disk %s: blockdev-create: %s",
                     str (d, "name"), err.desc);
+          why_kind = err.kind;
           break;
         }
       json_decref (ret);
@@ -106,11 +110,14 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
 
       d = json_array_get (disks, i);
       ev = qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE", job_concluded,
-                           (void *)str (d, key), vm->ctx->qmp_timeout_ms,
+                           (void *)str (d, key), deadline_remaining (deadline),
                            &err);
       if (ev == NULL && why[0] == '\0')
-        snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
-                  str (d, "name"), step, err.desc);
+        {
+          snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
+                    str (d, "name"), step, err.desc);
+          why_kind = err.kind;
+        }
       json_decref (ev);
     }
 
@@ -119,7 +126,10 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
     {
       jobs = vm_qmp (vm, "query-jobs", NULL, &err);
       if (jobs == NULL)
-        snprintf (why, sizeof why, "query-jobs: %s", err.desc);
+        {
+          snprintf (why, sizeof why, "query-jobs: %s", err.desc);
+          why_kind = err.kind;
+        }
     }
   json_array_foreach (jobs, i, j)
     {
@@ -127,8 +137,7 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
 
       json_array_foreach (disks, k, d)
         if (k < started && json_is_string (json_object_get (j, "error"))
-            && strcmp (str (j, "id"), str (d, key)) == 0
-            && why[0] == '\0')
+            && strcmp (str (j, "id"), str (d, key)) == 0 && why[0] == '\0')
           snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
                     str (d, "name"), step, str (j, "error"));
     }
@@ -136,7 +145,7 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
   for (i = 0; i < started; i++)
     scratch_job_remove (vm, str (json_array_get (disks, i), key));
   if (why[0])
-    return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+    return reply_error (r, why_kind == QMP_ERR_TIMEOUT ? 504 : 502,
                         "scratch-failed", "%s", why);
   return 0;
 }
@@ -164,18 +173,18 @@ add_nodes (struct vm *vm, const json_t *disks, bool fleece, struct reply *r)
                           "no-flush", 1);
       ret = vm_qmp (vm, "blockdev-add", args, &err);
       if (ret == NULL)
-        return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                            "scratch-failed", "disk %s: adding the %s: %s",
-                            str (d, "name"),
-                            fleece ? "fleece overlay" : "scratch file",
-                            err.desc);
+        return reply_error (
+            r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502, "scratch-failed",
+            "disk %s: adding the %s: %s", str (d, "name"),
+            fleece ? "fleece overlay" : "scratch file", err.desc);
       json_decref (ret);
-      /* It holds a copy of the guest's data: private before any is
-       * written.  QEMU made it; if it runs as another user, pullbackd
-       * may not be able to chmod it, and its umask decides.
+      /* It will hold a copy of the guest's data: private before any is
+       * written.  QEMU made it; if QEMU runs as another user and
+       * pullbackd is not root, only the scratch directory's mode
+       * protects it (pullbackd makes its default directory 0700).
        */
       if (!fleece && chmod (str (d, "scratch"), 0600) == -1)
-        log_debug ("VM %s: chmod %s: %m", vm->name, str (d, "scratch"));
+        log_warn ("VM %s: chmod 0600 %s", vm->name, str (d, "scratch"));
     }
   return 0;
 }

@@ -173,16 +173,20 @@ vm_qmp (struct vm *vm, const char *cmd, json_t *args, struct qmp_error *err)
   return qmp_execute (vm->qmp, cmd, args, vm->ctx->qmp_timeout_ms, err);
 }
 
-void
+int
 vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args)
 {
   struct qmp_error err;
   json_t *ret = vm_qmp (vm, cmd, args, &err);
 
-  if (ret == NULL && !qmp_error_is_not_found (&err)
-      && err.kind != QMP_ERR_DISCONNECTED)
-    log_warnx ("VM %s: %s: %s", vm->name, cmd, err.desc);
+  if (ret == NULL && !qmp_error_is_not_found (&err))
+    {
+      if (err.kind != QMP_ERR_DISCONNECTED)
+        log_warnx ("VM %s: %s: %s", vm->name, cmd, err.desc);
+      return -1;
+    }
   json_decref (ret);
+  return 0;
 }
 
 /* ---------------------------------------------------------------- */
@@ -358,6 +362,10 @@ run_request (struct vm *vm, struct vm_request *req)
                                                 : json_null ());
         json_object_set_new (body, "source",
                              json_string (vm->from_api ? "api" : "config"));
+        /* Backups whose teardown QEMU has not confirmed yet. */
+        json_object_set_new (body, "cleanup_pending",
+                             json_integer ((json_int_t)json_array_size (
+                                 json_object_get (vm->state, "cleanup"))));
         reply_ok (r, 200, body);
         break;
       }
