@@ -63,21 +63,6 @@ new_backup_id (char *buf, size_t len)
   snprintf (buf, len, "bk-%08x%08x", r[0], r[1]);
 }
 
-/* Allocated bytes of the scratch files. */
-static json_int_t
-scratch_bytes (const json_t *b)
-{
-  json_int_t total = 0;
-  size_t i;
-  json_t *d;
-  struct stat st;
-
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (stat (str (d, "scratch"), &st) == 0)
-      total += (json_int_t)st.st_blocks * 512;
-  return total;
-}
-
 json_t *
 backup_to_api (const struct vm *vm, const json_t *b)
 {
@@ -113,7 +98,7 @@ backup_to_api (const struct vm *vm, const json_t *b)
       "created", json_object_get (b, "created"), "expires",
       json_object_get (b, "expires"), "ttl", json_object_get (b, "ttl"),
       "freeze_ms", json_object_get (b, "freeze_ms"), "scratch_bytes",
-      scratch_bytes (b), "reason", json_object_get (b, "reason"), "disks",
+      scratch_allocated (b), "reason", json_object_get (b, "reason"), "disks",
       disks);
 }
 
@@ -445,7 +430,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
                           "cannot record the backup in the state directory");
     }
 
-  if (scratch_add_all (vm, b, r) == -1)
+  if (scratch_add_all (vm, b, r) == -1 || scratch_arm (vm, b, r) == -1)
     goto undo;
 
   if (json_is_true (json_object_get (args, "quiesce")))
@@ -595,17 +580,35 @@ backup_end (struct vm *vm, const json_t *args, struct reply *r)
   return reply_ok (r, 204, NULL);
 }
 
+/* How often a ready backup's scratch use is checked from the files. */
+#define SCRATCH_CHECK_MS 1000
+
 int
-backup_check_expiry (struct vm *vm)
+backup_tick (struct vm *vm)
 {
   json_t *b = active_backup (vm);
   json_int_t left;
+  char why[512];
 
   if (b == NULL || strcmp (str (b, "phase"), "starting") == 0)
     return -1;
   left = json_integer_value (json_object_get (b, "expires")) - now_seconds ();
   if (left > 0)
-    return left > 3600 ? 3600 * 1000 : (int)left * 1000;
+    {
+      bool ready = strcmp (str (b, "phase"), "ready") == 0;
+
+      if (ready && scratch_used_up (vm, b, why, sizeof why))
+        {
+          log_warnx ("VM %s: backup %s: %s; ending it before the guest's "
+                     "writes fail",
+                     vm->name, str (b, "id"), why);
+          backup_fail (vm, "scratch-full");
+          return backup_tick (vm);
+        }
+      if (ready)
+        return SCRATCH_CHECK_MS;
+      return left > 3600 ? 3600 * 1000 : (int)left * 1000;
+    }
   log_info ("VM %s: backup %s expired", vm->name, str (b, "id"));
   /* A failed backup has nothing left in QEMU; only its record goes. */
   if (strcmp (str (b, "phase"), "ready") == 0)
@@ -618,7 +621,7 @@ backup_check_expiry (struct vm *vm)
 }
 
 void
-backup_qemu_lost (struct vm *vm, const char *reason)
+backup_fail (struct vm *vm, const char *reason)
 {
   json_t *b = active_backup (vm);
 
@@ -628,13 +631,28 @@ backup_qemu_lost (struct vm *vm, const char *reason)
   atomic_fetch_add (&pb_stats.backups_failed, 1);
   json_object_set_new (b, "phase", json_string ("failed"));
   json_object_set_new (b, "reason", json_string (reason));
-  /* On SHUTDOWN QEMU may live on (-no-shutdown, as under libvirt): tear
-   * down now.  Without a connection, what QEMU holds is remembered and
+  /* QEMU may live on (-no-shutdown, as under libvirt; a full scratch):
+   * tear down now.  Without a connection, what QEMU holds is remembered and
    * removed at the next connect; the scratch files go now.  Our NBD
    * socket stays: it tells the next connect that the server is ours.
    */
   backup_retire (vm, b, false);
   vm_save (vm);
+}
+
+void
+backup_on_write_threshold (struct vm *vm, const json_t *ev)
+{
+  json_t *b = active_backup (vm);
+  char why[512];
+
+  if (b == NULL || strcmp (str (b, "phase"), "ready") != 0
+      || scratch_threshold_reached (vm, b, ev, why, sizeof why) == 0)
+    return;
+  log_warnx ("VM %s: backup %s: %s; ending it before the guest's writes "
+             "fail",
+             vm->name, str (b, "id"), why);
+  backup_fail (vm, "scratch-full");
 }
 
 void

@@ -40,6 +40,7 @@ config_init (struct config *c)
   c->log_level = LOG_LEVEL_INFO;
   c->backup_ttl = CONFIG_DEFAULT_BACKUP_TTL;
   c->backup_ttl_max = CONFIG_DEFAULT_BACKUP_TTL_MAX;
+  c->scratch_reserve = CONFIG_DEFAULT_SCRATCH_RESERVE;
 }
 
 static void
@@ -117,6 +118,46 @@ parse_seconds (const char *value, int *out, char *err, size_t errlen)
       return -1;
     }
   *out = (int)v;
+  return 0;
+}
+
+/* A size in bytes: digits with an optional K, M, G or T (powers of
+ * 1024).  "0" is allowed (meaning "no limit" where the key says so).
+ */
+static int
+parse_size (const char *value, int64_t *out, char *err, size_t errlen)
+{
+  char *end;
+  unsigned long long v;
+  int shift = 0;
+
+  errno = 0;
+  v = strtoull (value, &end, 10);
+  if (errno == 0 && end != value && value[0] != '-')
+    switch (*end)
+      {
+      case 'K':
+        shift = 10, end++;
+        break;
+      case 'M':
+        shift = 20, end++;
+        break;
+      case 'G':
+        shift = 30, end++;
+        break;
+      case 'T':
+        shift = 40, end++;
+        break;
+      }
+  if (errno || end == value || value[0] == '-' || *end != '\0'
+      || v > (UINT64_C (1) << (62 - shift)))
+    {
+      seterr (err, errlen,
+              "must be a size in bytes, optionally with K, M, G or T "
+              "(e.g. 512M), at most 4 EiB");
+      return -1;
+    }
+  *out = (int64_t)(v << shift);
   return 0;
 }
 
@@ -209,6 +250,10 @@ config_set (struct config *c, const char *key, const char *value, char *err,
     r = parse_seconds (value, &c->backup_ttl, why, sizeof why);
   else if (strcmp (key, "backup-ttl-max") == 0)
     r = parse_seconds (value, &c->backup_ttl_max, why, sizeof why);
+  else if (strcmp (key, "scratch-max") == 0)
+    r = parse_size (value, &c->scratch_max, why, sizeof why);
+  else if (strcmp (key, "scratch-reserve") == 0)
+    r = parse_size (value, &c->scratch_reserve, why, sizeof why);
   else
     {
       seterr (err, errlen, "unknown key '%s'", key);

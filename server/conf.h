@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "log.h"
 #include "vector.h"
@@ -23,6 +24,10 @@
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:8960"
 #define CONFIG_DEFAULT_BACKUP_TTL 3600      /* seconds */
 #define CONFIG_DEFAULT_BACKUP_TTL_MAX 86400 /* seconds */
+/* Free space kept on a scratch filesystem: a backup that would eat into
+ * it is failed (the guest's writes must never see ENOSPC).
+ */
+#define CONFIG_DEFAULT_SCRATCH_RESERVE (INT64_C (256) << 20)
 
 struct vm_config
 {
@@ -43,8 +48,10 @@ struct config
   char *run_dir;
   string_vector listen; /* "HOST:PORT" or an absolute unix socket path */
   enum log_level log_level;
-  int backup_ttl;     /* default TTL of a backup, seconds */
-  int backup_ttl_max; /* largest TTL a request may ask for */
+  int backup_ttl;          /* default TTL of a backup, seconds */
+  int backup_ttl_max;      /* largest TTL a request may ask for */
+  int64_t scratch_max;     /* bytes one backup's scratch may take; 0: any */
+  int64_t scratch_reserve; /* bytes kept free on the scratch filesystem */
   vm_config_vector vms;
 };
 

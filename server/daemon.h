@@ -5,6 +5,8 @@
 #ifndef PULLBACK_DAEMON_H
 #define PULLBACK_DAEMON_H
 
+#include <stdint.h>
+
 struct daemon_ctx
 {
   const char *state_dir;
@@ -12,6 +14,8 @@ struct daemon_ctx
   int backup_ttl;
   int backup_ttl_max;
   int qmp_timeout_ms;
+  int64_t scratch_max; /* see struct config */
+  int64_t scratch_reserve;
 };
 
 #endif /* PULLBACK_DAEMON_H */

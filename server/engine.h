@@ -70,12 +70,17 @@ int backup_get (struct vm *vm, const json_t *args, struct reply *r);
 int backup_patch (struct vm *vm, const json_t *args, struct reply *r);
 int backup_end (struct vm *vm, const json_t *args, struct reply *r);
 json_t *backup_to_api (const struct vm *vm, const json_t *b);
-/* End an active backup whose TTL has passed; returns ms until the next
- * expiry, or -1 if none.
+/* Periodic duties of the active backup: end it when its TTL has passed,
+ * fail it when its scratch budget is spent.  Returns ms until the next
+ * call is due, or -1 if none.
  */
-int backup_check_expiry (struct vm *vm);
-/* QEMU went away (SHUTDOWN or lost connection): fail the backup. */
-void backup_qemu_lost (struct vm *vm, const char *reason);
+int backup_tick (struct vm *vm);
+/* Fail the active backup with REASON (QEMU shut down or went away, the
+ * scratch space ran out): tear it down, keep it visible as failed.
+ */
+void backup_fail (struct vm *vm, const char *reason);
+/* A BLOCK_WRITE_THRESHOLD event. */
+void backup_on_write_threshold (struct vm *vm, const json_t *event);
 /* Ending for shutdown of the daemon. */
 void backup_end_for_shutdown (struct vm *vm);
 
@@ -84,6 +89,23 @@ void backup_end_for_shutdown (struct vm *vm);
  * -1 with R set; what was made is removed by teardown_backup.
  */
 int scratch_add_all (struct vm *vm, json_t *backup, struct reply *r);
+/* Put a write threshold on every scratch at its share of the space left
+ * (507 scratch-space when there is too little to begin).
+ */
+int scratch_arm (struct vm *vm, json_t *backup, struct reply *r);
+/* A BLOCK_WRITE_THRESHOLD event: re-arm and return 0, or return -1 with
+ * WHY set when the scratch space is used up and the backup must end.
+ * Events of nodes that are not this backup's return 0.
+ */
+int scratch_threshold_reached (struct vm *vm, json_t *backup,
+                               const json_t *event, char *why, size_t len);
+/* The budget re-checked from the files (thresholds only fire on writes
+ * submitted after they are set): true, with WHY, when it is spent.
+ */
+bool scratch_used_up (struct vm *vm, const json_t *backup, char *why,
+                      size_t len);
+/* Bytes allocated by the backup's scratch files. */
+json_int_t scratch_allocated (const json_t *backup);
 /* Dismiss (cancelling first if it still runs) a blockdev-create job. */
 void scratch_job_remove (struct vm *vm, const char *job);
 

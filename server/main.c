@@ -230,6 +230,8 @@ main (int argc, char **argv)
     .backup_ttl = conf.backup_ttl,
     .backup_ttl_max = conf.backup_ttl_max,
     .qmp_timeout_ms = QMP_DEFAULT_TIMEOUT_MS,
+    .scratch_max = conf.scratch_max,
+    .scratch_reserve = conf.scratch_reserve,
   };
   registry_init (&reg, &ctx);
   registry_load (&reg, &conf);

@@ -9,13 +9,22 @@
  * Doing it over QMP rather than with qemu-img create saves a process
  * start per disk (most of a begin's time) and makes the file QEMU's own:
  * a QEMU running as another user than pullbackd can write it.
+ *
+ * A full scratch filesystem would fail the guest's own writes (the
+ * copy-before-write filter cannot save the old data), and QEMU says
+ * nothing.  So each scratch file node gets a write threshold at its
+ * share of the space left above scratch-reserve (and under scratch-max);
+ * when it fires the share is recomputed, and when too little is left the
+ * backup is ended, which stops the copying before the guest is hurt.
  */
 
 #include <config.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "cleanup.h"
 #include "daemon.h"
@@ -200,4 +209,135 @@ scratch_add_all (struct vm *vm, json_t *b, struct reply *r)
       || add_nodes (vm, disks, true, r) == -1)
     return -1;
   return 0;
+}
+
+/* Less than this per disk left: the backup ends. */
+#define SCRATCH_MIN_SHARE (INT64_C (1) << 20)
+
+json_int_t
+scratch_allocated (const json_t *b)
+{
+  json_int_t total = 0;
+  size_t i;
+  json_t *d;
+  struct stat st;
+
+  json_array_foreach (json_object_get (b, "disks"), i, d)
+    if (stat (str (d, "scratch"), &st) == 0)
+      total += (json_int_t)st.st_blocks * 512;
+  return total;
+}
+
+/* What each disk's scratch may still grow by, or -1 with WHY set when
+ * too little is left.
+ */
+static int64_t
+scratch_share (struct vm *vm, const json_t *b, char *why, size_t len)
+{
+  size_t n = json_array_size (json_object_get (b, "disks"));
+  int64_t avail, budget;
+  struct statvfs st;
+
+  if (statvfs (vm->scratch_dir, &st) == -1)
+    {
+      snprintf (why, len, "statvfs %s: %m", vm->scratch_dir);
+      return -1;
+    }
+  avail = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
+  budget = avail - vm->ctx->scratch_reserve;
+  if (vm->ctx->scratch_max > 0
+      && vm->ctx->scratch_max - scratch_allocated (b) < budget)
+    budget = vm->ctx->scratch_max - scratch_allocated (b);
+  if (n == 0 || budget / (int64_t)n < SCRATCH_MIN_SHARE)
+    {
+      snprintf (why, len,
+                "the scratch space of VM %s is used up: %" PRId64
+                " bytes free in %s (scratch-reserve %" PRId64
+                "), %lld bytes used by this backup (scratch-max %" PRId64 ")",
+                vm->name, avail, vm->scratch_dir, vm->ctx->scratch_reserve,
+                (long long)scratch_allocated (b), vm->ctx->scratch_max);
+      return -1;
+    }
+  return budget / (int64_t)n;
+}
+
+/* The threshold of disk D's scratch: SHARE above the larger of its size
+ * and the end of the write that fired the last event (AT).
+ */
+static int
+set_threshold (struct vm *vm, const json_t *d, int64_t at, int64_t share,
+               struct qmp_error *err)
+{
+  struct stat st;
+  json_t *ret;
+
+  if (stat (str (d, "scratch"), &st) == 0 && st.st_size > at)
+    at = st.st_size;
+  ret = vm_qmp (vm, "block-set-write-threshold",
+                json_pack ("{s:O, s:I}", "node-name",
+                           json_object_get (d, "scratch_node"),
+                           "write-threshold", (json_int_t)(at + share)),
+                err);
+  json_decref (ret);
+  return ret ? 0 : -1;
+}
+
+int
+scratch_arm (struct vm *vm, json_t *b, struct reply *r)
+{
+  struct qmp_error err;
+  char why[512];
+  int64_t share = scratch_share (vm, b, why, sizeof why);
+  size_t i;
+  json_t *d;
+
+  if (share == -1)
+    return reply_error (r, 507, "scratch-space", "%s", why);
+  json_array_foreach (json_object_get (b, "disks"), i, d)
+    if (set_threshold (vm, d, 0, share, &err) == -1)
+      return reply_error (
+          r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502, "qemu-error",
+          "disk %s: block-set-write-threshold: %s", str (d, "name"), err.desc);
+  return 0;
+}
+
+int
+scratch_threshold_reached (struct vm *vm, json_t *b, const json_t *ev,
+                           char *why, size_t len)
+{
+  const json_t *data = json_object_get (ev, "data");
+  const char *node = json_string_value (json_object_get (data, "node-name"));
+  int64_t at
+      = json_integer_value (json_object_get (data, "write-threshold"))
+        + json_integer_value (json_object_get (data, "amount-exceeded"));
+  const json_t *disk = NULL;
+  struct qmp_error err;
+  int64_t share;
+  size_t i;
+  json_t *d;
+
+  json_array_foreach (json_object_get (b, "disks"), i, d)
+    if (node && str (d, "scratch_node")
+        && strcmp (node, str (d, "scratch_node")) == 0)
+      disk = d;
+  if (disk == NULL)
+    return 0; /* not ours */
+  share = scratch_share (vm, b, why, len);
+  if (share == -1)
+    return -1;
+  if (set_threshold (vm, disk, at, share, &err) == -1)
+    {
+      snprintf (why, len, "disk %s: block-set-write-threshold: %s",
+                str (disk, "name"), err.desc);
+      return -1;
+    }
+  log_debug ("VM %s: scratch of disk %s may grow %" PRId64 " bytes more",
+             vm->name, str (disk, "name"), share);
+  return 0;
+}
+
+bool
+scratch_used_up (struct vm *vm, const json_t *b, char *why, size_t len)
+{
+  return scratch_share (vm, b, why, len) == -1;
 }

@@ -273,8 +273,10 @@ handle_events (struct vm *vm)
       if (name && strcmp (name, "SHUTDOWN") == 0)
         {
           log_info ("VM %s: QEMU is shutting down", vm->name);
-          backup_qemu_lost (vm, "qemu-shutdown");
+          backup_fail (vm, "qemu-shutdown");
         }
+      else if (name && strcmp (name, "BLOCK_WRITE_THRESHOLD") == 0)
+        backup_on_write_threshold (vm, ev);
       json_decref (ev);
     }
 }
@@ -285,7 +287,7 @@ lost_connection (struct vm *vm, const char *why)
   vm->up = false;
   log_warnx ("VM %s: lost QMP connection: %s", vm->name, why);
   snprintf (vm->last_error, sizeof vm->last_error, "%s", why);
-  backup_qemu_lost (vm, "qemu-disconnected");
+  backup_fail (vm, "qemu-disconnected");
   vm->nbd_ours = false;
   vm->next_connect_ms = monotonic_ms () + 100;
 }
@@ -455,7 +457,7 @@ vm_thread (void *arg)
         }
       pthread_mutex_unlock (&vm->lock);
 
-      exp = backup_check_expiry (vm);
+      exp = backup_tick (vm);
       timeout = connected (vm) ? 5000 : RECONNECT_MS;
       if (exp >= 0 && exp < timeout)
         timeout = exp;

@@ -158,3 +158,20 @@ bitmaps ()
       "\(.name):\(.recording)\(if .inconsistent then ":inconsistent" else "" end)"' |
     sort | tr '\n' ' '
 }
+
+# expect_image FILE WRITE...: FILE holds zeroes except the writes
+# OFFSET:LENGTH:BYTE, later ones over earlier ones; 64 MiB, the size of
+# the test disks.
+expect_image ()
+{
+  python3 - "$@" <<'PY'
+import sys
+path, writes = sys.argv[1], sys.argv[2:]
+img = bytearray(64 << 20)
+for w in writes:
+    off, length, byte = w.split(":")
+    off, length = int(off), int(length)
+    img[off:off + length] = bytes([int(byte, 0)]) * length
+open(path, "wb").write(img)
+PY
+}

@@ -23,22 +23,6 @@ vm=$(expect 200 GET /v1/vms/vm1)
 test "$(jq -c '[.disks[] | [.name, .node, .format, .size]]' <<<"$vm")" = \
      '[["vd0","disk0","qcow2",67108864],["vd1","disk1","qcow2",67108864]]'
 
-# expect_image FILE WRITE...: FILE holds zeroes except the writes
-# OFFSET:LENGTH:BYTE, later ones over earlier ones.
-expect_image ()
-{
-  python3 - "$@" <<'PY'
-import sys
-path, writes = sys.argv[1], sys.argv[2:]
-img = bytearray(64 << 20)
-for w in writes:
-    off, length, byte = w.split(":")
-    off, length = int(off), int(length)
-    img[off:off + length] = bytes([int(byte, 0)]) * length
-open(path, "wb").write(img)
-PY
-}
-
 hmp_write "$QMP_TEST_SOCK" vd0 0 $M 0x11
 hmp_write "$QMP_TEST_SOCK" vd1 $((4 * M)) 65536 0x22
 b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":"c1"}')

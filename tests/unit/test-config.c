@@ -135,6 +135,11 @@ static const struct bad bad_files[] = {
     ":3: key 'nbd' of VM 'x': unix: must be followed" },
   { "[vm x]\nqmp = /a\nstate-dir = /x\n",
     ":3: unknown key 'state-dir' in [vm x]" },
+  { "scratch-max = 12Q\n", ":1: key 'scratch-max': must be a size" },
+  { "scratch-max = -1\n", ":1: key 'scratch-max': must be a size" },
+  { "scratch-reserve = M\n", ":1: key 'scratch-reserve': must be a size" },
+  { "scratch-reserve = 99999999999T\n",
+    ":1: key 'scratch-reserve': must be a size" },
 };
 
 Test (config, bad_files)
@@ -187,6 +192,25 @@ Test (config, vm_without_qmp)
   cr_assert_eq (config_check (&c, err, sizeof err), -1);
   cr_assert (strstr (err, ":1: VM 'x' has no 'qmp' socket") != NULL, "%s",
              err);
+}
+
+Test (config, sizes)
+{
+  cr_assert_eq (c.scratch_max, 0);
+  cr_assert_eq (c.scratch_reserve, CONFIG_DEFAULT_SCRATCH_RESERVE);
+  cr_assert_eq (config_set (&c, "scratch-max", "4096", err, sizeof err), 0);
+  cr_assert_eq (c.scratch_max, 4096);
+  cr_assert_eq (config_set (&c, "scratch-max", "3K", err, sizeof err), 0);
+  cr_assert_eq (c.scratch_max, 3072);
+  cr_assert_eq (config_set (&c, "scratch-reserve", "2G", err, sizeof err), 0);
+  cr_assert_eq (c.scratch_reserve, INT64_C (2) << 30);
+  cr_assert_eq (config_set (&c, "scratch-reserve", "1T", err, sizeof err), 0);
+  cr_assert_eq (c.scratch_reserve, INT64_C (1) << 40);
+  cr_assert_eq (config_set (&c, "scratch-reserve", "0", err, sizeof err), 0);
+  cr_assert_eq (c.scratch_reserve, 0);
+  cr_assert_eq (config_set (&c, "scratch-max", "1.5G", err, sizeof err), -1);
+  cr_assert_eq (config_set (&c, "scratch-max", "", err, sizeof err), -1);
+  cr_assert_eq (c.scratch_max, 3072, "a failed set changed the value");
 }
 
 Test (config, ttl_order)
