@@ -54,10 +54,15 @@ const struct api_route *api_match (const char *method, const char *path,
 /* HTTP server (libmicrohttpd). */
 struct api_server;
 
-/* Listen on each address ("HOST:PORT" or an absolute unix socket path). */
+/* Listen on each address ("HOST:PORT" or an absolute unix socket path).
+ * Requests over TCP must carry "Authorization: Bearer TOKEN" (TOKEN may
+ * be NULL only when every address is a unix socket, whose mode 0660 is
+ * the access control).
+ */
 struct api_server *api_server_start (struct registry *reg,
                                      char *const *addresses, size_t n,
-                                     char *err, size_t errlen);
+                                     const char *token, char *err,
+                                     size_t errlen);
 void api_server_stop (struct api_server *s);
 
 #endif /* PULLBACK_API_H */

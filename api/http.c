@@ -3,8 +3,9 @@
  *
  * One MHD daemon per listen address, a thread per connection: a request
  * may wait on a VM's owner, and must not hold up requests for other VMs.
- * Bodies are collected up to API_MAX_BODY (larger: 413), then the route's
- * handler runs and its reply becomes the response.
+ * Bodies are collected up to API_MAX_BODY (larger: 413, at once when
+ * Content-Length says so), then the route's handler runs and its reply
+ * becomes the response.  TCP listeners require a bearer token.
  */
 
 #include <config.h>
@@ -28,11 +29,26 @@
 #include "validate.h"
 
 #define MAX_LISTEN 16
+/* Connections at once per listener, and per client address on TCP: each
+ * is a thread.
+ */
+#define MAX_CONNECTIONS 256
+#define MAX_CONNECTIONS_PER_IP 32
+
+struct api_server;
+
+struct listener
+{
+  struct api_server *s;
+  bool tcp; /* requests must carry the token */
+};
 
 struct api_server
 {
   struct registry *reg;
+  char *token;
   struct MHD_Daemon *mhd[MAX_LISTEN];
+  struct listener listeners[MAX_LISTEN];
   char *unix_paths[MAX_LISTEN];
   size_t n;
 };
@@ -42,6 +58,7 @@ struct conn_state
   char *body;
   size_t len;
   bool too_large;
+  bool answered; /* refused before the body: ignore the rest */
 };
 
 /* A streamed answer handed to MHD: see struct reply. */
@@ -155,6 +172,7 @@ struct query_ctx
   const char *const *allowed;
   const char *bad;
   const char *dup;
+  const char *novalue;
   const char *seen[8];
   int nseen;
 };
@@ -182,6 +200,12 @@ check_query_arg (void *cls, enum MHD_ValueKind kind, const char *key,
       }
   if (q->nseen < 8)
     q->seen[q->nseen++] = key;
+  if (value == NULL)
+    {
+      /* "?limit" without "=": not the same as absent. */
+      q->novalue = key;
+      return MHD_NO;
+    }
   return MHD_YES;
 }
 
@@ -224,6 +248,12 @@ dispatch (struct api_server *s, struct MHD_Connection *c, const char *url,
                          "query parameter '%s' is given twice", q.dup);
       return;
     }
+  if (q.novalue)
+    {
+      reply_error_field (r, 400, "invalid-parameter", q.novalue,
+                         "query parameter '%s' has no value", q.novalue);
+      return;
+    }
 
   if (!rt->body && cs->len > 0)
     {
@@ -260,22 +290,84 @@ dispatch (struct api_server *s, struct MHD_Connection *c, const char *url,
     reply_error (r, 500, "internal-error", "no reply");
 }
 
+/* Compare without leaking where the first difference is. */
+static bool
+token_equal (const char *a, const char *b)
+{
+  size_t na = strlen (a), nb = strlen (b);
+  unsigned char d = na != nb;
+
+  for (size_t i = 0; i < na; i++)
+    d |= (unsigned char)a[i] ^ (unsigned char)b[i % (nb ? nb : 1)];
+  return d == 0;
+}
+
+static bool
+authorized (const struct listener *l, struct MHD_Connection *c)
+{
+  const char *h;
+
+  if (!l->tcp)
+    return true;
+  h = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
+                                   MHD_HTTP_HEADER_AUTHORIZATION);
+  return h && strncmp (h, "Bearer ", 7) == 0
+         && token_equal (h + 7, l->s->token);
+}
+
+/* Answer before the body is read (MHD then sends no 100 Continue). */
+static enum MHD_Result
+refuse_early (struct MHD_Connection *c, const char *method, const char *url,
+              struct reply *r)
+{
+  enum MHD_Result ret;
+
+  log_debug ("%s %s -> %d", method, url, r->status);
+  ret = send_reply (c, r);
+  reply_clear (r);
+  return ret;
+}
+
 static enum MHD_Result
 on_request (void *cls, struct MHD_Connection *c, const char *url,
             const char *method, const char *version, const char *upload_data,
             size_t *upload_size, void **con_cls)
 {
-  struct api_server *s = cls;
+  struct listener *l = cls;
+  struct api_server *s = l->s;
   struct conn_state *cs = *con_cls;
   struct reply r = { 0 };
   enum MHD_Result ret;
 
   if (cs == NULL)
     {
+      const char *clen = MHD_lookup_connection_value (
+          c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
       cs = calloc (1, sizeof *cs);
       if (cs == NULL)
         return MHD_NO;
       *con_cls = cs;
+      if (!authorized (l, c))
+        {
+          reply_error (&r, 401, "unauthorized",
+                       "this address needs 'Authorization: Bearer TOKEN' "
+                       "with the token of pullbackd's token-file");
+          cs->answered = true;
+          return refuse_early (c, method, url, &r);
+        }
+      if (clen && strtoull (clen, NULL, 10) > API_MAX_BODY)
+        {
+          reply_error (&r, 413, "body-too-large",
+                       "request body is larger than %d bytes", API_MAX_BODY);
+          cs->answered = true;
+          return refuse_early (c, method, url, &r);
+        }
+      return MHD_YES;
+    }
+  if (cs->answered)
+    {
+      *upload_size = 0;
       return MHD_YES;
     }
   if (*upload_size > 0)
@@ -384,13 +476,14 @@ listen_tcp (const char *addr, char *err, size_t errlen)
 
 struct api_server *
 api_server_start (struct registry *reg, char *const *addresses, size_t n,
-                  char *err, size_t errlen)
+                  const char *token, char *err, size_t errlen)
 {
   struct api_server *s = calloc (1, sizeof *s);
 
-  if (s == NULL)
+  if (s == NULL || (token && (s->token = strdup (token)) == NULL))
     {
       snprintf (err, errlen, "out of memory");
+      free (s);
       return NULL;
     }
   s->reg = reg;
@@ -408,11 +501,23 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
           api_server_stop (s);
           return NULL;
         }
+      if (!is_unix && s->token == NULL)
+        {
+          /* config_check refuses this; never serve TCP without one. */
+          snprintf (err, errlen, "listen on %s: TCP needs a token", a);
+          close (fd);
+          api_server_stop (s);
+          return NULL;
+        }
+      s->listeners[s->n] = (struct listener){ s, !is_unix };
       s->mhd[s->n] = MHD_start_daemon (
           MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-          NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+          NULL, NULL, on_request, &s->listeners[s->n],
+          MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
+          on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+          MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+          MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+          (unsigned)(is_unix ? 0 : MAX_CONNECTIONS_PER_IP), MHD_OPTION_END);
       if (s->mhd[s->n] == NULL)
         {
           snprintf (err, errlen, "cannot start the HTTP server on %s", a);
@@ -439,5 +544,6 @@ api_server_stop (struct api_server *s)
         unlink (s->unix_paths[i]);
       free (s->unix_paths[i]);
     }
+  free (s->token);
   free (s);
 }

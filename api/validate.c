@@ -4,6 +4,7 @@
 
 #include <config.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -215,8 +216,11 @@ validate_query_int (const char *label, const char *value, long long min,
 
   errno = 0;
   v = strtoll (value ? value : "", &end, 10);
-  if (value == NULL || *value == '\0' || *end != '\0' || errno == ERANGE
-      || v < min || v > max)
+  /* Digits only (an optional '-'): strtoll alone would take " 5", "+5". */
+  if (value == NULL
+      || !(isdigit ((unsigned char)value[0])
+           || (value[0] == '-' && isdigit ((unsigned char)value[1])))
+      || *end != '\0' || errno == ERANGE || v < min || v > max)
     {
       reply_error_field (r, 400, "invalid-parameter", label,
                          "parameter '%s' must be an integer from %lld to %lld",

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 #include "conf.h"
@@ -62,6 +63,7 @@ config_free (struct config *c)
 {
   free (c->state_dir);
   free (c->run_dir);
+  free (c->token_file);
   string_vector_iter (&c->listen, (void (*) (char *))free);
   string_vector_reset (&c->listen);
   vm_config_vector_iter (&c->vms, vm_config_free);
@@ -211,6 +213,17 @@ check_nbd_addr (const char *value, char *err, size_t errlen)
   return check_listen (value, err, errlen);
 }
 
+/* Is the host of "HOST:PORT" a loopback address? */
+static bool
+loopback (const char *addr)
+{
+  size_t n = strrchr (addr, ':') - addr;
+
+  return (n > 4 && strncmp (addr, "127.", 4) == 0)
+         || (n == 5 && strncmp (addr, "[::1]", 5) == 0)
+         || (n == 9 && strncmp (addr, "localhost", 9) == 0);
+}
+
 int
 config_set (struct config *c, const char *key, const char *value, char *err,
             size_t errlen)
@@ -228,6 +241,15 @@ config_set (struct config *c, const char *key, const char *value, char *err,
       char *s;
 
       r = check_listen (value, why, sizeof why);
+      if (r == 0 && value[0] != '/' && !loopback (value))
+        {
+          snprintf (why, sizeof why,
+                    "%s is not a loopback address; until pullbackd serves "
+                    "HTTPS, TCP is allowed on loopback only (use a unix "
+                    "socket, or a TLS proxy in front)",
+                    value);
+          r = -1;
+        }
       if (r == 0
           && ((s = strdup (value)) == NULL
               || string_vector_append (&c->listen, s) == -1))
@@ -250,6 +272,8 @@ config_set (struct config *c, const char *key, const char *value, char *err,
     r = parse_seconds (value, &c->backup_ttl, why, sizeof why);
   else if (strcmp (key, "backup-ttl-max") == 0)
     r = parse_seconds (value, &c->backup_ttl_max, why, sizeof why);
+  else if (strcmp (key, "token-file") == 0)
+    r = set_abs_path (&c->token_file, value, why, sizeof why);
   else if (strcmp (key, "scratch-max") == 0)
     r = parse_size (value, &c->scratch_max, why, sizeof why);
   else if (strcmp (key, "scratch-reserve") == 0)
@@ -489,6 +513,19 @@ config_add_vm_arg (struct config *c, const char *arg, char *err, size_t errlen)
 int
 config_check (const struct config *c, char *err, size_t errlen)
 {
+  for (size_t i = 0; i < c->listen.len; i++)
+    {
+      const char *a = c->listen.ptr[i];
+
+      if (a[0] != '/' && c->token_file == NULL)
+        {
+          seterr (err, errlen,
+                  "key 'listen': TCP address %s needs 'token-file' (TCP "
+                  "clients must send 'Authorization: Bearer TOKEN')",
+                  a);
+          return -1;
+        }
+    }
   if (c->backup_ttl > c->backup_ttl_max)
     {
       seterr (err, errlen,
@@ -513,4 +550,63 @@ config_find_vm (const struct config *c, const char *name)
     if (strcmp (c->vms.ptr[i]->name, name) == 0)
       return c->vms.ptr[i];
   return NULL;
+}
+
+int
+config_load_token (const struct config *c, char **token, char *err,
+                   size_t errlen)
+{
+  char buf[4098];
+  struct stat st;
+  size_t n;
+  FILE *fp;
+
+  *token = NULL;
+  if (c->token_file == NULL)
+    return 0;
+  fp = fopen (c->token_file, "re");
+  if (fp == NULL)
+    {
+      seterr (err, errlen, "token-file %s: %s", c->token_file,
+              strerror (errno));
+      return -1;
+    }
+  n = fread (buf, 1, sizeof buf - 1, fp);
+  if (fstat (fileno (fp), &st) == -1)
+    st.st_mode = 07777;
+  fclose (fp);
+  buf[n] = '\0';
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+    buf[--n] = '\0';
+  if (st.st_mode & 007)
+    {
+      seterr (err, errlen,
+              "token-file %s: others may access it (mode %03o); make it "
+              "0600 or 0640",
+              c->token_file, (unsigned)(st.st_mode & 0777));
+      return -1;
+    }
+  if (n < 16 || n >= sizeof buf - 2)
+    {
+      seterr (err, errlen,
+              "token-file %s: the token must be 16 to 4096 characters",
+              c->token_file);
+      return -1;
+    }
+  for (size_t i = 0; i < n; i++)
+    if (buf[i] <= ' ' || buf[i] > '~')
+      {
+        seterr (err, errlen,
+                "token-file %s: the token must be printable ASCII without "
+                "spaces (one line)",
+                c->token_file);
+        return -1;
+      }
+  *token = strdup (buf);
+  if (*token == NULL)
+    {
+      seterr (err, errlen, "out of memory");
+      return -1;
+    }
+  return 0;
 }

@@ -21,7 +21,6 @@
 #define CONFIG_DEFAULT_FILE "/etc/pullback/pullbackd.conf"
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/pullback"
 #define CONFIG_DEFAULT_RUN_DIR "/run/pullback"
-#define CONFIG_DEFAULT_LISTEN "127.0.0.1:8960"
 #define CONFIG_DEFAULT_BACKUP_TTL 3600      /* seconds */
 #define CONFIG_DEFAULT_BACKUP_TTL_MAX 86400 /* seconds */
 /* Free space kept on a scratch filesystem: a backup that would eat into
@@ -47,6 +46,7 @@ struct config
   char *state_dir;
   char *run_dir;
   string_vector listen; /* "HOST:PORT" or an absolute unix socket path */
+  char *token_file;     /* bearer token for TCP clients, or NULL */
   enum log_level log_level;
   int backup_ttl;          /* default TTL of a backup, seconds */
   int backup_ttl_max;      /* largest TTL a request may ask for */
@@ -76,10 +76,17 @@ int config_set (struct config *c, const char *key, const char *value,
 int config_add_vm_arg (struct config *c, const char *arg, char *err,
                        size_t errlen);
 
-/* Final checks once every source is read: at least an address to listen
- * on, TTLs consistent, VM names unique.
+/* Final checks once every source is read: TTLs consistent, every VM with
+ * a QMP socket, TCP listeners only on loopback and only with a
+ * token-file.
  */
 int config_check (const struct config *c, char *err, size_t errlen);
+
+/* Read the bearer token from token-file into *TOKEN (malloc'd; NULL when
+ * there is no token-file).  The file must not be open to others.
+ */
+int config_load_token (const struct config *c, char **token, char *err,
+                       size_t errlen);
 
 const struct vm_config *config_find_vm (const struct config *c,
                                         const char *name);

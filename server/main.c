@@ -110,9 +110,7 @@ build_config (const struct cmdline *cl, struct config *conf, char *err,
       char path[PATH_MAX];
 
       snprintf (path, sizeof path, "%s/api.sock", conf->run_dir);
-      if (config_set (conf, "listen", path, err, errlen) == -1
-          || config_set (conf, "listen", CONFIG_DEFAULT_LISTEN, err, errlen)
-                 == -1)
+      if (config_set (conf, "listen", path, err, errlen) == -1)
         return -1;
     }
   return config_check (conf, err, errlen);
@@ -144,6 +142,7 @@ main (int argc, char **argv)
   struct daemon_ctx ctx;
   struct registry reg;
   struct api_server *api;
+  char *token = NULL;
   char err[1024], vmsdir[PATH_MAX];
   sigset_t set;
   int c, sig;
@@ -197,7 +196,8 @@ main (int argc, char **argv)
     }
 
   log_init ("pullbackd", true, LOG_LEVEL_INFO);
-  if (build_config (&cl, &conf, err, sizeof err) == -1)
+  if (build_config (&cl, &conf, err, sizeof err) == -1
+      || config_load_token (&conf, &token, err, sizeof err) == -1)
     fatalx ("%s", err);
   if (cl.check)
     {
@@ -236,8 +236,9 @@ main (int argc, char **argv)
   registry_init (&reg, &ctx);
   registry_load (&reg, &conf);
 
-  api = api_server_start (&reg, conf.listen.ptr, conf.listen.len, err,
+  api = api_server_start (&reg, conf.listen.ptr, conf.listen.len, token, err,
                           sizeof err);
+  free (token);
   if (api == NULL)
     {
       log_warnx ("%s", err);

@@ -101,6 +101,9 @@ bad 400 invalid-parameter limit GET "$C?limit=abc"
 bad 400 invalid-parameter limit GET "$C?limit=-1"
 bad 400 invalid-parameter limit GET "$C?limit=99999999999999999999"
 bad 400 invalid-parameter limit GET "$C?limit=1001"
+bad 400 invalid-parameter limit GET "$C?limit=+5"
+bad 400 invalid-parameter limit GET "$C?limit=%205"
+bad 400 invalid-parameter limit GET "$C?limit"
 bad 400 unknown-parameter offset GET "$C?offset=1"
 bad 400 duplicate-parameter limit GET "$C?limit=1&limit=2"
 bad 400 unknown-parameter x GET "/v1/vms?x=1"
@@ -110,6 +113,12 @@ bad 400 unexpected-body - GET /v1/vms/vm1 '{}'
 bad 400 unexpected-body - DELETE /v1/vms/vm1/checkpoints/c1 '{"force":true}'
 big=$(head -c 70000 /dev/zero | tr '\0' ' ')
 bad 413 body-too-large - POST $B "{\"checkpoint\":\"c2\"$big}"
+# Refused from Content-Length alone, before the body is read; a client
+# that sends it anyway (no Expect: 100-continue) gets the same.
+out=$(head -c 100000000 /dev/zero | curl -sS --unix-socket "$PB_API" -H 'Expect:' \
+  -H 'Content-Type: application/json' --data-binary @- -w '\n%{http_code}' \
+  http://localhost$B || true)
+test "$(tail -1 <<<"$out")" = 413
 out=$(curl -sS --unix-socket "$PB_API" -H 'Content-Type: text/plain' -d '{}' -w '\n%{http_code}' http://localhost$B)
 test "$(tail -1 <<<"$out")" = 415
 # PATCH validation.

@@ -76,3 +76,40 @@ kill -HUP "$PB_PID"
 sleep 0.5
 test "$(expect 200 GET /v1/vms | jq -c '[.vms[].name] | sort')" = '["b","c"]'
 kill -0 "$PB_PID"
+
+# --- TCP needs loopback and a bearer token --------------------------------
+kill_pullbackd
+check_bad "listen = 192.0.2.1:8960" ":1: key 'listen': 192.0.2.1:8960 is not a loopback address"
+rc=0; err=$("$PULLBACKD" -n -c <(echo "listen = 127.0.0.1:8960") 2>&1) || rc=$?
+test "$rc" -eq 1
+case "$err" in *"key 'listen': TCP address 127.0.0.1:8960 needs 'token-file'"*) ;; *) false ;; esac
+rc=0; err=$("$PULLBACKD" -n --listen 192.0.2.1:8960 2>&1) || rc=$?
+test "$rc" -eq 1
+case "$err" in *"192.0.2.1:8960 is not a loopback address"*) ;; *) false ;; esac
+printf 'short\n' > "$dir/token"; chmod 600 "$dir/token"
+rc=0; err=$("$PULLBACKD" -n --listen 127.0.0.1:8960 -c <(echo "token-file = $dir/token") 2>&1) || rc=$?
+test "$rc" -eq 1
+case "$err" in *"must be 16 to 4096 characters"*) ;; *) false ;; esac
+printf 's3cret-token-0123456789\n' > "$dir/token"; chmod 644 "$dir/token"
+rc=0; err=$("$PULLBACKD" -n --listen 127.0.0.1:8960 -c <(echo "token-file = $dir/token") 2>&1) || rc=$?
+test "$rc" -eq 1
+case "$err" in *"others may access it"*) ;; *) false ;; esac
+chmod 600 "$dir/token"
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo "token-file = $dir/token" > "$dir/tcp.conf"
+start_pullbackd "$dir" -c "$dir/tcp.conf" --listen "$PB_API" --listen "127.0.0.1:$port"
+wait_for 10 sh -c "curl -s -o /dev/null http://127.0.0.1:$port/v1/health"
+status () { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+test "$(status "http://127.0.0.1:$port/v1/health")" = 401
+test "$(status -H 'Authorization: Bearer wrong-token-0123456789' "http://127.0.0.1:$port/v1/health")" = 401
+test "$(status -H 'Authorization: Bearer s3cret-token-0123456789x' "http://127.0.0.1:$port/v1/health")" = 401
+test "$(status -H 'Authorization: s3cret-token-0123456789' "http://127.0.0.1:$port/v1/health")" = 401
+curl -s "http://127.0.0.1:$port/v1/vms" | jq -e '.error.code == "unauthorized"' >/dev/null
+test "$(status -H 'Authorization: Bearer s3cret-token-0123456789' "http://127.0.0.1:$port/v1/health")" = 200
+# A refused request changes nothing, body or not.
+test "$(status -X POST -H 'Content-Type: application/json' -d '{"name":"x","qmp":"/x.sock"}' "http://127.0.0.1:$port/v1/vms")" = 401
+test ! -e "$dir/state/vms/x.json"
+# The unix socket (mode 0660) needs no token.
+test "$(stat -c %a "$PB_API")" = 660
+expect 200 GET /v1/health >/dev/null
+kill_pullbackd

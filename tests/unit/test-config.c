@@ -64,6 +64,7 @@ Test (config, full_file)
               "run-dir=/run/pb\n"
               "listen = 127.0.0.1:9000\n"
               "listen = /run/pb/api.sock\n"
+              "token-file = /etc/pullback/token\n"
               "log-level = debug\n"
               "backup-ttl = 600\n"
               "  backup-ttl-max = 7200  \n"
@@ -135,6 +136,8 @@ static const struct bad bad_files[] = {
     ":3: key 'nbd' of VM 'x': unix: must be followed" },
   { "[vm x]\nqmp = /a\nstate-dir = /x\n",
     ":3: unknown key 'state-dir' in [vm x]" },
+  { "listen = 10.0.0.1:80\n",
+    ":1: key 'listen': 10.0.0.1:80 is not a loopback" },
   { "scratch-max = 12Q\n", ":1: key 'scratch-max': must be a size" },
   { "scratch-max = -1\n", ":1: key 'scratch-max': must be a size" },
   { "scratch-reserve = M\n", ":1: key 'scratch-reserve': must be a size" },
