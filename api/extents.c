@@ -16,9 +16,10 @@
 #include "vector.h"
 
 /* How much of the disk one block-status request covers: bounds the
- * extents held at a time, whatever the disk's size.
+ * extents held at a time, whatever the disk's size (at 64 KiB
+ * granularity, at most 4096 runs per context).
  */
-#define QUERY_SPAN (UINT64_C (1) << 30)
+#define QUERY_SPAN (UINT64_C (256) << 20)
 
 /* Flags of one context. */
 #define ALLOC_HOLE 1u

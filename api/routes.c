@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "log.h"
 #include "cleanup.h"
 #include "extents.h"
 #include "registry.h"
@@ -221,7 +222,14 @@ h_backup_end (struct api_request *req, struct reply *r)
 static ssize_t
 extents_stream_read (void *stream, char *buf, size_t max)
 {
-  return extents_read (stream, buf, max);
+  ssize_t n = extents_read (stream, buf, max);
+
+  /* The status line is gone already: the client sees a cut answer
+   * (invalid JSON); the reason goes to the log.
+   */
+  if (n == -1)
+    log_warnx ("extents: %s", extents_error (stream));
+  return n;
 }
 
 static void
