@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -33,6 +34,13 @@ conn_init (struct conn *c, const char *path, const char *peer,
   c->path = strdup (path);
   if (c->path == NULL)
     return -1;
+  /* Ids start at a random value: a late reply meant for an earlier
+   * handle on the same socket must not match one of ours.
+   */
+  if (getrandom (&c->next_id, sizeof c->next_id, 0)
+      != (ssize_t)sizeof c->next_id)
+    c->next_id = (uint64_t)monotonic_us () * 2654435761u;
+  c->next_id >>= 16; /* 48 bits are plenty and easier to read in a log */
   framer_init (&c->fr, max_message);
   return 0;
 }
@@ -67,6 +75,31 @@ set_system_error (struct qmp_error *err, int errnum, const char *what,
     err->errnum = errnum;
 }
 
+/* connect(2) until it succeeds, fails or DEADLINE passes (ETIMEDOUT).
+ * On a unix socket EAGAIN means the listen backlog is full, not that a
+ * connection is under way: nothing would ever complete it, so try again.
+ */
+static int
+connect_unix (int fd, const struct sockaddr_un *addr, int64_t deadline)
+{
+  for (;;)
+    {
+      int left;
+
+      if (connect (fd, (const struct sockaddr *)addr, sizeof *addr) == 0)
+        return 0;
+      if (errno != EAGAIN)
+        return -1;
+      left = deadline_remaining (deadline);
+      if (left == 0)
+        {
+          errno = ETIMEDOUT;
+          return -1;
+        }
+      usleep (left < 0 || left > 10 ? 10000 : left * 1000);
+    }
+}
+
 int
 conn_open (struct conn *c, int64_t deadline, struct qmp_error *err)
 {
@@ -89,13 +122,19 @@ conn_open (struct conn *c, int64_t deadline, struct qmp_error *err)
       return -1;
     }
 
-  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) == -1)
+  if (connect_unix (fd, &addr, deadline) == -1)
     {
       struct pollfd pfd = { .fd = fd, .events = POLLOUT };
       int r, soerr = 0;
       socklen_t len = sizeof soerr;
 
-      if (errno != EINPROGRESS && errno != EAGAIN)
+      if (errno == ETIMEDOUT)
+        {
+          qmp_error_set (err, QMP_ERR_TIMEOUT, "connect %s: timed out",
+                         c->path);
+          return -1;
+        }
+      if (errno != EINPROGRESS)
         {
           set_system_error (err, errno, "connect", c->path);
           return -1;
@@ -368,20 +407,15 @@ conn_recv (struct conn *c, int64_t deadline, struct qmp_error *err)
     }
 }
 
-json_t *
-conn_call (struct conn *c, const char *cmd, json_t *args, int passfd,
-           int64_t deadline, struct qmp_error *err)
+int
+conn_send_command (struct conn *c, const char *cmd, json_t *args, int passfd,
+                   int64_t deadline, char *id, struct qmp_error *err)
 {
   CLEANUP_JSON json_t *req = NULL;
   CLEANUP_FREE char *text = NULL;
-  char id[48];
   size_t len;
-  struct qmp_error local;
 
-  if (err == NULL)
-    err = &local;
-
-  snprintf (id, sizeof id, "pullback-%" PRIu64, ++c->next_id);
+  snprintf (id, CONN_ID_MAX, "pullback-%" PRIu64, ++c->next_id);
   req = json_pack ("{s:s, s:s}", "execute", cmd, "id", id);
   if (req == NULL
       || (args && json_object_set_new (req, "arguments", args) == -1))
@@ -389,7 +423,7 @@ conn_call (struct conn *c, const char *cmd, json_t *args, int passfd,
       if (req == NULL)
         json_decref (args);
       set_system_error (err, ENOMEM, "build command for", c->path);
-      return NULL;
+      return -1;
     }
   args = NULL;
 
@@ -397,7 +431,7 @@ conn_call (struct conn *c, const char *cmd, json_t *args, int passfd,
   if (text == NULL)
     {
       set_system_error (err, ENOMEM, "encode command for", c->path);
-      return NULL;
+      return -1;
     }
   len = strlen (text);
   if (log_debug_enabled ())
@@ -405,8 +439,17 @@ conn_call (struct conn *c, const char *cmd, json_t *args, int passfd,
                (int)(len < LOG_EXCERPT ? len : LOG_EXCERPT), text,
                len > LOG_EXCERPT ? "..." : "");
   text[len] = '\n'; /* replace the NUL: the line is sent with its end */
-  if (conn_send (c, text, len + 1, passfd, deadline, err) == -1)
-    return NULL;
+  return conn_send (c, text, len + 1, passfd, deadline, err);
+}
+
+json_t *
+conn_wait_reply (struct conn *c, const char *id, int64_t deadline,
+                 struct qmp_error *err)
+{
+  struct qmp_error local;
+
+  if (err == NULL)
+    err = &local;
 
   for (;;)
     {
@@ -433,4 +476,15 @@ conn_call (struct conn *c, const char *cmd, json_t *args, int passfd,
       ret = json_object_get (msg, "return");
       return json_incref (ret);
     }
+}
+
+json_t *
+conn_call (struct conn *c, const char *cmd, json_t *args, int passfd,
+           int64_t deadline, struct qmp_error *err)
+{
+  char id[CONN_ID_MAX];
+
+  if (conn_send_command (c, cmd, args, passfd, deadline, id, err) == -1)
+    return NULL;
+  return conn_wait_reply (c, id, deadline, err);
 }

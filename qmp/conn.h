@@ -52,6 +52,20 @@ json_t *conn_recv (struct conn *c, int64_t deadline, struct qmp_error *err);
  */
 json_t *conn_recv_nowait (struct conn *c, struct qmp_error *err);
 
+/* Room for a command id. */
+#define CONN_ID_MAX 48
+
+/* The two halves of conn_call.  conn_send_command sends the command
+ * and writes its id into ID (CONN_ID_MAX bytes); ARGS is stolen.
+ * conn_wait_reply reads until the reply carrying ID arrives and returns
+ * a new reference to its "return".
+ */
+int conn_send_command (struct conn *c, const char *cmd, json_t *args,
+                       int passfd, int64_t deadline, char *id,
+                       struct qmp_error *err);
+json_t *conn_wait_reply (struct conn *c, const char *id, int64_t deadline,
+                         struct qmp_error *err);
+
 /* Send {"execute": CMD, "arguments": ARGS, "id": ...} and wait for its
  * reply.  ARGS is stolen.  Returns a new reference to "return".
  */

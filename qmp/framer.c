@@ -154,6 +154,15 @@ framer_next (struct framer *f, char **msg, size_t *len)
           errno = EMSGSIZE;
           return -1;
         }
+      /* 0xFF never starts a JSON text.  The agent sends one before its
+       * reply to guest-sync-delimited; if an earlier (stale) one was
+       * taken as the delimiter, this one is still here.
+       */
+      while (n > 0 && (unsigned char)*begin == 0xff)
+        {
+          begin++;
+          n--;
+        }
       if (is_blank (begin, n))
         continue;
       if (n > 0 && begin[n - 1] == '\r')

@@ -8,6 +8,7 @@
  *
  * The guest agent answers guest-sync-delimited with a 0xFF byte before
  * its reply; framer_expect_delimiter drops everything up to that byte.
+ * A 0xFF at the start of a line is always dropped.
  */
 
 #ifndef PULLBACK_QMP_FRAMER_H

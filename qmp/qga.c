@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "conn.h"
 #include "deadline.h"
+#include "log.h"
 #include "qga.h"
 
 /* Agent replies are small; a large limit only helps a confused peer. */
@@ -79,8 +80,8 @@ qga_sync (struct qga *g, int timeout_ms, struct qmp_error *err)
 {
   int64_t deadline = deadline_after (timeout_ms);
   const unsigned char reset = 0xff;
-  int64_t id = random_sync_id ();
-  CLEANUP_JSON json_t *ret = NULL;
+  int64_t sync = random_sync_id ();
+  char id[CONN_ID_MAX];
 
   qmp_error_clear (err);
   /* 0xFF makes the agent drop any half-received request.  Its reply
@@ -90,20 +91,33 @@ qga_sync (struct qga *g, int timeout_ms, struct qmp_error *err)
   if (conn_send (&g->conn, &reset, 1, -1, deadline, err) == -1)
     return -1;
   framer_expect_delimiter (&g->conn.fr);
-  ret = conn_call (&g->conn, "guest-sync-delimited",
-                   json_pack ("{s:I}", "id", (json_int_t)id), -1, deadline,
-                   err);
-  if (ret == NULL)
+  if (conn_send_command (&g->conn, "guest-sync-delimited",
+                         json_pack ("{s:I}", "id", (json_int_t)sync), -1,
+                         deadline, id, err)
+      == -1)
     return -1;
-  if (!json_is_integer (ret) || json_integer_value (ret) != id)
+  for (;;)
     {
-      qmp_error_set (err, QMP_ERR_PROTOCOL,
-                     "QGA %s: guest-sync-delimited answered with the wrong id",
-                     g->conn.path);
-      conn_close (&g->conn);
-      return -1;
+      CLEANUP_JSON json_t *ret = conn_wait_reply (&g->conn, id, deadline, err);
+
+      if (ret == NULL)
+        return -1;
+      if (!json_is_integer (ret))
+        {
+          qmp_error_set (err, QMP_ERR_PROTOCOL,
+                         "QGA %s: guest-sync-delimited did not return an id",
+                         g->conn.path);
+          conn_close (&g->conn);
+          return -1;
+        }
+      if (json_integer_value (ret) == sync)
+        return 0;
+      /* An earlier session's sync whose reply carries our command id:
+       * ours comes after another 0xFF.
+       */
+      log_debug ("QGA %s: dropping a stale guest-sync reply", g->conn.path);
+      framer_expect_delimiter (&g->conn.fr);
     }
-  return 0;
 }
 
 json_t *

@@ -2,7 +2,8 @@
  * disconnections, against a scripted peer on a real unix socket.  (The
  * library against real QEMU is tests/qmp/test-qmp-live.c; this drives the
  * cases QEMU will not produce on demand: split and merged writes, stale
- * replies, absurd lines.)
+ * replies, absurd lines, a full listen backlog, and a guest agent
+ * replaying stale syncs.)
  * SPDX-License-Identifier: BSD-3-Clause
  */
 
@@ -22,6 +23,7 @@
 
 #include "cleanup.h"
 #include "deadline.h"
+#include "qga.h"
 #include "qmp.h"
 
 #define GREETING                                                              \
@@ -577,4 +579,270 @@ Test (conn, arguments_must_be_an_object)
   json_decref (qmp_execute (q, "x", NULL, 5000, &err));
   cr_assert_eq (err.kind, QMP_ERR_NONE, "%s", err.desc);
   qmp_close (q);
+}
+
+/* ---------------------------------------------------------------- */
+
+/* A unix socket's backlog is full: connect(2) says EAGAIN, which is not
+ * a connection in progress.  Fill a backlog of 0 (one queued connection)
+ * from here.  Returns the filler descriptors' count.
+ */
+static int
+fill_backlog (int *fds, int max)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int n = 0;
+
+  strcpy (addr.sun_path, path);
+  cr_assert_eq (listen (lfd, 0), 0);
+  while (n < max)
+    {
+      int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+      cr_assert_geq (fd, 0);
+      if (connect (fd, (struct sockaddr *)&addr, sizeof addr) == -1)
+        {
+          cr_assert_eq (errno, EAGAIN, "connect: %s", strerror (errno));
+          close (fd);
+          return n;
+        }
+      fds[n++] = fd;
+    }
+  cr_assert_fail ("the backlog never filled");
+  return n;
+}
+
+Test (conn, backlog_full_times_out)
+{
+  struct qmp_error err;
+  int fds[16], n = fill_backlog (fds, 16);
+  int64_t t0 = monotonic_ms ();
+
+  cr_assert_null (qmp_connect (path, 300, &err));
+  cr_assert_eq (err.kind, QMP_ERR_TIMEOUT, "%s", err.desc);
+  cr_assert_geq (monotonic_ms () - t0, 290);
+  for (int i = 0; i < n; i++)
+    close (fds[i]);
+}
+
+static void *
+peer_accept_late (void *arg)
+{
+  struct peer p;
+  const char *id;
+  int filler;
+
+  /* Let the client find the backlog full, then make room. */
+  usleep (200000);
+  filler = accept (lfd, NULL, NULL);
+  close (filler);
+  if (!peer_accept (&p))
+    return NULL;
+  id = peer_read_command (&p, NULL, 0);
+  if (id)
+    peer_reply (&p, id, "\"in\"");
+  close (p.fd);
+  return NULL;
+}
+
+Test (conn, backlog_full_then_room)
+{
+  struct qmp_error err;
+  int fds[16], n = fill_backlog (fds, 16);
+  struct qmp *q;
+  CLEANUP_JSON json_t *ret = NULL;
+
+  cr_assert_eq (n, 1);
+  run_peer (peer_accept_late);
+  q = connect_ok ();
+  ret = qmp_execute (q, "x", NULL, 5000, &err);
+  cr_assert_not_null (ret, "%s", err.desc);
+  cr_assert_str_eq (json_string_value (ret), "in");
+  qmp_close (q);
+  close (fds[0]);
+}
+
+/* ---------------------------------------------------------------- */
+
+/* A fake guest agent: no greeting; each session starts with 0xFF and
+ * guest-sync-delimited.
+ */
+static char qga_ids[2][64];
+
+/* Read the sync command: its "id" into qga_ids[SLOT], the sync number
+ * into *SYNC.  False at end of file.
+ */
+static bool
+agent_read_sync (struct peer *p, int slot, json_int_t *sync)
+{
+  char *nl;
+  json_t *j;
+  size_t n;
+  char *line;
+
+  while ((nl = memchr (p->buf, '\n', p->len)) == NULL)
+    {
+      ssize_t r = read (p->fd, p->buf + p->len, sizeof p->buf - p->len);
+
+      if (r <= 0)
+        return false;
+      p->len += (size_t)r;
+    }
+  *nl = '\0';
+  n = (size_t)(nl - p->buf);
+  line = p->buf;
+  while (*line == '\xff')
+    line++;
+  j = json_loads (line, 0, NULL);
+  snprintf (qga_ids[slot], sizeof qga_ids[slot], "%s",
+            json_string_value (json_object_get (j, "id")));
+  *sync = json_integer_value (
+      json_object_get (json_object_get (j, "arguments"), "id"));
+  json_decref (j);
+  memmove (p->buf, nl + 1, p->len - n - 1);
+  p->len -= n + 1;
+  return true;
+}
+
+static void
+agent_reply (struct peer *p, const char *delim, json_int_t ret, const char *id)
+{
+  char msg[256];
+
+  snprintf (msg, sizeof msg,
+            "%s{\"return\": %" JSON_INTEGER_FORMAT ", \"id\": \"%s\"}\n",
+            delim, ret, id);
+  peer_send (p, msg);
+}
+
+/* Wait for the client to hang up. */
+static void
+agent_drain (struct peer *p)
+{
+  char buf[256];
+
+  while (read (p->fd, buf, sizeof buf) > 0)
+    ;
+  close (p->fd);
+}
+
+static struct qga *
+qga_connect_ok (int timeout_ms)
+{
+  struct qmp_error err;
+  struct qga *g = qga_connect (path, timeout_ms, &err);
+
+  cr_assert_not_null (g, "%s", err.desc);
+  return g;
+}
+
+static void *
+agent_two_sessions (void *arg)
+{
+  for (int i = 0; i < 2; i++)
+    {
+      struct peer p = { .len = 0 };
+      json_int_t sync;
+
+      p.fd = accept (lfd, NULL, NULL);
+      if (p.fd == -1 || !agent_read_sync (&p, i, &sync))
+        return NULL;
+      agent_reply (&p, "\xff", sync, qga_ids[i]);
+      agent_drain (&p);
+    }
+  return NULL;
+}
+
+Test (conn, qga_sessions_use_different_ids)
+{
+  run_peer (agent_two_sessions);
+  qga_close (qga_connect_ok (5000));
+  qga_close (qga_connect_ok (5000));
+  pthread_join (thread, NULL);
+  thread_started = false;
+  cr_assert_str_neq (qga_ids[0], "");
+  cr_assert_str_neq (qga_ids[0], qga_ids[1], "both sessions used %s",
+                     qga_ids[0]);
+}
+
+static void *
+agent_stale_same_id (void *arg)
+{
+  struct peer p = { .len = 0 };
+  json_int_t sync;
+
+  p.fd = accept (lfd, NULL, NULL);
+  if (p.fd == -1 || !agent_read_sync (&p, 0, &sync))
+    return NULL;
+  /* An earlier session's sync answered late, with the same command id
+   * (as when every session counted from 1), then ours.
+   */
+  agent_reply (&p, "\xff", sync + 1, qga_ids[0]);
+  usleep (50000);
+  agent_reply (&p, "\xff", sync, qga_ids[0]);
+  agent_drain (&p);
+  return NULL;
+}
+
+Test (conn, qga_stale_sync_with_our_id_is_skipped)
+{
+  struct qga *g;
+
+  run_peer (agent_stale_same_id);
+  g = qga_connect_ok (5000);
+  qga_close (g);
+}
+
+static void *
+agent_stale_delimiter (void *arg)
+{
+  struct peer p = { .len = 0 };
+  json_int_t sync;
+
+  p.fd = accept (lfd, NULL, NULL);
+  if (p.fd == -1 || !agent_read_sync (&p, 0, &sync))
+    return NULL;
+  /* A stale 0xFF and reply for another command id, then ours with its
+   * own 0xFF, all in one write.
+   */
+  {
+    char msg[512];
+
+    snprintf (msg, sizeof msg,
+              "\xff{\"return\": 1, \"id\": \"old-1\"}\n"
+              "\xff{\"return\": %" JSON_INTEGER_FORMAT ", \"id\": \"%s\"}\n",
+              sync, qga_ids[0]);
+    peer_send (&p, msg);
+  }
+  agent_drain (&p);
+  return NULL;
+}
+
+Test (conn, qga_stale_delimiter_before_the_reply)
+{
+  run_peer (agent_stale_delimiter);
+  qga_close (qga_connect_ok (5000));
+}
+
+static void *
+agent_only_stale (void *arg)
+{
+  struct peer p = { .len = 0 };
+  json_int_t sync;
+
+  p.fd = accept (lfd, NULL, NULL);
+  if (p.fd == -1 || !agent_read_sync (&p, 0, &sync))
+    return NULL;
+  agent_reply (&p, "\xff", sync + 1, qga_ids[0]);
+  agent_drain (&p);
+  return NULL;
+}
+
+Test (conn, qga_only_stale_syncs_time_out)
+{
+  struct qmp_error err;
+
+  run_peer (agent_only_stale);
+  cr_assert_null (qga_connect (path, 300, &err));
+  cr_assert_eq (err.kind, QMP_ERR_TIMEOUT, "%s", err.desc);
 }

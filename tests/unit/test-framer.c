@@ -167,3 +167,20 @@ Test (framer, reset_forgets)
   feed ("{\"whole\":1}\n");
   next_is ("{\"whole\":1}");
 }
+
+Test (framer, leading_0xff_is_dropped)
+{
+  feed ("\xff{\"return\": 1}\r\n\xff\xff{\"a\":2}\n\xff\r\n{\"b\":3}\n");
+  next_is ("{\"return\": 1}");
+  next_is ("{\"a\":2}");
+  next_is ("{\"b\":3}");
+  nothing_yet ();
+}
+
+Test (framer, second_0xff_after_the_delimiter)
+{
+  /* A stale 0xFF (its reply lost) was taken as the delimiter. */
+  framer_expect_delimiter (&f);
+  feed ("stale\xff\xff{\"return\": 5}\n");
+  next_is ("{\"return\": 5}");
+}
