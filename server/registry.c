@@ -27,22 +27,46 @@ void
 registry_shutdown (struct registry *reg)
 {
   pthread_rwlock_wrlock (&reg->lock);
-  vm_vector_iter (&reg->vms, vm_stop_and_free);
+  vm_vector_iter (&reg->vms, vm_stop);
+  vm_vector_iter (&reg->vms, vm_unref);
   vm_vector_reset (&reg->vms);
   pthread_rwlock_unlock (&reg->lock);
 }
 
+/* The VM called NAME; one being removed only if ALL (its name is not
+ * free until its thread has saved its state for the last time).
+ */
 static struct vm *
-find (struct registry *reg, const char *name, size_t *index)
+find (struct registry *reg, const char *name, bool all)
 {
   for (size_t i = 0; i < reg->vms.len; i++)
-    if (strcmp (reg->vms.ptr[i]->name, name) == 0)
-      {
-        if (index)
-          *index = i;
-        return reg->vms.ptr[i];
-      }
+    if ((all || !reg->vms.ptr[i]->removing)
+        && strcmp (reg->vms.ptr[i]->name, name) == 0)
+      return reg->vms.ptr[i];
   return NULL;
+}
+
+/* Stop VM, marked removing, without holding the lock (its thread may be
+ * slow to end), optionally remove its state, then drop it from the set.
+ */
+static void
+remove_vm (struct registry *reg, struct vm *vm, bool remove_state)
+{
+  char err[512];
+
+  vm_stop (vm);
+  if (remove_state
+      && state_remove (reg->ctx->state_dir, vm->name, err, sizeof err) == -1)
+    log_warnx ("VM %s: %s", vm->name, err);
+  pthread_rwlock_wrlock (&reg->lock);
+  for (size_t i = 0; i < reg->vms.len; i++)
+    if (reg->vms.ptr[i] == vm)
+      {
+        vm_vector_remove (&reg->vms, i);
+        break;
+      }
+  pthread_rwlock_unlock (&reg->lock);
+  vm_unref (vm); /* the set's reference */
 }
 
 /* Create, start and add a VM; the caller holds the write lock. */
@@ -53,21 +77,39 @@ add (struct registry *reg, const char *name, const char *qmp, const char *qga,
 {
   struct vm *vm
       = vm_new (reg->ctx, name, qmp, qga, scratch, nbd, from_api, err, errlen);
+  CLEANUP_JSON json_t *before = NULL;
+  char why[512];
 
   if (vm == NULL)
     return -1;
-  if (from_api && vm_save (vm) == -1)
+  /* Saved before the thread starts (then the state is the thread's), and
+   * put back as it was if it does not start: a failed registration must
+   * not come back with the next daemon.
+   */
+  if (from_api)
     {
-      snprintf (err, errlen, "cannot save the registration");
-      vm_stop_and_free (vm);
-      return -1;
+      before = state_load (reg->ctx->state_dir, name, why, sizeof why);
+      if (vm_save (vm) == -1)
+        {
+          snprintf (err, errlen, "cannot save the registration");
+          vm_stop_and_free (vm);
+          return -1;
+        }
     }
-  if (vm_start (vm) == -1 || vm_vector_append (&reg->vms, vm) == -1)
+  if (vm_vector_reserve (&reg->vms, 1) == -1 || vm_start (vm) == -1)
     {
       snprintf (err, errlen, "cannot start the VM's thread");
+      if (from_api
+          && (before
+                  ? state_save (reg->ctx->state_dir, name, before, why,
+                                sizeof why)
+                  : state_remove (reg->ctx->state_dir, name, why, sizeof why))
+                 == -1)
+        log_warnx ("VM %s: %s", name, why);
       vm_stop_and_free (vm);
       return -1;
     }
+  vm_vector_append (&reg->vms, vm); /* cannot fail: reserved */
   log_info ("VM %s registered (QMP %s)", name, qmp);
   return 0;
 }
@@ -142,31 +184,43 @@ registry_load (struct registry *reg, const struct config *conf)
 void
 registry_reload (struct registry *reg, const struct config *conf)
 {
+  vm_vector gone = empty_vector;
   char err[512];
 
   pthread_rwlock_wrlock (&reg->lock);
-  for (size_t i = reg->vms.len; i-- > 0;)
+  if (vm_vector_reserve (&gone, reg->vms.len) == -1)
+    {
+      log_warn ("reload");
+      pthread_rwlock_unlock (&reg->lock);
+      return;
+    }
+  for (size_t i = 0; i < reg->vms.len; i++)
     {
       struct vm *vm = reg->vms.ptr[i];
 
-      if (!vm->from_api && config_find_vm (conf, vm->name) == NULL)
+      if (!vm->from_api && !vm->removing
+          && config_find_vm (conf, vm->name) == NULL)
         {
           log_info ("VM %s is no longer configured", vm->name);
-          vm_vector_remove (&reg->vms, i);
-          vm_stop_and_free (vm);
+          vm->removing = true;
+          vm_vector_append (&gone, vm); /* cannot fail: reserved */
         }
     }
   for (size_t i = 0; i < conf->vms.len; i++)
     {
       const struct vm_config *v = conf->vms.ptr[i];
 
-      if (find (reg, v->name, NULL) == NULL
+      if (find (reg, v->name, true) == NULL
           && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false, err,
                   sizeof err)
                  == -1)
         log_warnx ("VM %s: %s", v->name, err);
     }
   pthread_rwlock_unlock (&reg->lock);
+
+  for (size_t i = 0; i < gone.len; i++)
+    remove_vm (reg, gone.ptr[i], false);
+  vm_vector_reset (&gone);
 }
 
 void
@@ -176,12 +230,18 @@ registry_call (struct registry *reg, const char *name, enum vm_op op,
   struct vm *vm;
 
   pthread_rwlock_rdlock (&reg->lock);
-  vm = find (reg, name, NULL);
+  vm = find (reg, name, false);
   if (vm)
-    vm_call (vm, op, args, r);
-  else
-    reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
+    vm_ref (vm);
   pthread_rwlock_unlock (&reg->lock);
+  if (vm == NULL)
+    {
+      reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
+      return;
+    }
+  /* Without the lock: a slow VM holds up only its own requests. */
+  vm_call (vm, op, args, r);
+  vm_unref (vm);
 }
 
 void
@@ -191,7 +251,8 @@ registry_list (struct registry *reg, struct reply *r)
 
   pthread_rwlock_rdlock (&reg->lock);
   for (size_t i = 0; i < reg->vms.len; i++)
-    json_array_append_new (list, vm_summary (reg->vms.ptr[i]));
+    if (!reg->vms.ptr[i]->removing)
+      json_array_append_new (list, vm_summary (reg->vms.ptr[i]));
   pthread_rwlock_unlock (&reg->lock);
   reply_ok (r, 200, json_pack ("{s:o}", "vms", list));
 }
@@ -203,7 +264,7 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
   char err[512];
 
   pthread_rwlock_wrlock (&reg->lock);
-  if (find (reg, name, NULL))
+  if (find (reg, name, true))
     reply_error_field (r, 409, "vm-exists", "name",
                        "a VM '%s' is already registered", name);
   else if (add (reg, name, json_string_value (json_object_get (args, "qmp")),
@@ -214,7 +275,7 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
            == -1)
     reply_error (r, 500, "register-failed", "VM %s: %s", name, err);
   else
-    reply_ok (r, 201, vm_registration (find (reg, name, NULL)));
+    reply_ok (r, 201, vm_registration (find (reg, name, false)));
   pthread_rwlock_unlock (&reg->lock);
 }
 
@@ -222,41 +283,41 @@ void
 registry_unregister (struct registry *reg, const char *name, struct reply *r)
 {
   struct vm *vm;
-  struct reply has = { 0 };
-  size_t index;
-  char err[512];
 
-  pthread_rwlock_wrlock (&reg->lock);
-  vm = find (reg, name, &index);
-  if (vm == NULL)
-    {
-      reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
-      goto out;
-    }
-  if (!vm->from_api)
+  pthread_rwlock_rdlock (&reg->lock);
+  vm = find (reg, name, false);
+  if (vm && !vm->from_api)
     {
       reply_error (r, 409, "vm-from-config",
                    "VM %s comes from the configuration file; remove it there",
                    name);
-      goto out;
+      pthread_rwlock_unlock (&reg->lock);
+      return;
     }
-  vm_call (vm, VM_OP_HAS_BACKUP, NULL, &has);
-  if (has.status == 200)
-    {
-      reply_error (r, 409, "backup-active",
-                   "VM %s has an active backup; end it first", name);
-      reply_clear (&has);
-      goto out;
-    }
-  reply_clear (&has);
-  vm_vector_remove (&reg->vms, index);
-  vm_stop_and_free (vm);
-  if (state_remove (reg->ctx->state_dir, name, err, sizeof err) == -1)
-    log_warnx ("VM %s: %s", name, err);
-  log_info ("VM %s unregistered", name);
-  reply_ok (r, 204, NULL);
-out:
+  if (vm)
+    vm_ref (vm);
   pthread_rwlock_unlock (&reg->lock);
+  if (vm == NULL)
+    {
+      reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
+      return;
+    }
+
+  /* The owner refuses if a backup is active, else answers every later
+   * request 404: nothing can begin between the check and the stop.  It
+   * may be slow to answer, so no lock is held.
+   */
+  log_debug ("VM %s: unregistering", name);
+  vm_call (vm, VM_OP_RETIRE, NULL, r);
+  if (r->status == 204)
+    {
+      pthread_rwlock_wrlock (&reg->lock);
+      vm->removing = true;
+      pthread_rwlock_unlock (&reg->lock);
+      remove_vm (reg, vm, true);
+      log_info ("VM %s unregistered", name);
+    }
+  vm_unref (vm);
 }
 
 char *
@@ -276,7 +337,8 @@ registry_metrics (struct registry *reg)
     }
   pthread_rwlock_rdlock (&reg->lock);
   for (i = 0; i < reg->vms.len; i++)
-    json_array_append_new (sums, vm_summary (reg->vms.ptr[i]));
+    if (!reg->vms.ptr[i]->removing)
+      json_array_append_new (sums, vm_summary (reg->vms.ptr[i]));
   pthread_rwlock_unlock (&reg->lock);
 
   fprintf (fp,

@@ -1,9 +1,11 @@
 /* pullback: the set of registered VMs.
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * Lookups hold the read lock for as long as they use the VM (through
- * registry_call); removal takes the write lock, so a VM is never freed
- * under a request.
+ * The lock protects the set only.  A request takes a reference to its VM
+ * under the read lock and runs without it, so a slow VM holds up no
+ * other; removal marks the VM removing (hidden from requests), stops it
+ * without the lock, then takes it out of the set, and the last reference
+ * frees it.
  */
 
 #ifndef PULLBACK_REGISTRY_H

@@ -97,6 +97,7 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
       return NULL;
     }
   vm->wake[0] = vm->wake[1] = -1;
+  vm->refs = 1;
   pthread_mutex_init (&vm->lock, NULL);
   pthread_cond_init (&vm->cond, NULL);
   vm->ctx = ctx;
@@ -336,6 +337,12 @@ run_request (struct vm *vm, struct vm_request *req)
   struct reply *r = &req->reply;
   const json_t *a = req->args;
 
+  if (vm->retired)
+    {
+      reply_error (r, 404, "vm-not-found", "no VM '%s' is registered",
+                   vm->name);
+      return;
+    }
   switch (req->op)
     {
     case VM_OP_GET:
@@ -395,15 +402,20 @@ run_request (struct vm *vm, struct vm_request *req)
     case VM_OP_BACKUP_END:
       backup_end (vm, a, r);
       break;
-    case VM_OP_HAS_BACKUP:
+    case VM_OP_RETIRE:
       {
+        /* Here, not in the registry: no backup can begin in between. */
         json_t *b = json_object_get (vm->state, "backup");
         const char *phase = json_string_value (json_object_get (b, "phase"));
 
         if (phase && strcmp (phase, "failed") != 0)
-          reply_ok (r, 200, json_object ());
+          reply_error (r, 409, "backup-active",
+                       "VM %s has an active backup; end it first", vm->name);
         else
-          reply_error (r, 404, "backup-not-found", "no active backup");
+          {
+            vm->retired = true;
+            reply_ok (r, 204, NULL);
+          }
         break;
       }
     }
@@ -525,19 +537,45 @@ wake (struct vm *vm)
 }
 
 void
+vm_stop (struct vm *vm)
+{
+  if (!vm->started)
+    return;
+  pthread_mutex_lock (&vm->lock);
+  vm->stopping = true;
+  pthread_mutex_unlock (&vm->lock);
+  wake (vm);
+  pthread_join (vm->thread, NULL);
+  vm->started = false;
+}
+
+void
 vm_stop_and_free (struct vm *vm)
 {
   if (vm == NULL)
     return;
-  if (vm->started)
-    {
-      pthread_mutex_lock (&vm->lock);
-      vm->stopping = true;
-      pthread_mutex_unlock (&vm->lock);
-      wake (vm);
-      pthread_join (vm->thread, NULL);
-    }
+  vm_stop (vm);
   vm_free (vm);
+}
+
+void
+vm_ref (struct vm *vm)
+{
+  pthread_mutex_lock (&vm->lock);
+  vm->refs++;
+  pthread_mutex_unlock (&vm->lock);
+}
+
+void
+vm_unref (struct vm *vm)
+{
+  bool last;
+
+  pthread_mutex_lock (&vm->lock);
+  last = --vm->refs == 0;
+  pthread_mutex_unlock (&vm->lock);
+  if (last)
+    vm_stop_and_free (vm);
 }
 
 void

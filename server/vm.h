@@ -33,7 +33,8 @@ enum vm_op
   VM_OP_BACKUP_GET,        /* args: id */
   VM_OP_BACKUP_PATCH,      /* args: id, ttl */
   VM_OP_BACKUP_END,        /* args: id */
-  VM_OP_HAS_BACKUP,        /* 200 if a backup is active, else 404 */
+  VM_OP_RETIRE, /* unregister: 409 if a backup is active, else 204 and
+                   every later request is answered 404 */
 };
 
 struct vm_request
@@ -61,10 +62,14 @@ struct vm
   pthread_cond_t cond;
   struct vm_request *head, *tail;
   bool stopping;
+  unsigned refs;   /* the registry's, and one per registry_call */
   json_t *summary; /* name, status, backup: published by the owner */
   int wake[2];     /* a pipe: written to wake the owner */
   pthread_t thread;
   bool started;
+
+  /* Protected by the registry's lock. */
+  bool removing; /* being stopped: hidden from requests */
 
   /* Owned by the thread. */
   struct qmp *qmp;
@@ -72,7 +77,8 @@ struct vm
   json_t *state; /* the persisted document */
   json_t *disks; /* discovered: [{name, node, format, size}] */
   int64_t next_connect_ms;
-  bool up; /* connected as far as the owner has noticed */
+  bool up;      /* connected as far as the owner has noticed */
+  bool retired; /* VM_OP_RETIRE succeeded */
   char last_error[512];
   bool nbd_ours; /* we started QEMU's NBD server */
   char nbd_socket[256];
@@ -88,10 +94,19 @@ struct vm *vm_new (const struct daemon_ctx *ctx, const char *name,
 /* Start the owner thread. */
 int vm_start (struct vm *vm);
 
-/* Ask the owner to end any backup, save state and exit; wait for it;
- * free the VM.
+/* Ask the owner to end any backup, save state and exit; wait for it.
+ * Requests made after that are answered 503.
  */
+void vm_stop (struct vm *vm);
+
+/* vm_stop, then free the VM. */
 void vm_stop_and_free (struct vm *vm);
+
+/* Take a reference (vm_new gives the first), or drop one: the last
+ * vm_unref stops and frees the VM.
+ */
+void vm_ref (struct vm *vm);
+void vm_unref (struct vm *vm);
 
 /* Run OP with ARGS on the owner thread and wait for the reply, which the
  * caller must reply_clear.
