@@ -274,6 +274,14 @@ config_set (struct config *c, const char *key, const char *value, char *err,
     r = parse_seconds (value, &c->backup_ttl_max, why, sizeof why);
   else if (strcmp (key, "token-file") == 0)
     r = set_abs_path (&c->token_file, value, why, sizeof why);
+  else if (strcmp (key, "scratch-create") == 0)
+    {
+      r = strcmp (value, "auto") == 0 || strcmp (value, "qemu") == 0 ? 0 : -1;
+      if (r == 0)
+        c->scratch_via_qemu = strcmp (value, "qemu") == 0;
+      else
+        snprintf (why, sizeof why, "must be auto or qemu");
+    }
   else if (strcmp (key, "scratch-max") == 0)
     r = parse_size (value, &c->scratch_max, why, sizeof why);
   else if (strcmp (key, "scratch-reserve") == 0)

@@ -52,6 +52,7 @@ struct config
   int backup_ttl_max;      /* largest TTL a request may ask for */
   int64_t scratch_max;     /* bytes one backup's scratch may take; 0: any */
   int64_t scratch_reserve; /* bytes kept free on the scratch filesystem */
+  bool scratch_via_qemu;   /* scratch-create = qemu: QEMU makes the files */
   vm_config_vector vms;
 };
 

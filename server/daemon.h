@@ -5,6 +5,7 @@
 #ifndef PULLBACK_DAEMON_H
 #define PULLBACK_DAEMON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct daemon_ctx
@@ -16,6 +17,7 @@ struct daemon_ctx
   int qmp_timeout_ms;
   int64_t scratch_max; /* see struct config */
   int64_t scratch_reserve;
+  bool scratch_via_qemu; /* scratch-create = qemu */
 };
 
 #endif /* PULLBACK_DAEMON_H */

@@ -232,6 +232,7 @@ main (int argc, char **argv)
     .qmp_timeout_ms = QMP_DEFAULT_TIMEOUT_MS,
     .scratch_max = conf.scratch_max,
     .scratch_reserve = conf.scratch_reserve,
+    .scratch_via_qemu = conf.scratch_via_qemu,
   };
   registry_init (&reg, &ctx);
   registry_load (&reg, &conf);

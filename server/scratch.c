@@ -1,14 +1,19 @@
-/* pullback: scratch overlays (the fleece targets), made by QEMU itself.
+/* pullback: scratch overlays (the fleece targets).
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * For every disk of a backup: blockdev-create a file, add it as a
- * protocol node, blockdev-create a qcow2 of the disk's size inside it,
- * and add that as the fleece node backed by the disk.  All disks go
- * through each step together, so N disks cost about what one does.
- *
- * Doing it over QMP rather than with qemu-img create saves a process
- * start per disk (most of a begin's time) and makes the file QEMU's own:
+ * For every disk of a backup an empty qcow2 of the disk's size is made,
+ * added as a protocol node (pb-scratch-I) and, on top, as the fleece node
+ * backed by the disk (pb-fleece-I).  The file belongs to QEMU's user, so
  * a QEMU running as another user than pullbackd can write it.
+ *
+ * Two ways to make the file:
+ *  - pullbackd writes it (qcow2.c) and gives it to QEMU's user, known
+ *    from the QMP socket's peer credentials: a few pwrites;
+ *  - QEMU makes it: blockdev-create of the file, then of the qcow2 in
+ *    it, two jobs per disk, all disks at each step together.  Used when
+ *    pullbackd cannot chown (it is not root), or with
+ *    scratch-create = qemu (e.g. for MAC labelling).
+ * Either is far cheaper than a qemu-img process per disk.
  *
  * A full scratch filesystem would fail the guest's own writes (the
  * copy-before-write filter cannot save the old data), and QEMU says
@@ -20,17 +25,22 @@
 
 #include <config.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "daemon.h"
 #include "deadline.h"
 #include "engine.h"
 #include "log.h"
+#include "qcow2.h"
 
 static const char *
 str (const json_t *o, const char *key)
@@ -198,14 +208,88 @@ add_nodes (struct vm *vm, const json_t *disks, bool fleece, struct reply *r)
   return 0;
 }
 
+/* Write disk D's scratch file, owned by QEMU's user (CRED).  Returns 0,
+ * or -1 with errno set (EPERM: it cannot be given to that user).
+ */
+static int
+write_scratch (const json_t *d, const struct ucred *cred)
+{
+  const char *path = str (d, "scratch");
+  CLEANUP_CLOSE int fd = -1;
+  int e;
+
+  /* Our own name: what is there is a leftover. */
+  if (unlink (path) == -1 && errno != ENOENT)
+    return -1;
+  fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd == -1)
+    return -1;
+  if (((cred->uid != geteuid () || cred->gid != getegid ())
+       && fchown (fd, cred->uid, cred->gid) == -1)
+      || qcow2_write_empty (
+             fd, (uint64_t)json_integer_value (json_object_get (d, "size")))
+             == -1)
+    {
+      e = errno;
+      unlink (path);
+      errno = e;
+      return -1;
+    }
+  return 0;
+}
+
+/* Make every scratch file here.  Returns 1 when done, 0 when QEMU must
+ * make them (nothing left behind), -1 with R set on failure.
+ */
+static int
+write_scratches (struct vm *vm, const json_t *disks, struct reply *r)
+{
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  size_t i, k;
+  json_t *d;
+
+  if (vm->ctx->scratch_via_qemu)
+    return 0;
+  if (getsockopt (qmp_fd (vm->qmp), SOL_SOCKET, SO_PEERCRED, &cred, &len)
+      == -1)
+    {
+      log_debug ("VM %s: SO_PEERCRED: %m; QEMU makes the scratch files",
+                 vm->name);
+      return 0;
+    }
+  json_array_foreach (disks, i, d)
+    if (write_scratch (d, &cred) == -1)
+      {
+        int e = errno;
+
+        for (k = 0; k < i; k++)
+          unlink (str (json_array_get (disks, k), "scratch"));
+        if (e == EPERM)
+          {
+            log_debug ("VM %s: cannot give scratch files to uid %u; QEMU "
+                       "makes them",
+                       vm->name, (unsigned)cred.uid);
+            return 0;
+          }
+        return reply_error (r, 500, "scratch-failed",
+                            "disk %s: creating %s: %s", str (d, "name"),
+                            str (d, "scratch"), strerror (e));
+      }
+  return 1;
+}
+
 int
 scratch_add_all (struct vm *vm, json_t *b, struct reply *r)
 {
   const json_t *disks = json_object_get (b, "disks");
+  int here = write_scratches (vm, disks, r);
 
-  if (create_step (vm, disks, "file", r) == -1
+  if (here == -1)
+    return -1;
+  if ((here == 0 && create_step (vm, disks, "file", r) == -1)
       || add_nodes (vm, disks, false, r) == -1
-      || create_step (vm, disks, "qcow2", r) == -1
+      || (here == 0 && create_step (vm, disks, "qcow2", r) == -1)
       || add_nodes (vm, disks, true, r) == -1)
     return -1;
   return 0;

@@ -44,6 +44,7 @@ check_bad "listen = 127.0.0.1:0" ":1: key 'listen': port must be"
 check_bad "[vm ../x]" ":1: VM id must start with a letter or digit"
 check_bad "colour = blue" ":1: unknown key 'colour'"
 check_bad "scratch-max = lots" ":1: key 'scratch-max': must be a size"
+check_bad "scratch-create = maybe" ":1: key 'scratch-create': must be auto or qemu"
 rc=0; err=$("$PULLBACKD" -n --vm 'x=relative' 2>&1) || rc=$?
 test "$rc" -eq 1
 case "$err" in *"--vm x=relative: key 'qmp' of VM 'x': must be an absolute path"*) ;; *) false ;; esac

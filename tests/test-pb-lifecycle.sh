@@ -78,7 +78,7 @@ assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
 # A directory where disk0's scratch file would go: QEMU cannot create it,
 # after disk1's scratch file was made.  No checkpoint, nothing left.
 mkdir "$dir/run/vms/vm1/pullback-vm1.0.qcow2"
-e=$(expect_error 502 scratch-failed POST /v1/vms/vm1/backups '{"checkpoint":"c3"}')
+e=$(expect_error 500 scratch-failed POST /v1/vms/vm1/backups '{"checkpoint":"c3"}')
 jq -e '.error.message | test("disk0")' <<<"$e"
 rmdir "$dir/run/vms/vm1/pullback-vm1.0.qcow2"
 assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
@@ -87,5 +87,26 @@ test "$(bitmaps "$QMP_TEST_SOCK" disk0)" = "c1:true c2:true "
 expect 200 GET /v1/vms/vm1 | jq -e '.backup == null'
 # And the next begin works.
 b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":false}')
+expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
+assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
+
+# --- QEMU makes the scratch files (scratch-create = qemu) -------------
+kill_pullbackd
+echo "scratch-create = qemu" > "$dir/qemu.conf"
+start_pullbackd "$dir" -c "$dir/qemu.conf" --vm "vm1=$QMP_SOCK,nbd=unix:$G"
+wait_vm_connected vm1
+mkdir "$dir/run/vms/vm1/pullback-vm1.0.qcow2"
+e=$(expect_error 502 scratch-failed POST /v1/vms/vm1/backups '{"checkpoint":"c4"}')
+jq -e '.error.message | test("disk0: creating the scratch file: .*Is a directory")' <<<"$e"
+rmdir "$dir/run/vms/vm1/pullback-vm1.0.qcow2"
+assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
+expect_error 404 checkpoint-not-found GET /v1/vms/vm1/checkpoints/c4 >/dev/null
+# The snapshot is exact while the guest writes, and QEMU made the files.
+nbdcopy "nbd+unix:///guest-disk0?socket=$G" "$dir/at.raw"
+b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":false}')
+guest_write "$G" guest-disk0 0 $M 0x77
+nbdcopy "$(disk_uri "$b" disk0)" "$dir/snap.raw"
+cmp "$dir/at.raw" "$dir/snap.raw"
+grep -q '"execute":"blockdev-create"' "$PB_LOG"
 expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
 assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
