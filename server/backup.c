@@ -394,12 +394,8 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     return reply_error (r, 503, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
-  if (cleanup_retry (vm) > 0)
-    return reply_error (r, 409, "cleanup-pending",
-                        "VM %s: QEMU still holds parts of an earlier backup "
-                        "that could not be removed (see the log); retry "
-                        "later",
-                        vm->name);
+  if (cleanup_require_none (vm, r) == -1)
+    return -1;
 
   /* The disks and bitmaps as they are now; broken checkpoints found
    * here make their disks full below.
@@ -653,6 +649,52 @@ backup_on_write_threshold (struct vm *vm, const json_t *ev)
              "fail",
              vm->name, str (b, "id"), why);
   backup_fail (vm, "scratch-full");
+}
+
+void
+backup_on_block_event (struct vm *vm, const json_t *ev)
+{
+  const char *name = qmp_event_name (ev);
+  const json_t *data = json_object_get (ev, "data");
+  bool export = strcmp (name, "BLOCK_EXPORT_DELETED") == 0;
+  const char *id = str (data, export ? "id" : "device");
+  json_t *b = active_backup (vm);
+  const json_t *hit = NULL;
+  size_t i;
+  json_t *d;
+
+  if (b == NULL || id == NULL || strcmp (str (b, "phase"), "ready") != 0)
+    return;
+  json_array_foreach (json_object_get (b, "disks"), i, d)
+    if (strcmp (str (d, export ? "export_id" : "job"), id) == 0)
+      hit = d;
+  if (hit == NULL)
+    return;
+  /* QEMU deletes exports and cancels jobs when it exits, too: then the
+   * connection is about to go, and that is the reason to report.
+   */
+  {
+    struct qmp_error err;
+    json_t *ret = vm_qmp (vm, "query-block-exports", NULL, &err);
+
+    json_decref (ret);
+    if (ret == NULL && err.kind != QMP_ERR_QEMU)
+      return;
+  }
+  log_warnx ("VM %s: backup %s: %s for %s of disk %s, not by pullbackd; "
+             "ending the backup",
+             vm->name, str (b, "id"), name, id, str (hit, "name"));
+  /* Without its job, an export serves the live disk, not the snapshot:
+   * cut every export off now, before the slower teardown.
+   */
+  if (!export)
+    json_array_foreach (json_object_get (b, "disks"), i, d)
+      vm_qmp_quietly (vm, "block-export-del",
+                      json_pack ("{s:s, s:s}", "id", str (d, "export_id"),
+                                 "mode", "hard"));
+  backup_fail (vm, export                                  ? "export-deleted"
+                   : strcmp (name, "BLOCK_JOB_ERROR") == 0 ? "job-error"
+                                                           : "job-ended");
 }
 
 void

@@ -216,6 +216,8 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     return reply_error (r, 503, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
+  if (cleanup_require_none (vm, r) == -1)
+    return -1;
   if (want)
     snprintf (name, sizeof name, "%s", want);
   else
@@ -257,11 +259,34 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
                           "VM %s has no qcow2 disk to hold a checkpoint",
                           vm->name);
     }
+  /* Recorded as pending before QEMU is touched: a crash, a timeout or a
+   * lost connection from here on leaves bitmaps that cleanup_retry
+   * removes (the name was checked free), never an unknown checkpoint.
+   */
+  json_object_set_new (vm->state, "checkpoint_pending",
+                       json_pack ("{s:s, s:O}", "name", name, "disks", disks));
+  if (vm_save (vm) == -1)
+    {
+      qmp_txn_free (t);
+      json_decref (disks);
+      json_object_del (vm->state, "checkpoint_pending");
+      return reply_error (r, 500, "state-write-failed",
+                          "cannot record the checkpoint in the state "
+                          "directory");
+    }
   rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
   qmp_txn_free (t);
   if (rc == -1)
     {
       json_decref (disks);
+      if (err.kind == QMP_ERR_QEMU)
+        {
+          /* Refused: nothing was applied. */
+          json_object_del (vm->state, "checkpoint_pending");
+          vm_save (vm);
+        }
+      else
+        checkpoint_settle_pending (vm);
       return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
                           "qemu-error", "creating checkpoint %s: %s", name,
                           err.desc);
@@ -289,8 +314,51 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
       }
   }
   json_array_append_new (checkpoints (vm), cp);
-  vm_save (vm);
+  json_object_del (vm->state, "checkpoint_pending");
+  if (vm_save (vm) == -1)
+    {
+      /* Not recorded, so it must not exist: the pending record on disk
+       * says what to remove.
+       */
+      json_array_remove (checkpoints (vm),
+                         json_array_size (checkpoints (vm)) - 1);
+      json_object_set_new (
+          vm->state, "checkpoint_pending",
+          json_pack ("{s:s, s:O}", "name", name, "disks", disks));
+      checkpoint_settle_pending (vm);
+      return reply_error (r, 500, "state-write-failed",
+                          "cannot record the checkpoint in the state "
+                          "directory");
+    }
   return reply_ok (r, 201, checkpoint_to_api (cp));
+}
+
+int
+checkpoint_settle_pending (struct vm *vm)
+{
+  json_t *p = json_object_get (vm->state, "checkpoint_pending");
+  const char *name = json_string_value (json_object_get (p, "name"));
+  size_t i;
+  json_t *d;
+  int rc = 0;
+
+  if (!json_is_object (p) || name == NULL)
+    return 0;
+  json_array_foreach (json_object_get (p, "disks"), i, d)
+    if (vm_qmp_quietly (vm, "block-dirty-bitmap-remove",
+                        json_pack ("{s:O, s:s}", "node",
+                                   json_object_get (d, "node"), "name", name))
+        == -1)
+      rc = -1;
+  if (rc == 0)
+    {
+      log_info ("VM %s: removed the bitmaps of checkpoint %s, whose "
+                "creation was not recorded",
+                vm->name, name);
+      json_object_del (vm->state, "checkpoint_pending");
+      vm_save (vm);
+    }
+  return rc;
 }
 
 int

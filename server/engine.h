@@ -58,6 +58,11 @@ int checkpoint_list (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_create (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_get (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r);
+/* A checkpoint whose creation was started but not recorded (a crash, a
+ * timeout): remove its bitmaps.  Returns 0 when none is left, -1 when
+ * QEMU could not be asked (it stays pending).
+ */
+int checkpoint_settle_pending (struct vm *vm);
 /* A fresh checkpoint name "cp-YYYYMMDD-HHMMSS[-N]" not yet used. */
 void checkpoint_generate_name (const struct vm *vm, char *buf, size_t len);
 /* Is NAME used as a bitmap on any disk node? */
@@ -81,6 +86,10 @@ int backup_tick (struct vm *vm);
 void backup_fail (struct vm *vm, const char *reason);
 /* A BLOCK_WRITE_THRESHOLD event. */
 void backup_on_write_threshold (struct vm *vm, const json_t *event);
+/* BLOCK_JOB_COMPLETED/CANCELLED/ERROR, BLOCK_EXPORT_DELETED: a backup
+ * whose job or export goes away outside pullbackd is over.
+ */
+void backup_on_block_event (struct vm *vm, const json_t *event);
 /* Ending for shutdown of the daemon. */
 void backup_end_for_shutdown (struct vm *vm);
 
@@ -124,5 +133,9 @@ int teardown_backup (struct vm *vm, json_t *backup, bool drop_checkpoint);
 void backup_retire (struct vm *vm, json_t *backup, bool drop_checkpoint);
 /* Retry the pending cleanups; returns how many are still pending. */
 size_t cleanup_retry (struct vm *vm);
+/* The same, before a change: 0 when nothing is pending, else -1 with R
+ * set to 409 cleanup-pending.
+ */
+int cleanup_require_none (struct vm *vm, struct reply *r);
 
 #endif /* PULLBACK_ENGINE_H */

@@ -87,15 +87,15 @@ qcow2_write_empty (int fd, uint64_t size)
 
   /* Cluster 0: the header, then the end of header extensions (zeroes). */
   memcpy (c, "QFI\xfb", 4);
-  be32 (c + 4, 3);                       /* version */
-  be32 (c + 20, CLUSTER_BITS);           /* cluster_bits */
-  be64 (c + 24, size);                   /* size */
-  be32 (c + 36, (uint32_t)l1_entries);   /* l1_size */
-  be64 (c + 40, 3 * CLUSTER_SIZE);       /* l1_table_offset */
-  be64 (c + 48, 1 * CLUSTER_SIZE);       /* refcount_table_offset */
-  be32 (c + 56, 1);                      /* refcount_table_clusters */
-  be32 (c + 96, 4);                      /* refcount_order: 16 bits */
-  be32 (c + 100, HEADER_LENGTH);         /* header_length */
+  be32 (c + 4, 3);                     /* version */
+  be32 (c + 20, CLUSTER_BITS);         /* cluster_bits */
+  be64 (c + 24, size);                 /* size */
+  be32 (c + 36, (uint32_t)l1_entries); /* l1_size */
+  be64 (c + 40, 3 * CLUSTER_SIZE);     /* l1_table_offset */
+  be64 (c + 48, 1 * CLUSTER_SIZE);     /* refcount_table_offset */
+  be32 (c + 56, 1);                    /* refcount_table_clusters */
+  be32 (c + 96, 4);                    /* refcount_order: 16 bits */
+  be32 (c + 100, HEADER_LENGTH);       /* header_length */
   if (write_all (fd, c, CLUSTER_SIZE, 0) == -1)
     goto out;
 

@@ -247,7 +247,7 @@ cleanup_retry (struct vm *vm)
     }
   if (json_array_size (l) != n)
     vm_save (vm);
-  return json_array_size (l);
+  return json_array_size (l) + (checkpoint_settle_pending (vm) == -1);
 }
 
 /* Is export pb-exp-INDEX among EXPORTS? */
@@ -418,4 +418,16 @@ recovery_cleanup (struct vm *vm)
           log_info ("VM %s: keeping our NBD server at %s", vm->name, sock);
         }
     }
+}
+
+int
+cleanup_require_none (struct vm *vm, struct reply *r)
+{
+  if (cleanup_retry (vm) == 0)
+    return 0;
+  return reply_error (r, 409, "cleanup-pending",
+                      "VM %s: QEMU still holds parts of an earlier backup or "
+                      "checkpoint that could not be removed (see the log); "
+                      "retry later",
+                      vm->name);
 }

@@ -278,6 +278,12 @@ handle_events (struct vm *vm)
         }
       else if (name && strcmp (name, "BLOCK_WRITE_THRESHOLD") == 0)
         backup_on_write_threshold (vm, ev);
+      else if (name
+               && (strcmp (name, "BLOCK_JOB_COMPLETED") == 0
+                   || strcmp (name, "BLOCK_JOB_CANCELLED") == 0
+                   || strcmp (name, "BLOCK_JOB_ERROR") == 0
+                   || strcmp (name, "BLOCK_EXPORT_DELETED") == 0))
+        backup_on_block_event (vm, ev);
       json_decref (ev);
     }
 }
@@ -473,6 +479,11 @@ vm_thread (void *arg)
       timeout = connected (vm) ? 5000 : RECONNECT_MS;
       if (exp >= 0 && exp < timeout)
         timeout = exp;
+      /* Events read while a request waited are queued already: poll
+       * would not see them.
+       */
+      if (connected (vm) && qmp_event_count (vm->qmp) > 0)
+        timeout = 0;
 
       pfd[0].fd = vm->wake[0];
       pfd[0].events = POLLIN;
