@@ -7,6 +7,12 @@
  * daemon has no getfd, so there QEMU makes the socket and we chmod it.
  * A server we did not start is used only if the VM's settings name its
  * address (nbd=...), and never stopped.
+ *
+ * Whether the server QEMU runs is ours is known from our socket: after a
+ * restart of the daemon, a server of ours is one that answers on it.  A
+ * socket file left by a failed start or a dead QEMU answers nobody, so
+ * every failure removes what it made, and recovery removes what it finds
+ * dead.
  */
 
 #include <config.h>
@@ -54,10 +60,28 @@ listen_unix (const char *path)
   if (fd == -1)
     return -1;
   unlink (path);
-  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) == -1
-      || chmod (path, SOCKET_MODE) == -1 || listen (fd, 64) == -1)
+  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) == -1)
     return -1;
+  if (chmod (path, SOCKET_MODE) == -1 || listen (fd, 64) == -1)
+    {
+      int e = errno;
+
+      unlink (path);
+      errno = e;
+      return -1;
+    }
   return TAKE_FD (fd);
+}
+
+/* Drop a listening socket we passed with getfd that no server took
+ * (QEMU keeps it until then, and it would look alive).
+ */
+static void
+close_passed_fd (struct vm *vm)
+{
+  if (vm->schema && qmp_schema_has_command (vm->schema, "closefd"))
+    vm_qmp_quietly (vm, "closefd",
+                    json_pack ("{s:s}", "fdname", PB_NBD_FDNAME));
 }
 
 int
@@ -65,6 +89,7 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
 {
   char path[sizeof vm->nbd_socket];
   struct qmp_error err;
+  bool passed = false;
   json_t *ret;
 
   if (vm->nbd_adopt || vm->nbd_ours)
@@ -87,6 +112,7 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
       if (ret)
         {
           json_decref (ret);
+          passed = true;
           ret = vm_qmp (vm, "nbd-server-start",
                         json_pack ("{s:{s:s, s:{s:s}}}", "addr", "type", "fd",
                                    "data", "str", PB_NBD_FDNAME),
@@ -105,13 +131,18 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
     }
   if (ret == NULL)
     {
+      /* Nothing listens on PATH now: leave no file that looks like a
+       * server of ours.
+       */
+      if (passed)
+        close_passed_fd (vm);
+      unlink (path);
       if (err.kind == QMP_ERR_QEMU && strstr (err.desc, "already running"))
         return reply_error (r, 409, "nbd-server-busy",
                             "QEMU of VM %s already runs an NBD server that "
                             "pullbackd did not start; give its address in "
                             "the VM's nbd= setting to use it",
                             vm->name);
-      unlink (path);
       return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
                           "qemu-error", "starting the NBD server: %s",
                           err.desc);
@@ -123,17 +154,90 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
   return 0;
 }
 
+/* Does something listen on the unix socket PATH?  1 yes, 0 no (nothing
+ * there, or a file nobody listens on), -1 cannot tell.
+ */
+static int
+listening (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  CLEANUP_CLOSE int fd = -1;
+
+  if (strlen (path) >= sizeof addr.sun_path)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  strcpy (addr.sun_path, path);
+  /* Non-blocking: a full backlog (EAGAIN) is a live listener too. */
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd == -1)
+    return -1;
+  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) == 0
+      || errno == EAGAIN || errno == EINPROGRESS)
+    return 1;
+  if (errno == ECONNREFUSED || errno == ENOENT)
+    return 0;
+  return -1;
+}
+
+void
+nbd_recover (struct vm *vm)
+{
+  char path[sizeof vm->nbd_socket];
+
+  if (vm->nbd_adopt || vm->nbd_ours
+      || nbd_socket_path (vm, path, sizeof path) == -1)
+    return;
+  /* A daemon killed between getfd and nbd-server-start left QEMU holding
+   * a socket that no server accepts on.
+   */
+  close_passed_fd (vm);
+  switch (listening (path))
+    {
+    case 0:
+      if (unlink (path) == 0)
+        log_info ("VM %s: removed stale NBD socket %s", vm->name, path);
+      return;
+    case -1:
+      log_warn ("VM %s: NBD socket %s", vm->name, path);
+      return;
+    }
+
+  /* A server answers on our socket: one we started in an earlier life. */
+  vm->nbd_ours = true;
+  snprintf (vm->nbd_socket, sizeof vm->nbd_socket, "%s", path);
+  nbd_stop_if_idle (vm);
+  if (vm->nbd_ours)
+    {
+      /* Someone else's exports are on it: keep it and use it. */
+      log_info ("VM %s: keeping our NBD server at %s", vm->name, path);
+    }
+}
+
 void
 nbd_stop_if_idle (struct vm *vm)
 {
   struct qmp_error err;
   CLEANUP_JSON json_t *exports = NULL;
+  size_t i;
+  json_t *e;
 
   if (!vm->nbd_ours)
     return;
+  /* Only NBD exports are on the server (vhost-user-blk or FUSE ones are
+   * not).
+   */
   exports = vm_qmp (vm, "query-block-exports", NULL, &err);
-  if (exports == NULL || json_array_size (exports) > 0)
+  if (exports == NULL)
     return;
+  json_array_foreach (exports, i, e)
+    {
+      const char *type = json_string_value (json_object_get (e, "type"));
+
+      if (type && strcmp (type, "nbd") == 0)
+        return;
+    }
   json_decref (vm_qmp (vm, "nbd-server-stop", NULL, &err));
   unlink (vm->nbd_socket);
   vm->nbd_ours = false;

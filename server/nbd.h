@@ -16,6 +16,11 @@ int nbd_socket_path (const struct vm *vm, char *buf, size_t len);
  * with R set.
  */
 int nbd_ensure_server (struct vm *vm, struct reply *r);
+/* After (re)connecting: if a server answers on our socket, it is one we
+ * started before; take it back, and stop it if it is idle.  A socket file
+ * nobody answers on is removed.
+ */
+void nbd_recover (struct vm *vm);
 /* Stop the server if we started it and it has no exports left. */
 void nbd_stop_if_idle (struct vm *vm);
 /* The URI of EXPORT on the VM's server. */

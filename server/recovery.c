@@ -376,7 +376,6 @@ void
 recovery_cleanup (struct vm *vm)
 {
   json_t *b = json_object_get (vm->state, "backup");
-  char sock[sizeof vm->nbd_socket];
 
   if (json_is_object (b))
     {
@@ -405,19 +404,7 @@ recovery_cleanup (struct vm *vm)
   remove_by_name (vm);
   remove_scratch_files (vm);
 
-  /* An NBD server on our socket is one we started in an earlier life. */
-  if (!vm->nbd_adopt && nbd_socket_path (vm, sock, sizeof sock) == 0
-      && access (sock, F_OK) == 0)
-    {
-      vm->nbd_ours = true;
-      snprintf (vm->nbd_socket, sizeof vm->nbd_socket, "%s", sock);
-      nbd_stop_if_idle (vm);
-      if (vm->nbd_ours)
-        {
-          /* Someone else's exports are on it: keep it and use it. */
-          log_info ("VM %s: keeping our NBD server at %s", vm->name, sock);
-        }
-    }
+  nbd_recover (vm);
 }
 
 int

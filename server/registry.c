@@ -27,7 +27,11 @@ void
 registry_shutdown (struct registry *reg)
 {
   pthread_rwlock_wrlock (&reg->lock);
-  vm_vector_iter (&reg->vms, vm_stop);
+  /* All at once: each may wait for its QEMU (QMP timeouts) while it ends
+   * its backup, and the stop must not take the sum of those.
+   */
+  vm_vector_iter (&reg->vms, vm_request_stop);
+  vm_vector_iter (&reg->vms, vm_join);
   vm_vector_iter (&reg->vms, vm_unref);
   vm_vector_reset (&reg->vms);
   pthread_rwlock_unlock (&reg->lock);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -523,8 +524,16 @@ vm_thread (void *arg)
 int
 vm_start (struct vm *vm)
 {
+  char run[PATH_MAX];
   int r;
 
+  /* The VM's run directory holds its NBD socket wherever its scratch
+   * files go; by default they go there too.  Mode 0750 like the run
+   * directory: the socket (0660) is for the group.
+   */
+  snprintf (run, sizeof run, "%s/vms/%s", vm->ctx->run_dir, vm->name);
+  if (mkdir (run, 0750) == -1 && errno != EEXIST)
+    log_warn ("VM %s: mkdir %s", vm->name, run);
   if (mkdir (vm->scratch_dir, 0700) == -1 && errno != EEXIST)
     log_warn ("VM %s: mkdir %s", vm->name, vm->scratch_dir);
   r = pthread_create (&vm->thread, NULL, vm_thread, vm);
@@ -548,7 +557,7 @@ wake (struct vm *vm)
 }
 
 void
-vm_stop (struct vm *vm)
+vm_request_stop (struct vm *vm)
 {
   if (!vm->started)
     return;
@@ -556,8 +565,22 @@ vm_stop (struct vm *vm)
   vm->stopping = true;
   pthread_mutex_unlock (&vm->lock);
   wake (vm);
+}
+
+void
+vm_join (struct vm *vm)
+{
+  if (!vm->started)
+    return;
   pthread_join (vm->thread, NULL);
   vm->started = false;
+}
+
+void
+vm_stop (struct vm *vm)
+{
+  vm_request_stop (vm);
+  vm_join (vm);
 }
 
 void

@@ -94,9 +94,14 @@ struct vm *vm_new (const struct daemon_ctx *ctx, const char *name,
 /* Start the owner thread. */
 int vm_start (struct vm *vm);
 
-/* Ask the owner to end any backup, save state and exit; wait for it.
- * Requests made after that are answered 503.
+/* Ask the owner to end any backup, save state and exit, without waiting
+ * (requests made after that are answered 503); wait for it to exit.
+ * Several VMs stop at once when all are asked before any is waited for.
  */
+void vm_request_stop (struct vm *vm);
+void vm_join (struct vm *vm);
+
+/* vm_request_stop, then vm_join. */
 void vm_stop (struct vm *vm);
 
 /* vm_stop, then free the VM. */

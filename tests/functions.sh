@@ -10,7 +10,7 @@
 # make_tmpdir VAR          a private directory removed at exit, in $VAR
 # wait_for SECS CMD...     retry CMD until it succeeds or SECS pass
 # fails CMD...             assert that CMD fails
-# start_qsd DIR N [SIZE]   qemu-storage-daemon with N qcow2 disks
+# start_qsd DIR N [SIZE [ARGS...]]  qemu-storage-daemon with N qcow2 disks
 # qsd_writer_exports DIR   writable NBD exports guest-diskK (the "guest")
 # guest_write SOCK EXPORT OFFSET LENGTH BYTE
 # start_qemu_system DIR N  qemu-system-x86_64 -M q35 -S with virtio-blk
@@ -137,14 +137,16 @@ wait_for ()
   return 1
 }
 
-# start_qsd DIR N [SIZE]: disks DIR/diskK.qcow2 (nodes diskK over
-# diskK-file), QMP sockets DIR/qmp.sock (for pullbackd) and
-# DIR/qmp-test.sock (for the test: QEMU serves one client per monitor).
-# Sets QSD_PID, QMP_SOCK, QMP_TEST_SOCK.  Call it again after the daemon
-# died to restart it on the same images.
+# start_qsd DIR N [SIZE [ARGS...]]: disks DIR/diskK.qcow2 (nodes diskK
+# over diskK-file), QMP sockets DIR/qmp.sock (for pullbackd) and
+# DIR/qmp-test.sock (for the test: QEMU serves one client per monitor),
+# and ARGS for qemu-storage-daemon.  Sets QSD_PID, QMP_SOCK,
+# QMP_TEST_SOCK.  Call it again after the daemon died to restart it on
+# the same images.
 start_qsd ()
 {
   local dir=$1 n=$2 size=${3:-64M} i args=()
+  shift $(($# < 3 ? $# : 3))
   for ((i = 0; i < n; i++)); do
     [ -f "$dir/disk$i.qcow2" ] ||
       qemu-img create -q -f qcow2 "$dir/disk$i.qcow2" "$size"
@@ -159,7 +161,7 @@ start_qsd ()
     --monitor chardev=mon0 \
     --chardev "socket,id=mon1,path=$QMP_TEST_SOCK,server=on,wait=off" \
     --monitor chardev=mon1 \
-    "${args[@]}" >>"$dir/qsd.log" 2>&1 &
+    "${args[@]}" "$@" >>"$dir/qsd.log" 2>&1 &
   QSD_PID=$!
   track_pid $QSD_PID
   wait_for 10 qmpcmd -t 1000 --version "$QMP_TEST_SOCK"
