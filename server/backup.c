@@ -173,6 +173,10 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
       const char *name = str (d, "name");
       const char *node = str (d, "node");
       bool qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
+      /* QEMU takes a persistent bitmap on a read-only image but can never
+       * store it: such a disk is exported, full, and holds no checkpoint.
+       */
+      bool ro = json_is_true (json_object_get (d, "ro"));
       const char *mode = "full", *reason = NULL;
       char tmp[NAME_MAX_LEN + 16];
       int idx = (int)json_array_size (disks);
@@ -199,6 +203,8 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
               cd = e;
           if (!qcow2)
             reason = "disk-not-qcow2";
+          else if (ro)
+            reason = "disk-read-only";
           else if (cd == NULL)
             reason = "disk-added";
           else if (json_is_string (json_object_get (cd, "broken")))
@@ -224,7 +230,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
           "format", json_object_get (d, "format"), "mode", mode, "reason",
           reason, "index", idx, "tmp_bitmap",
           strcmp (mode, "incremental") == 0 ? tmp : NULL, "checkpoint_bitmap",
-          qcow2 && cpname[0], "scratch",
+          qcow2 && !ro && cpname[0], "scratch",
           json_sprintf ("%s/pullback-%s.%d.qcow2", vm->scratch_dir, vm->name,
                         idx),
           "fleece", json_sprintf (PB_FLEECE_PREFIX "%d", idx), "cbw",

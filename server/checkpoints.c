@@ -240,7 +240,8 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   json_array_foreach (vm->disks, i, d)
     {
       if (strcmp (json_string_value (json_object_get (d, "format")), "qcow2")
-          != 0)
+              != 0
+          || json_is_true (json_object_get (d, "ro")))
         continue;
       qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
                     json_object_get (d, "node"), "name", name, "persistent",
@@ -256,7 +257,8 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
       qmp_txn_free (t);
       json_decref (disks);
       return reply_error (r, 422, "no-checkpointable-disks",
-                          "VM %s has no qcow2 disk to hold a checkpoint",
+                          "VM %s has no writable qcow2 disk to hold a "
+                          "checkpoint",
                           vm->name);
     }
   /* Recorded as pending before QEMU is touched: a crash, a timeout or a
@@ -393,6 +395,12 @@ checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
       const char *node
           = disk ? json_string_value (json_object_get (disk, "node")) : NULL;
 
+      /* Where the checkpoint is broken its bitmap is gone already (we
+       * removed it, or someone did): a bitmap of that name there now is
+       * someone else's.
+       */
+      if (json_is_string (json_object_get (d, "broken")))
+        continue;
       if (node && json_object_get (json_object_get (bitmaps, node), name))
         qmp_txn_addf (t, "block-dirty-bitmap-remove", "{s:s, s:s}", "node",
                       node, "name", name);

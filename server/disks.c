@@ -51,13 +51,15 @@ make_disk (const char *name, const json_t *node_info)
       = json_object_get (json_object_get (node_info, "image"), "virtual-size");
 
   return json_pack (
-      "{s:s, s:s, s:s, s:I}", "name", name, "node",
+      "{s:s, s:s, s:s, s:I, s:b}", "name", name, "node",
       json_string_value (json_object_get (node_info, "node-name")), "format",
-      drv ? drv : "unknown", "size", json_integer_value (size));
+      drv ? drv : "unknown", "size", json_integer_value (size), "ro",
+      json_is_true (json_object_get (node_info, "ro")));
 }
 
 /* The disk name of a device: its qdev id, without the peripheral prefix
- * and the "/virtio-backend" tail of virtio devices.
+ * and the "/virtio-backend" tail of virtio devices; failing that (a
+ * device without an id, a drive without a device), the legacy drive id.
  */
 static bool
 device_disk_name (const json_t *blk, char *buf, size_t len)
@@ -65,13 +67,14 @@ device_disk_name (const json_t *blk, char *buf, size_t len)
   const char *dev = json_string_value (json_object_get (blk, "device"));
   const char *qdev = json_string_value (json_object_get (blk, "qdev"));
 
-  if (dev && *dev)
-    snprintf (buf, len, "%s", dev);
-  else if (qdev && strncmp (qdev, PERIPHERAL, strlen (PERIPHERAL)) == 0)
+  if (qdev && strncmp (qdev, PERIPHERAL, strlen (PERIPHERAL)) == 0
+      && qdev[strlen (PERIPHERAL)] != '\0' && qdev[strlen (PERIPHERAL)] != '/')
     {
       snprintf (buf, len, "%s", qdev + strlen (PERIPHERAL));
       buf[strcspn (buf, "/")] = '\0';
     }
+  else if (dev && *dev)
+    snprintf (buf, len, "%s", dev);
   else
     return false;
   return true;
@@ -102,25 +105,131 @@ json_array_sort_by_name (json_t *arr)
   free (items);
 }
 
+static bool
+is_ours (const char *node)
+{
+  return strncmp (node, "pb-", 3) == 0;
+}
+
+static const json_t *
+graph_node_by_id (const json_t *graph, json_int_t id)
+{
+  size_t i;
+  json_t *g;
+
+  json_array_foreach (json_object_get (graph, "nodes"), i, g)
+    if (json_integer_value (json_object_get (g, "id")) == id)
+      return g;
+  return NULL;
+}
+
+static const json_t *
+graph_node_by_name (const json_t *graph, const char *node)
+{
+  size_t i;
+  json_t *g;
+
+  json_array_foreach (json_object_get (graph, "nodes"), i, g)
+    {
+      const char *type = json_string_value (json_object_get (g, "type"));
+      const char *name = json_string_value (json_object_get (g, "name"));
+
+      if (type && strcmp (type, "block-driver") == 0 && name
+          && strcmp (name, node) == 0)
+        return g;
+    }
+  return NULL;
+}
+
+/* Does a format node sit above graph node ID, directly (ID is its
+ * backing image, or the image under a raw layer) or through filters
+ * (throttle, copy-on-read, ...)?  Parents that are not nodes (devices'
+ * backends, block jobs, exports) and our own pb-* nodes do not count.
+ */
+static bool
+graph_under_format (const json_t *graph, const json_t *nodes, json_int_t id,
+                    int depth)
+{
+  size_t i;
+  json_t *e;
+
+  json_array_foreach (json_object_get (graph, "edges"), i, e)
+    {
+      json_int_t pid = json_integer_value (json_object_get (e, "parent"));
+      const json_t *p;
+      const char *type, *name, *drv;
+
+      if (json_integer_value (json_object_get (e, "child")) != id)
+        continue;
+      p = graph_node_by_id (graph, pid);
+      type = json_string_value (json_object_get (p, "type"));
+      name = json_string_value (json_object_get (p, "name"));
+      if (type == NULL || strcmp (type, "block-driver") != 0 || name == NULL
+          || is_ours (name))
+        continue;
+      drv = json_string_value (
+          json_object_get (find_node (nodes, name), "drv"));
+      if (drv && is_format_driver (drv))
+        return true;
+      if (depth < 32 && graph_under_format (graph, nodes, pid, depth + 1))
+        return true;
+    }
+  return false;
+}
+
+/* Without the graph: is node N the backing image of another node?
+ * QEMU 7.2 gives the backing node's filename in "backing_file" and the
+ * name in the image header, resolved, in "full-backing-filename";
+ * either may be what matches N's "file".
+ */
+static bool
+named_as_backing (const json_t *nodes, const json_t *n)
+{
+  const char *file = json_string_value (json_object_get (n, "file"));
+  size_t i;
+  json_t *b;
+
+  if (file == NULL)
+    return false;
+  json_array_foreach (nodes, i, b)
+    {
+      const char *bn = json_string_value (json_object_get (b, "node-name"));
+      const char *bf = json_string_value (json_object_get (b, "backing_file"));
+      const char *fbf = json_string_value (json_object_get (
+          json_object_get (b, "image"), "full-backing-filename"));
+
+      /* Our own fleece overlays sit on top of disks: not a chain. */
+      if (b == n || (bn && is_ours (bn)))
+        continue;
+      if ((bf && strcmp (bf, file) == 0) || (fbf && strcmp (fbf, file) == 0))
+        return true;
+    }
+  return false;
+}
+
 json_t *
 disks_discover (struct vm *vm, struct qmp_error *err)
 {
   CLEANUP_JSON json_t *nodes = NULL;
   CLEANUP_JSON json_t *blocks = NULL;
-  json_t *disks = json_array ();
-  size_t i, j;
+  CLEANUP_JSON json_t *graph = NULL;
+  json_t *disks;
+  size_t i;
   json_t *n, *b;
 
   nodes = vm_qmp (vm, "query-named-block-nodes",
                   json_pack ("{s:b}", "flat", 1), err);
   if (nodes == NULL)
-    {
-      json_decref (disks);
-      return NULL;
-    }
+    return NULL;
+  /* qemu-storage-daemon has query-block too (and answers []): a failure
+   * is a failure, not "no devices".
+   */
+  blocks = vm_qmp (vm, "query-block", NULL, err);
+  if (blocks == NULL)
+    return NULL;
 
   /* Devices first (qemu-system). */
-  blocks = vm_qmp (vm, "query-block", NULL, err);
+  disks = json_array ();
   json_array_foreach (blocks, i, b)
     {
       const char *node = json_string_value (
@@ -142,32 +251,40 @@ disks_discover (struct vm *vm, struct qmp_error *err)
     return disks;
 
   /* No devices (qemu-storage-daemon): the top format nodes, i.e. those
-   * that are not the backing image of another node and not our own.
+   * no other format node uses (as its backing image, say), and not our
+   * own.  The node graph says so exactly; without it, file names.
    */
+  if (vm->schema
+      && qmp_schema_has_command (vm->schema, "x-debug-query-block-graph"))
+    {
+      graph = vm_qmp (vm, "x-debug-query-block-graph", NULL, err);
+      if (graph == NULL)
+        {
+          json_decref (disks);
+          return NULL;
+        }
+    }
   json_array_foreach (nodes, i, n)
     {
       const char *name = json_string_value (json_object_get (n, "node-name"));
       const char *drv = json_string_value (json_object_get (n, "drv"));
-      const char *file = json_string_value (json_object_get (n, "file"));
-      bool is_backing = false;
+      bool used;
 
       if (name == NULL || drv == NULL || !is_format_driver (drv)
-          || strncmp (name, "pb-", 3) == 0 || name[0] == '#')
+          || is_ours (name) || name[0] == '#')
         continue;
-      json_array_foreach (nodes, j, b)
+      if (graph)
         {
-          const char *bf
-              = json_string_value (json_object_get (b, "backing_file"));
-          const char *bn
-              = json_string_value (json_object_get (b, "node-name"));
+          const json_t *g = graph_node_by_name (graph, name);
 
-          /* Our own fleece overlays sit on top of disks: not a chain. */
-          if (bn && strncmp (bn, "pb-", 3) == 0)
-            continue;
-          if (b != n && file && bf && strcmp (bf, file) == 0)
-            is_backing = true;
+          used = g
+                 && graph_under_format (
+                     graph, nodes,
+                     json_integer_value (json_object_get (g, "id")), 0);
         }
-      if (is_backing || !name_valid (NAME_DISK, name, NULL, 0))
+      else
+        used = named_as_backing (nodes, n);
+      if (used || !name_valid (NAME_DISK, name, NULL, 0))
         continue;
       json_array_append_new (disks, make_disk (name, n));
     }

@@ -42,15 +42,16 @@ json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,
 int vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args);
 int64_t now_seconds (void);
 
-/* disks.c: [{name, node, format, size}] from query-block, or from the
- * top format nodes of query-named-block-nodes when there are no devices.
+/* disks.c: [{name, node, format, size, ro}] from query-block, or from
+ * the top format nodes of query-named-block-nodes when there are no
+ * devices.  NULL with ERR set if QEMU could not tell.
  */
 json_t *disks_discover (struct vm *vm, struct qmp_error *err);
 const json_t *disk_find (const json_t *disks, const char *name);
 /* {node: {bitmap-name: info}} of every node. */
 json_t *bitmaps_query (struct vm *vm, struct qmp_error *err);
 
-/* checkpoints.c */
+/* checkpoints.c.  Reconcile against freshly discovered vm->disks only. */
 void checkpoints_reconcile (struct vm *vm, const json_t *bitmaps);
 json_t *checkpoint_find (const struct vm *vm, const char *name);
 json_t *checkpoint_to_api (const json_t *cp);

@@ -212,13 +212,18 @@ on_connected (struct vm *vm)
     {
       json_decref (vm->disks);
       vm->disks = disks;
+      bitmaps = bitmaps_query (vm, &err);
+      if (bitmaps)
+        checkpoints_reconcile (vm, bitmaps);
     }
   else
-    log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
-
-  bitmaps = bitmaps_query (vm, &err);
-  if (bitmaps)
-    checkpoints_reconcile (vm, bitmaps);
+    {
+      /* No reconciling against a list we do not have: every checkpoint
+       * would look "disk-missing" for good.  The next backup begin
+       * rediscovers and reconciles.
+       */
+      log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
+    }
   vm_save (vm);
 }
 

@@ -75,7 +75,7 @@ struct vm
   struct qmp *qmp;
   struct qmp_schema *schema;
   json_t *state; /* the persisted document */
-  json_t *disks; /* discovered: [{name, node, format, size}] */
+  json_t *disks; /* discovered: [{name, node, format, size, ro}] */
   int64_t next_connect_ms;
   bool up;      /* connected as far as the owner has noticed */
   bool retired; /* VM_OP_RETIRE succeeded */

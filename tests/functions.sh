@@ -11,9 +11,11 @@
 # wait_for SECS CMD...     retry CMD until it succeeds or SECS pass
 # fails CMD...             assert that CMD fails
 # start_qsd DIR N [SIZE [ARGS...]]  qemu-storage-daemon with N qcow2 disks
+# start_qsd_args DIR ARGS... qemu-storage-daemon with these --blockdev...
 # qsd_writer_exports DIR   writable NBD exports guest-diskK (the "guest")
 # guest_write SOCK EXPORT OFFSET LENGTH BYTE
 # start_qemu_system DIR N  qemu-system-x86_64 -M q35 -S with virtio-blk
+# start_qemu_system_args DIR ARGS...  the same machine, these devices
 # hmp_write SOCK DEVID OFFSET LENGTH BYTE
 # start_qga DIR            a real qemu-ga that can only see a loop ext4
 #
@@ -153,6 +155,14 @@ start_qsd ()
     args+=(--blockdev "driver=file,filename=$dir/disk$i.qcow2,node-name=disk$i-file"
            --blockdev "driver=qcow2,file=disk$i-file,node-name=disk$i")
   done
+  start_qsd_args "$dir" "${args[@]}" "$@"
+}
+
+# start_qsd_args DIR QSD-ARGS...: the same with the caller's --blockdev,
+# --object... options.
+start_qsd_args ()
+{
+  local dir=$1; shift
   QMP_SOCK=$dir/qmp.sock
   QMP_TEST_SOCK=$dir/qmp-test.sock
   rm -f "$QMP_SOCK" "$QMP_TEST_SOCK"
@@ -161,7 +171,7 @@ start_qsd ()
     --monitor chardev=mon0 \
     --chardev "socket,id=mon1,path=$QMP_TEST_SOCK,server=on,wait=off" \
     --monitor chardev=mon1 \
-    "${args[@]}" "$@" >>"$dir/qsd.log" 2>&1 &
+    "$@" >>"$dir/qsd.log" 2>&1 &
   QSD_PID=$!
   track_pid $QSD_PID
   wait_for 10 qmpcmd -t 1000 --version "$QMP_TEST_SOCK"
@@ -203,13 +213,21 @@ start_qemu_system ()
            -blockdev "driver=qcow2,file=disk$i-file,node-name=disk$i"
            -device "virtio-blk-pci,drive=disk$i,id=vd$i")
   done
+  start_qemu_system_args "$dir" "${args[@]}"
+}
+
+# start_qemu_system_args DIR QEMU-ARGS...: the same machine with the
+# caller's -blockdev/-drive/-device options.
+start_qemu_system_args ()
+{
+  local dir=$1; shift
   QMP_SOCK=$dir/qmp.sock
   QMP_TEST_SOCK=$dir/qmp-test.sock
   rm -f "$QMP_SOCK" "$QMP_TEST_SOCK"
   qemu-system-x86_64 -M q35 -S -accel tcg -nodefaults -display none -m 128 \
     -qmp "unix:$QMP_SOCK,server=on,wait=off" \
     -qmp "unix:$QMP_TEST_SOCK,server=on,wait=off" \
-    "${args[@]}" >>"$dir/qemu.log" 2>&1 &
+    "$@" >>"$dir/qemu.log" 2>&1 &
   QEMU_PID=$!
   track_pid $QEMU_PID
   wait_for 20 qmpcmd -t 1000 --version "$QMP_TEST_SOCK"
