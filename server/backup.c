@@ -375,6 +375,7 @@ add_checkpoint_record (struct vm *vm, const json_t *b)
                      bm ? json_object_get (bm, "granularity") : json_null (),
                      "broken"));
     }
+  checkpoint_forget_deleted (vm, str (b, "checkpoint"));
   json_array_append_new (
       list, json_pack ("{s:O, s:O, s:O?, s:o}", "name",
                        json_object_get (b, "checkpoint"), "created",

@@ -151,6 +151,80 @@ checkpoint_to_api (const json_t *cp)
                     json_object_get (cp, "parent"), "disks", disks);
 }
 
+/* Deleted checkpoints and the one listed before each ([name, before]):
+ * a client paging with after=NAME goes on where NAME was even if it was
+ * deleted between two pages.  The newest few are kept.
+ */
+#define DELETED_KEPT 256
+
+static json_t *
+deleted_list (struct vm *vm)
+{
+  json_t *l = json_object_get (vm->state, "deleted");
+
+  if (!json_is_array (l))
+    {
+      l = json_array ();
+      json_object_set_new (vm->state, "deleted", l);
+    }
+  return l;
+}
+
+void
+checkpoint_forget_deleted (struct vm *vm, const char *name)
+{
+  json_t *l = deleted_list (vm);
+
+  for (size_t i = json_array_size (l); i-- > 0;)
+    if (strcmp (json_string_value (json_array_get (json_array_get (l, i), 0)),
+                name)
+        == 0)
+      json_array_remove (l, i);
+}
+
+static void
+remember_deleted (struct vm *vm, const char *name, const char *before)
+{
+  json_t *l = deleted_list (vm);
+
+  checkpoint_forget_deleted (vm, name);
+  json_array_append_new (l, json_pack ("[s, s?]", name, before));
+  while (json_array_size (l) > DELETED_KEPT)
+    json_array_remove (l, 0);
+}
+
+/* The index of the first checkpoint after NAME, following deletions;
+ * -1 if NAME was never known.
+ */
+static long
+index_after (struct vm *vm, const char *name)
+{
+  json_t *l = deleted_list (vm);
+  size_t n = json_array_size (checkpoints (vm)), hops = 0;
+
+  while (name && hops++ <= DELETED_KEPT)
+    {
+      size_t i, k;
+
+      for (i = 0; i < n; i++)
+        if (strcmp (json_string_value (json_object_get (
+                        json_array_get (checkpoints (vm), i), "name")),
+                    name)
+            == 0)
+          return (long)i + 1;
+      for (k = 0; k < json_array_size (l); k++)
+        if (strcmp (
+                json_string_value (json_array_get (json_array_get (l, k), 0)),
+                name)
+            == 0)
+          break;
+      if (k == json_array_size (l))
+        return -1;
+      name = json_string_value (json_array_get (json_array_get (l, k), 1));
+    }
+  return name ? -1 : 0;
+}
+
 int
 checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
 {
@@ -164,20 +238,16 @@ checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
     limit = json_integer_value (json_object_get (args, "limit"));
   if (after)
     {
-      for (i = 0; i < n; i++)
-        if (strcmp (json_string_value (json_object_get (
-                        json_array_get (checkpoints (vm), i), "name")),
-                    after)
-            == 0)
-          break;
-      if (i == n)
+      long at = index_after (vm, after);
+
+      if (at == -1)
         {
           json_decref (list);
           return reply_error_field (r, 404, "checkpoint-not-found", "after",
                                     "VM %s has no checkpoint '%s'", vm->name,
                                     after);
         }
-      i++;
+      i = (size_t)at;
     }
   for (; i < n && (json_int_t)json_array_size (list) < limit; i++)
     json_array_append_new (
@@ -316,6 +386,7 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
       }
   }
   json_array_append_new (checkpoints (vm), cp);
+  checkpoint_forget_deleted (vm, name);
   json_object_del (vm->state, "checkpoint_pending");
   if (vm_save (vm) == -1)
     {
@@ -423,6 +494,10 @@ checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
       else if (p && strcmp (p, name) == 0)
         json_object_set (c, "parent", json_object_get (cp, "parent"));
     }
+  remember_deleted (vm, name,
+                    idx > 0 ? json_string_value (json_object_get (
+                        json_array_get (list, idx - 1), "name"))
+                            : NULL);
   json_array_remove (list, idx);
   vm_save (vm);
   return reply_ok (r, 204, NULL);

@@ -64,6 +64,10 @@ int checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r);
  * QEMU could not be asked (it stays pending).
  */
 int checkpoint_settle_pending (struct vm *vm);
+/* NAME is a checkpoint again: it no longer stands for a deleted one in
+ * paging (after=NAME).
+ */
+void checkpoint_forget_deleted (struct vm *vm, const char *name);
 /* A fresh checkpoint name "cp-YYYYMMDD-HHMMSS[-N]" not yet used. */
 void checkpoint_generate_name (const struct vm *vm, char *buf, size_t len);
 /* Is NAME used as a bitmap on any disk node? */

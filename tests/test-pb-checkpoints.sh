@@ -89,12 +89,19 @@ expect_error 409 checkpoint-exists POST /v1/vms/vm1/checkpoints '{"name":"c2"}' 
 expect_error 409 bitmap-exists POST /v1/vms/vm1/checkpoints '{"name":"foreign"}' >/dev/null
 expect_error 409 bitmap-exists POST /v1/vms/vm1/backups '{"checkpoint":"foreign"}' >/dev/null
 
-# Delete the oldest, then a middle one, then the newest.
+# Delete the oldest, then a middle one, then the newest.  A client paging
+# with after= a name deleted meanwhile goes on where it was.
 expect 204 DELETE /v1/vms/vm1/checkpoints/c1 >/dev/null
 check_all c2 c3 c4
 expect 200 GET /v1/vms/vm1/checkpoints/c2 | jq -e '.parent == null'
+p=$(expect 200 GET "/v1/vms/vm1/checkpoints?after=c1")
+test "$(jq -c '[.checkpoints[].name]' <<<"$p")" = '["c2","c3","c4"]'
 expect 204 DELETE /v1/vms/vm1/checkpoints/c3 >/dev/null
 check_all c2 c4
+p=$(expect 200 GET "/v1/vms/vm1/checkpoints?after=c3")
+test "$(jq -c '[.checkpoints[].name]' <<<"$p")" = '["c4"]'
+p=$(expect 200 GET "/v1/vms/vm1/checkpoints?after=c1")
+test "$(jq -c '[.checkpoints[].name]' <<<"$p")" = '["c2","c4"]'
 expect 200 GET /v1/vms/vm1/checkpoints/c4 | jq -e '.parent == "c2"'
 expect 204 DELETE /v1/vms/vm1/checkpoints/c4 >/dev/null
 check_all c2
