@@ -160,14 +160,7 @@ checkpoint_to_api (const json_t *cp)
 static json_t *
 deleted_list (struct vm *vm)
 {
-  json_t *l = json_object_get (vm->state, "deleted");
-
-  if (!json_is_array (l))
-    {
-      l = json_array ();
-      json_object_set_new (vm->state, "deleted", l);
-    }
-  return l;
+  return vm_state_array (vm, "deleted");
 }
 
 void

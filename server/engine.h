@@ -34,6 +34,8 @@
 
 /* vm.c */
 int vm_save (struct vm *vm);
+/* The array KEY of the VM's state document, made empty if missing. */
+json_t *vm_state_array (struct vm *vm, const char *key);
 json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,
                 struct qmp_error *err);
 /* Run CMD for its effect, treating "not found" as done and logging any

@@ -193,14 +193,7 @@ teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
 static json_t *
 cleanup_list (struct vm *vm)
 {
-  json_t *l = json_object_get (vm->state, "cleanup");
-
-  if (!json_is_array (l))
-    {
-      l = json_array ();
-      json_object_set_new (vm->state, "cleanup", l);
-    }
-  return l;
+  return vm_state_array (vm, "cleanup");
 }
 
 void

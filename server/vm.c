@@ -175,6 +175,19 @@ vm_qmp (struct vm *vm, const char *cmd, json_t *args, struct qmp_error *err)
   return qmp_execute (vm->qmp, cmd, args, vm->ctx->qmp_timeout_ms, err);
 }
 
+json_t *
+vm_state_array (struct vm *vm, const char *key)
+{
+  json_t *l = json_object_get (vm->state, key);
+
+  if (!json_is_array (l))
+    {
+      l = json_array ();
+      json_object_set_new (vm->state, key, l);
+    }
+  return l;
+}
+
 int
 vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args)
 {
