@@ -499,7 +499,20 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
       b, "expires",
       json_integer (now_seconds ()
                     + json_integer_value (json_object_get (b, "ttl"))));
-  vm_save (vm);
+  if (vm_save (vm) == -1)
+    {
+      /* On disk it is still "starting": recovery would drop the
+       * checkpoint, so it must not be announced.
+       */
+      json_t *list = json_object_get (vm->state, "checkpoints");
+
+      if (str (b, "checkpoint"))
+        json_array_remove (list, json_array_size (list) - 1);
+      json_object_set_new (b, "phase", json_string ("starting"));
+      reply_error (r, 500, "state-write-failed",
+                   "cannot record the backup in the state directory");
+      goto undo;
+    }
   atomic_fetch_add (&pb_stats.backups_begun, 1);
   log_info (
       "VM %s: backup %s ready: %zu disks in %.2f ms (transaction "
@@ -678,16 +691,23 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
   if (hit == NULL)
     return;
   /* QEMU deletes exports and cancels jobs when it exits, too: then the
-   * connection is about to go, and that is the reason to report.
+   * connection is about to go, and that is the reason to report.  And
+   * ids are reused by every backup: an event late from an earlier one
+   * names an object that exists again.
    */
-  {
-    struct qmp_error err;
-    json_t *ret = vm_qmp (vm, "query-block-exports", NULL, &err);
+  if (strcmp (name, "BLOCK_JOB_ERROR") != 0)
+    {
+      struct qmp_error err;
+      CLEANUP_JSON json_t *now = vm_qmp (
+          vm, export ? "query-block-exports" : "query-block-jobs", NULL, &err);
+      json_t *o;
 
-    json_decref (ret);
-    if (ret == NULL && err.kind != QMP_ERR_QEMU)
-      return;
-  }
+      if (now == NULL)
+        return;
+      json_array_foreach (now, i, o)
+        if (strcmp (str (o, export ? "id" : "device") ?: "", id) == 0)
+          return;
+    }
   log_warnx ("VM %s: backup %s: %s for %s of disk %s, not by pullbackd; "
              "ending the backup",
              vm->name, str (b, "id"), name, id, str (hit, "name"));

@@ -386,11 +386,12 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
       /* Not recorded, so it must not exist: the pending record on disk
        * says what to remove.
        */
+      json_incref (disks); /* cp holds the only reference */
       json_array_remove (checkpoints (vm),
                          json_array_size (checkpoints (vm)) - 1);
       json_object_set_new (
           vm->state, "checkpoint_pending",
-          json_pack ("{s:s, s:O}", "name", name, "disks", disks));
+          json_pack ("{s:s, s:o}", "name", name, "disks", disks));
       checkpoint_settle_pending (vm);
       return reply_error (r, 500, "state-write-failed",
                           "cannot record the checkpoint in the state "

@@ -4,12 +4,16 @@
 
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "cleanup.h"
@@ -213,15 +217,45 @@ check_nbd_addr (const char *value, char *err, size_t errlen)
   return check_listen (value, err, errlen);
 }
 
-/* Is the host of "HOST:PORT" a loopback address? */
+/* Does the host of "HOST:PORT" resolve to loopback addresses only?  (A
+ * prefix test would let "127.example.com" through.)
+ */
 static bool
 loopback (const char *addr)
 {
-  size_t n = strrchr (addr, ':') - addr;
+  char host[256];
+  size_t n = (size_t)(strrchr (addr, ':') - addr);
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+  struct addrinfo *res = NULL, *ai;
+  bool ok;
 
-  return (n > 4 && strncmp (addr, "127.", 4) == 0)
-         || (n == 5 && strncmp (addr, "[::1]", 5) == 0)
-         || (n == 9 && strncmp (addr, "localhost", 9) == 0);
+  if (n >= sizeof host)
+    return false;
+  memcpy (host, addr, n);
+  host[n] = '\0';
+  if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+    {
+      memmove (host, host + 1, n - 2);
+      host[n - 2] = '\0';
+    }
+  if (getaddrinfo (host, NULL, &hints, &res) != 0)
+    return false;
+  ok = res != NULL;
+  for (ai = res; ai; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET)
+      ok = ok
+           && (ntohl (
+                   ((const struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr)
+               >> 24)
+                  == IN_LOOPBACKNET;
+    else if (ai->ai_family == AF_INET6)
+      ok = ok
+           && IN6_IS_ADDR_LOOPBACK (
+               &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
+    else
+      ok = false;
+  freeaddrinfo (res);
+  return ok;
 }
 
 int

@@ -196,11 +196,27 @@ cleanup_list (struct vm *vm)
   return vm_state_array (vm, "cleanup");
 }
 
+/* After a retry that left something, the next waits this long (but for
+ * a new connection): a stuck export must not hold up every request.
+ */
+#define CLEANUP_RETRY_MS 30000
+
+static bool
+cleanup_listed (struct vm *vm, const json_t *b)
+{
+  size_t i;
+  json_t *e;
+
+  json_array_foreach (cleanup_list (vm), i, e)
+    if (strcmp (str (e, "id"), str (b, "id")) == 0)
+      return true;
+  return false;
+}
+
 void
 backup_retire (struct vm *vm, json_t *b, bool drop_checkpoint)
 {
-  json_t *copy, *e;
-  size_t i;
+  json_t *copy;
 
   if (teardown_backup (vm, b, drop_checkpoint) == 0)
     return;
@@ -208,9 +224,8 @@ backup_retire (struct vm *vm, json_t *b, bool drop_checkpoint)
              "pullbackd retries at the next connection and before the next "
              "backup",
              vm->name, str (b, "id"));
-  json_array_foreach (cleanup_list (vm), i, e)
-    if (strcmp (str (e, "id"), str (b, "id")) == 0)
-      return; /* already listed (a failed backup torn down again) */
+  if (cleanup_listed (vm, b))
+    return; /* already listed (a failed backup torn down again) */
   copy = json_deep_copy (b);
   json_object_set_new (copy, "drop_checkpoint",
                        json_boolean (drop_checkpoint));
@@ -221,8 +236,12 @@ size_t
 cleanup_retry (struct vm *vm)
 {
   json_t *l = cleanup_list (vm);
-  size_t i = 0, n = json_array_size (l);
+  size_t i = 0, n = json_array_size (l), left;
 
+  if (monotonic_ms () < vm->cleanup_next_ms)
+    return n
+           + json_is_object (
+               json_object_get (vm->state, "checkpoint_pending"));
   while (i < json_array_size (l))
     {
       json_t *b = json_array_get (l, i);
@@ -240,7 +259,9 @@ cleanup_retry (struct vm *vm)
     }
   if (json_array_size (l) != n)
     vm_save (vm);
-  return json_array_size (l) + (checkpoint_settle_pending (vm) == -1);
+  left = json_array_size (l) + (checkpoint_settle_pending (vm) == -1);
+  vm->cleanup_next_ms = left ? monotonic_ms () + CLEANUP_RETRY_MS : 0;
+  return left;
 }
 
 /* Is export pb-exp-INDEX among EXPORTS? */
@@ -384,8 +405,11 @@ recovery_cleanup (struct vm *vm)
        * in the metadata yet.
        */
       json_object_set_new (b, "txn_done", json_true ());
+      vm->cleanup_next_ms = 0; /* a new connection: try now */
       cleanup_retry (vm);
-      backup_retire (vm, b, starting);
+      /* A failed backup listed for cleanup was just tried. */
+      if (!(failed && cleanup_listed (vm, b)))
+        backup_retire (vm, b, starting);
       /* A failed backup stays visible, with its reason, until it is
        * deleted or expires; any other is over.
        */
@@ -393,7 +417,10 @@ recovery_cleanup (struct vm *vm)
         json_object_set_new (vm->state, "backup", json_null ());
     }
   else
-    cleanup_retry (vm);
+    {
+      vm->cleanup_next_ms = 0;
+      cleanup_retry (vm);
+    }
   remove_by_name (vm);
   remove_scratch_files (vm);
 

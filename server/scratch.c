@@ -8,10 +8,13 @@
  *
  * Two ways to make the file:
  *  - pullbackd writes it (qcow2.c) and gives it to QEMU's user, known
- *    from the QMP socket's peer credentials: a few pwrites;
+ *    from the QMP socket's peer (its pid; the user it runs as now, from
+ *    /proc, as -runas drops root after the socket is made): a few
+ *    pwrites;
  *  - QEMU makes it: blockdev-create of the file, then of the qcow2 in
  *    it, two jobs per disk, all disks at each step together.  Used when
- *    pullbackd cannot chown (it is not root), or with
+ *    pullbackd cannot chown (it is not root) or cannot write the
+ *    directory, or with
  *    scratch-create = qemu (e.g. for MAC labelling).
  * Either is far cheaper than a qemu-img process per disk.
  *
@@ -200,7 +203,7 @@ add_nodes (struct vm *vm, const json_t *disks, bool fleece, struct reply *r)
       /* It will hold a copy of the guest's data: private before any is
        * written.  QEMU made it; if QEMU runs as another user and
        * pullbackd is not root, only the scratch directory's mode
-       * protects it (pullbackd makes its default directory 0700).
+       * protects it.
        */
       if (!fleece && chmod (str (d, "scratch"), 0600) == -1)
         log_warn ("VM %s: chmod 0600 %s", vm->name, str (d, "scratch"));
@@ -238,6 +241,37 @@ write_scratch (const json_t *d, const struct ucred *cred)
   return 0;
 }
 
+/* The user and group QEMU runs as now: SO_PEERCRED tells who made the
+ * socket, which is root under -runas, so only its pid is used.
+ */
+static int
+qemu_credentials (struct vm *vm, struct ucred *cred)
+{
+  socklen_t len = sizeof *cred;
+  char path[64], line[256];
+  bool uid = false, gid = false;
+  FILE *fp;
+
+  if (getsockopt (qmp_fd (vm->qmp), SOL_SOCKET, SO_PEERCRED, cred, &len) == -1)
+    return -1;
+  snprintf (path, sizeof path, "/proc/%ld/status", (long)cred->pid);
+  fp = fopen (path, "re");
+  if (fp == NULL)
+    return -1;
+  /* "Uid:\treal\teffective\t...": the effective ids. */
+  while (fgets (line, sizeof line, fp))
+    {
+      unsigned real, eff;
+
+      if (sscanf (line, "Uid: %u %u", &real, &eff) == 2)
+        cred->uid = eff, uid = true;
+      else if (sscanf (line, "Gid: %u %u", &real, &eff) == 2)
+        cred->gid = eff, gid = true;
+    }
+  fclose (fp);
+  return uid && gid ? 0 : -1;
+}
+
 /* Make every scratch file here.  Returns 1 when done, 0 when QEMU must
  * make them (nothing left behind), -1 with R set on failure.
  */
@@ -245,16 +279,15 @@ static int
 write_scratches (struct vm *vm, const json_t *disks, struct reply *r)
 {
   struct ucred cred;
-  socklen_t len = sizeof cred;
   size_t i, k;
   json_t *d;
 
   if (vm->ctx->scratch_via_qemu)
     return 0;
-  if (getsockopt (qmp_fd (vm->qmp), SOL_SOCKET, SO_PEERCRED, &cred, &len)
-      == -1)
+  if (qemu_credentials (vm, &cred) == -1)
     {
-      log_debug ("VM %s: SO_PEERCRED: %m; QEMU makes the scratch files",
+      log_debug ("VM %s: QEMU's user is unknown (%m); QEMU makes the "
+                 "scratch files",
                  vm->name);
       return 0;
     }
@@ -265,11 +298,11 @@ write_scratches (struct vm *vm, const json_t *disks, struct reply *r)
 
         for (k = 0; k < i; k++)
           unlink (str (json_array_get (disks, k), "scratch"));
-        if (e == EPERM)
+        if (e == EPERM || e == EACCES || e == EROFS)
           {
-            log_debug ("VM %s: cannot give scratch files to uid %u; QEMU "
-                       "makes them",
-                       vm->name, (unsigned)cred.uid);
+            log_debug ("VM %s: cannot make scratch files for uid %u (%s); "
+                       "QEMU makes them",
+                       vm->name, (unsigned)cred.uid, strerror (e));
             return 0;
           }
         return reply_error (r, 500, "scratch-failed",
@@ -409,12 +442,16 @@ scratch_threshold_reached (struct vm *vm, json_t *b, const json_t *ev,
   share = scratch_share (vm, b, why, len);
   if (share == -1)
     return -1;
-  if (set_threshold (vm, disk, at, share, &err) == -1)
-    {
-      snprintf (why, len, "disk %s: block-set-write-threshold: %s",
-                str (disk, "name"), err.desc);
-      return -1;
-    }
+  /* Every disk gets the new, smaller share: the old ones were cut from
+   * more free space and could overrun the reserve together.
+   */
+  json_array_foreach (json_object_get (b, "disks"), i, d)
+    if (set_threshold (vm, d, d == disk ? at : 0, share, &err) == -1)
+      {
+        snprintf (why, len, "disk %s: block-set-write-threshold: %s",
+                  str (d, "name"), err.desc);
+        return -1;
+      }
   log_debug ("VM %s: scratch of disk %s may grow %" PRId64 " bytes more",
              vm->name, str (disk, "name"), share);
   return 0;

@@ -436,8 +436,24 @@ run_request (struct vm *vm, struct vm_request *req)
         if (phase && strcmp (phase, "failed") != 0)
           reply_error (r, 409, "backup-active",
                        "VM %s has an active backup; end it first", vm->name);
+        /* What QEMU still holds is removed only while we know it; a QEMU
+         * that is gone took it along.
+         */
+        else if (connected (vm))
+          {
+            vm->cleanup_next_ms = 0;
+            if (cleanup_require_none (vm, r) == 0)
+              {
+                vm->retired = true;
+                reply_ok (r, 204, NULL);
+              }
+          }
         else
           {
+            if (json_array_size (json_object_get (vm->state, "cleanup")) > 0)
+              log_warnx ("VM %s: unregistered while QEMU is unreachable; "
+                         "anything an earlier backup left in it stays",
+                         vm->name);
             vm->retired = true;
             reply_ok (r, 204, NULL);
           }

@@ -80,7 +80,8 @@ struct vm
   bool up;      /* connected as far as the owner has noticed */
   bool retired; /* VM_OP_RETIRE succeeded */
   char last_error[512];
-  bool nbd_ours; /* we started QEMU's NBD server */
+  bool nbd_ours;           /* we started QEMU's NBD server */
+  int64_t cleanup_next_ms; /* no cleanup retry before (monotonic) */
   char nbd_socket[256];
 };
 
