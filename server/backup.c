@@ -401,7 +401,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     return reply_error (r, 503, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
-  if (cleanup_require_none (vm, r) == -1)
+  if (vm_require_active (vm, r) == -1 || cleanup_require_none (vm, r) == -1)
     return -1;
 
   /* The disks and bitmaps as they are now; broken checkpoints found

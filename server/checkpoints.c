@@ -279,7 +279,7 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     return reply_error (r, 503, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
-  if (cleanup_require_none (vm, r) == -1)
+  if (vm_require_active (vm, r) == -1 || cleanup_require_none (vm, r) == -1)
     return -1;
   if (want)
     snprintf (name, sizeof name, "%s", want);
@@ -447,6 +447,11 @@ checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     return reply_error (r, 503, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
+  /* Before an incoming migration arrives its bitmaps are invisible:
+   * they would be left behind.
+   */
+  if (vm_require_active (vm, r) == -1)
+    return -1;
   bitmaps = bitmaps_query (vm, &err);
   if (bitmaps == NULL)
     return reply_error (r, 502, "qemu-error", "%s", err.desc);

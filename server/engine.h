@@ -34,6 +34,11 @@
 
 /* vm.c */
 int vm_save (struct vm *vm);
+/* 0 if QEMU runs (or has no run state); while it waits for an incoming
+ * migration, -1 with R set to 409 vm-migrating.  When the migration has
+ * arrived, the disk and checkpoint checks skipped at connect run first.
+ */
+int vm_require_active (struct vm *vm, struct reply *r);
 /* The array KEY of the VM's state document, made empty if missing. */
 json_t *vm_state_array (struct vm *vm, const char *key);
 json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,

@@ -206,6 +206,53 @@ vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args)
 
 /* ---------------------------------------------------------------- */
 
+/* Is QEMU waiting for an incoming migration (-incoming)?  Its images are
+ * inactive until it arrives.  qemu-storage-daemon has no run state.
+ */
+static bool
+qemu_incoming (struct vm *vm)
+{
+  struct qmp_error err;
+  CLEANUP_JSON json_t *st = NULL;
+  const char *status;
+
+  if (vm->schema && !qmp_schema_has_command (vm->schema, "query-status"))
+    return false;
+  st = vm_qmp (vm, "query-status", NULL, &err);
+  status = json_string_value (json_object_get (st, "status"));
+  return status && strcmp (status, "inmigrate") == 0;
+}
+
+int
+vm_require_active (struct vm *vm, struct reply *r)
+{
+  struct qmp_error err;
+  CLEANUP_JSON json_t *bitmaps = NULL;
+  json_t *disks;
+
+  if (!vm->incoming)
+    return 0;
+  if (qemu_incoming (vm))
+    return reply_error (r, 409, "vm-migrating",
+                        "QEMU of VM %s waits for an incoming migration; "
+                        "its disks and checkpoints are not there yet",
+                        vm->name);
+  /* It has arrived: the checks skipped at connect. */
+  vm->incoming = false;
+  log_info ("VM %s: the incoming migration has arrived", vm->name);
+  disks = disks_discover (vm, &err);
+  if (disks)
+    {
+      json_decref (vm->disks);
+      vm->disks = disks;
+      bitmaps = bitmaps_query (vm, &err);
+      if (bitmaps)
+        checkpoints_reconcile (vm, bitmaps);
+      vm_save (vm);
+    }
+  return 0;
+}
+
 static void
 on_connected (struct vm *vm)
 {
@@ -220,12 +267,20 @@ on_connected (struct vm *vm)
 
   /* What a crash left goes first: it must not be taken for disks. */
   recovery_cleanup (vm);
+  vm->incoming = qemu_incoming (vm);
+  if (vm->incoming)
+    log_info ("VM %s: QEMU waits for an incoming migration; its checkpoints "
+              "are checked once it has arrived",
+              vm->name);
   disks = disks_discover (vm, &err);
   if (disks)
     {
       json_decref (vm->disks);
       vm->disks = disks;
-      bitmaps = bitmaps_query (vm, &err);
+      /* Before the migration arrives QEMU shows no persistent bitmaps:
+       * every checkpoint would look missing.
+       */
+      bitmaps = vm->incoming ? NULL : bitmaps_query (vm, &err);
       if (bitmaps)
         checkpoints_reconcile (vm, bitmaps);
     }
@@ -274,6 +329,9 @@ try_connect (struct vm *vm)
   vm->up = true;
   on_connected (vm);
 }
+
+/* How often a QEMU waiting for an incoming migration is asked again. */
+#define INCOMING_CHECK_MS 2000
 
 static bool
 connected (const struct vm *vm)
@@ -514,6 +572,16 @@ vm_thread (void *arg)
       timeout = connected (vm) ? 5000 : RECONNECT_MS;
       if (exp >= 0 && exp < timeout)
         timeout = exp;
+      /* Waiting for an incoming migration: look again now and then. */
+      if (connected (vm) && vm->incoming)
+        {
+          struct reply scratch = { 0 };
+
+          vm_require_active (vm, &scratch);
+          reply_clear (&scratch);
+          if (vm->incoming && timeout > INCOMING_CHECK_MS)
+            timeout = INCOMING_CHECK_MS;
+        }
       /* Events read while a request waited are queued already: poll
        * would not see them.
        */

@@ -82,6 +82,7 @@ struct vm
   char last_error[512];
   bool nbd_ours;           /* we started QEMU's NBD server */
   int64_t cleanup_next_ms; /* no cleanup retry before (monotonic) */
+  bool incoming;           /* QEMU waits for an incoming migration */
   char nbd_socket[256];
 };
 
