@@ -12,6 +12,7 @@
 
 #include <libnbd.h>
 
+#include "deadline.h"
 #include "extents.h"
 #include "vector.h"
 
@@ -37,6 +38,7 @@ DEFINE_VECTOR_TYPE (run_vector, struct run)
 struct extents
 {
   struct nbd_handle *nbd;
+  int timeout_ms;
   char *dirty_ctx; /* NULL for context=zero */
   uint64_t pos, end;
   long limit, emitted;
@@ -186,6 +188,48 @@ extent_cb (void *opaque, const char *ctx, uint64_t offset, uint32_t *entries,
   return 0;
 }
 
+/* Drive the handle until DONE says so, at most TIMEOUT_MS.  Returns 0,
+ * or -1 with ERR set (TIMED_OUT tells a timeout from an NBD error).
+ */
+static int
+run_until (struct nbd_handle *h, int (*done) (struct nbd_handle *, uint64_t),
+           uint64_t cookie, int timeout_ms, const char *what, char *err,
+           size_t errlen, bool *timed_out)
+{
+  int64_t deadline = deadline_after (timeout_ms);
+  int r;
+
+  *timed_out = false;
+  while ((r = done (h, cookie)) == 0)
+    {
+      int left = deadline_remaining (deadline);
+
+      if (left == 0)
+        {
+          snprintf (err, errlen, "%s: no answer within %d ms", what,
+                    timeout_ms);
+          *timed_out = true;
+          return -1;
+        }
+      if (nbd_poll (h, left) == -1)
+        break;
+    }
+  if (r != 1)
+    {
+      snprintf (err, errlen, "%s: %s", what, nbd_get_error ());
+      return -1;
+    }
+  return 0;
+}
+
+static int
+connected (struct nbd_handle *h, uint64_t unused)
+{
+  if (nbd_aio_is_connecting (h))
+    return 0;
+  return nbd_aio_is_ready (h) ? 1 : -1;
+}
+
 /* One block-status request from pos: turn its runs into segments.
  * Returns 0, 1 (limit reached) or -1.
  */
@@ -195,6 +239,8 @@ step (struct extents *x)
   uint64_t span = x->end - x->pos;
   size_t ia = 0, id = 0;
   uint64_t ra, rd, pos = x->pos;
+  bool timed_out;
+  int64_t cookie;
   int r = 0;
 
   if (span > QUERY_SPAN)
@@ -202,15 +248,21 @@ step (struct extents *x)
   x->alloc.len = x->dirty.len = 0;
   x->runs_start = x->pos;
   x->runs_failed = false;
-  if (nbd_block_status (
-          x->nbd, span, x->pos,
-          (nbd_extent_callback){ .callback = extent_cb, .user_data = x }, 0)
-      == -1)
+  cookie = nbd_aio_block_status (
+      x->nbd, span, x->pos,
+      (nbd_extent_callback){ .callback = extent_cb, .user_data = x },
+      NBD_NULL_COMPLETION, 0);
+  if (cookie == -1)
     {
       snprintf (x->error, sizeof x->error, "block status: %s",
                 nbd_get_error ());
       return -1;
     }
+  if (run_until (x->nbd, nbd_aio_command_completed, (uint64_t)cookie,
+                 x->timeout_ms, "block status", x->error, sizeof x->error,
+                 &timed_out)
+      == -1)
+    return -1;
   if (x->runs_failed || x->alloc.len == 0
       || (x->dirty_ctx && x->dirty.len == 0))
     {
@@ -304,10 +356,11 @@ produce (struct extents *x)
 
 struct extents *
 extents_open (const char *uri, const char *dirty_context, uint64_t offset,
-              uint64_t length, long limit, char *err, size_t errlen,
-              int *status)
+              uint64_t length, long limit, int timeout_ms, char *err,
+              size_t errlen, int *status)
 {
   struct extents *x = calloc (1, sizeof *x);
+  bool timed_out;
   int64_t size;
 
   *status = 502;
@@ -319,14 +372,24 @@ extents_open (const char *uri, const char *dirty_context, uint64_t offset,
     }
   x->next_offset = UINT64_MAX;
   x->limit = limit;
+  x->timeout_ms = timeout_ms;
   x->nbd = nbd_create ();
   if (x->nbd == NULL
       || (dirty_context && (x->dirty_ctx = strdup (dirty_context)) == NULL)
       || nbd_add_meta_context (x->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1
       || (dirty_context && nbd_add_meta_context (x->nbd, dirty_context) == -1)
-      || nbd_connect_uri (x->nbd, uri) == -1)
+      || nbd_aio_connect_uri (x->nbd, uri) == -1)
     {
       snprintf (err, errlen, "connecting to %s: %s", uri, nbd_get_error ());
+      extents_close (x);
+      return NULL;
+    }
+  if (run_until (x->nbd, connected, 0, timeout_ms, "connecting", err, errlen,
+                 &timed_out)
+      == -1)
+    {
+      if (timed_out)
+        *status = 504;
       extents_close (x);
       return NULL;
     }

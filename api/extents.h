@@ -23,13 +23,15 @@ struct extents;
 /* Connect to URI and prepare to report [OFFSET, OFFSET+LENGTH) (LENGTH 0:
  * to the end of the disk).  DIRTY_CONTEXT is the dirty-bitmap context for
  * context=dirty, or NULL for context=zero.  LIMIT > 0 stops after that
- * many items.  Returns NULL with a message in ERR; *STATUS is the HTTP
- * status to answer with (400 for an offset beyond the disk, 502 for NBD
- * failures).
+ * many items.  Connecting, and each block-status request, may take at
+ * most TIMEOUT_MS.  Returns NULL with a message in ERR; *STATUS is the
+ * HTTP status to answer with (400 for an offset beyond the disk, 502 for
+ * NBD failures, 504 for a timeout).
  */
 struct extents *extents_open (const char *uri, const char *dirty_context,
                               uint64_t offset, uint64_t length, long limit,
-                              char *err, size_t errlen, int *status);
+                              int timeout_ms, char *err, size_t errlen,
+                              int *status);
 void extents_close (struct extents *x);
 
 /* Copy up to MAX bytes of the JSON answer into BUF.  Returns the number

@@ -218,6 +218,8 @@ h_backup_end (struct api_request *req, struct reply *r)
 /* GET .../disks/{disk}/extents?context=&offset=&length=&limit= */
 
 #define EXTENTS_MAX_LIMIT 100000
+/* Connecting to the export, and each block-status request on it. */
+#define EXTENTS_TIMEOUT_MS 30000
 
 static ssize_t
 extents_stream_read (void *stream, char *buf, size_t max)
@@ -324,7 +326,7 @@ h_extents (struct api_request *req, struct reply *r)
     }
 
   x = extents_open (uri, ctx, (uint64_t)offset, (uint64_t)length, (long)limit,
-                    err, sizeof err, &status);
+                    EXTENTS_TIMEOUT_MS, err, sizeof err, &status);
   reply_clear (&b);
   if (x == NULL)
     {

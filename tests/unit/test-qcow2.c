@@ -16,25 +16,9 @@
 #include <criterion/criterion.h>
 
 #include "qcow2.h"
+#include "scratch-dir.h"
 
-static char dir[] = "/tmp/pullback-qcow2-XXXXXX";
-
-static void
-setup (void)
-{
-  cr_assert_not_null (mkdtemp (dir));
-}
-
-static void
-teardown (void)
-{
-  char cmd[128];
-
-  snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_expect_eq (system (cmd), 0);
-}
-
-TestSuite (qcow2, .init = setup, .fini = teardown);
+TestSuite (qcow2, .init = scratch_dir_make, .fini = scratch_dir_remove);
 
 static void
 make_image (const char *path, uint64_t size)
