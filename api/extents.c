@@ -431,7 +431,20 @@ extents_close (struct extents *x)
     return;
   if (x->nbd)
     {
-      nbd_shutdown (x->nbd, 0);
+      /* A polite disconnect only to a server that is idle and answering,
+       * and not waiting long for it: nbd_shutdown would wait for ever on
+       * one that timed out.
+       */
+      if (nbd_aio_is_ready (x->nbd) && nbd_aio_in_flight (x->nbd) == 0
+          && nbd_aio_disconnect (x->nbd, 0) == 0)
+        {
+          int64_t deadline = deadline_after (1000);
+
+          while (!nbd_aio_is_closed (x->nbd) && !nbd_aio_is_dead (x->nbd)
+                 && deadline_remaining (deadline) > 0
+                 && nbd_poll (x->nbd, deadline_remaining (deadline)) != -1)
+            ;
+        }
       nbd_close (x->nbd);
     }
   run_vector_reset (&x->alloc);

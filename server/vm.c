@@ -207,9 +207,10 @@ vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args)
 /* ---------------------------------------------------------------- */
 
 /* Is QEMU waiting for an incoming migration (-incoming)?  Its images are
- * inactive until it arrives.  qemu-storage-daemon has no run state.
+ * inactive until it arrives.  1: yes, 0: no (qemu-storage-daemon has no
+ * run state), -1: QEMU did not say.
  */
-static bool
+static int
 qemu_incoming (struct vm *vm)
 {
   struct qmp_error err;
@@ -217,10 +218,16 @@ qemu_incoming (struct vm *vm)
   const char *status;
 
   if (vm->schema && !qmp_schema_has_command (vm->schema, "query-status"))
-    return false;
+    return 0;
   st = vm_qmp (vm, "query-status", NULL, &err);
   status = json_string_value (json_object_get (st, "status"));
-  return status && strcmp (status, "inmigrate") == 0;
+  if (status == NULL)
+    {
+      log_warnx ("VM %s: query-status: %s", vm->name,
+                 st ? "no status" : err.desc);
+      return -1;
+    }
+  return strcmp (status, "inmigrate") == 0;
 }
 
 int
@@ -229,10 +236,17 @@ vm_require_active (struct vm *vm, struct reply *r)
   struct qmp_error err;
   CLEANUP_JSON json_t *bitmaps = NULL;
   json_t *disks;
+  int incoming;
 
   if (!vm->incoming)
     return 0;
-  if (qemu_incoming (vm))
+  incoming = qemu_incoming (vm);
+  if (incoming == -1)
+    return reply_error (r, 502, "qemu-error",
+                        "QEMU of VM %s did not tell whether it still waits "
+                        "for an incoming migration",
+                        vm->name);
+  if (incoming == 1)
     return reply_error (r, 409, "vm-migrating",
                         "QEMU of VM %s waits for an incoming migration; "
                         "its disks and checkpoints are not there yet",
@@ -267,7 +281,8 @@ on_connected (struct vm *vm)
 
   /* What a crash left goes first: it must not be taken for disks. */
   recovery_cleanup (vm);
-  vm->incoming = qemu_incoming (vm);
+  /* Not knowing counts as waiting: judged again soon. */
+  vm->incoming = qemu_incoming (vm) != 0;
   if (vm->incoming)
     log_info ("VM %s: QEMU waits for an incoming migration; its checkpoints "
               "are checked once it has arrived",
