@@ -26,6 +26,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "names.h"
+#include "unixsock.h"
 #include "validate.h"
 
 #define MAX_LISTEN 16
@@ -413,24 +414,11 @@ on_completed (void *cls, struct MHD_Connection *c, void **con_cls,
 static int
 listen_unix (const char *path, char *err, size_t errlen)
 {
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  CLEANUP_CLOSE int fd = -1;
+  int fd = unix_listen (path, 0660);
 
-  if (strlen (path) >= sizeof addr.sun_path)
-    {
-      snprintf (err, errlen, "%s: path too long for a unix socket", path);
-      return -1;
-    }
-  strcpy (addr.sun_path, path);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  unlink (path);
-  if (fd == -1 || bind (fd, (struct sockaddr *)&addr, sizeof addr) == -1
-      || chmod (path, 0660) == -1 || listen (fd, 64) == -1)
-    {
-      snprintf (err, errlen, "listen on %s: %s", path, strerror (errno));
-      return -1;
-    }
-  return TAKE_FD (fd);
+  if (fd == -1)
+    snprintf (err, errlen, "listen on %s: %s", path, strerror (errno));
+  return fd;
 }
 
 static int

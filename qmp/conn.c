@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "deadline.h"
 #include "log.h"
+#include "unixsock.h"
 
 /* How much of a message the debug log shows. */
 #define LOG_EXCERPT 1024
@@ -103,17 +104,16 @@ connect_unix (int fd, const struct sockaddr_un *addr, int64_t deadline)
 int
 conn_open (struct conn *c, int64_t deadline, struct qmp_error *err)
 {
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct sockaddr_un addr;
   CLEANUP_CLOSE int fd = -1;
 
   conn_close (c);
 
-  if (strlen (c->path) >= sizeof addr.sun_path)
+  if (unix_sockaddr (c->path, &addr) == -1)
     {
-      set_system_error (err, ENAMETOOLONG, "connect", c->path);
+      set_system_error (err, errno, "connect", c->path);
       return -1;
     }
-  memcpy (addr.sun_path, c->path, strlen (c->path) + 1);
 
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd == -1)

@@ -349,39 +349,18 @@ run_transaction (struct vm *vm, json_t *b, struct reply *r)
 static void
 add_checkpoint_record (struct vm *vm, const json_t *b)
 {
-  json_t *list = json_object_get (vm->state, "checkpoints");
-  size_t n = json_array_size (list), i;
-  json_t *last = n ? json_array_get (list, n - 1) : NULL;
-  CLEANUP_JSON json_t *bitmaps = NULL;
-  struct qmp_error err;
   json_t *disks = json_array ();
+  size_t i;
   json_t *d;
 
-  bitmaps = bitmaps_query (vm, &err);
   json_array_foreach (json_object_get (b, "disks"), i, d)
-    {
-      json_t *bm;
-
-      if (!json_is_true (json_object_get (d, "checkpoint_bitmap")))
-        continue;
-      bm = json_object_get (json_object_get (bitmaps, str (d, "node")),
-                            str (b, "checkpoint"));
-      json_array_append_new (
-          disks,
-          json_pack ("{s:O, s:O, s:O, s:O, s:n}", "disk",
-                     json_object_get (d, "name"), "node",
-                     json_object_get (d, "node"), "bitmap",
-                     json_object_get (b, "checkpoint"), "granularity",
-                     bm ? json_object_get (bm, "granularity") : json_null (),
-                     "broken"));
-    }
-  checkpoint_forget_deleted (vm, str (b, "checkpoint"));
-  json_array_append_new (
-      list, json_pack ("{s:O, s:O, s:O?, s:o}", "name",
-                       json_object_get (b, "checkpoint"), "created",
-                       json_object_get (b, "created"), "parent",
-                       last ? json_object_get (last, "name") : NULL, "disks",
-                       disks));
+    if (json_is_true (json_object_get (d, "checkpoint_bitmap")))
+      json_array_append_new (disks,
+                             checkpoint_disk (str (d, "name"), str (d, "node"),
+                                              str (b, "checkpoint")));
+  checkpoint_append (vm, str (b, "checkpoint"),
+                     json_integer_value (json_object_get (b, "created")),
+                     disks);
 }
 
 int

@@ -264,6 +264,45 @@ checkpoint_get (struct vm *vm, const json_t *args, struct reply *r)
   return reply_ok (r, 200, checkpoint_to_api (cp));
 }
 
+json_t *
+checkpoint_disk (const char *disk, const char *node, const char *bitmap)
+{
+  return json_pack ("{s:s, s:s, s:s, s:n}", "disk", disk, "node", node,
+                    "bitmap", bitmap, "broken");
+}
+
+json_t *
+checkpoint_append (struct vm *vm, const char *name, json_int_t created,
+                   json_t *disks)
+{
+  json_t *list = checkpoints (vm);
+  size_t n = json_array_size (list), i;
+  json_t *last = n ? json_array_get (list, n - 1) : NULL;
+  CLEANUP_JSON json_t *bitmaps = NULL;
+  struct qmp_error err;
+  json_t *cp, *d;
+
+  /* Granularity as QEMU chose it. */
+  bitmaps = bitmaps_query (vm, &err);
+  json_array_foreach (disks, i, d)
+    {
+      json_t *bm = json_object_get (
+          json_object_get (bitmaps,
+                           json_string_value (json_object_get (d, "node"))),
+          name);
+
+      json_object_set (d, "granularity",
+                       bm ? json_object_get (bm, "granularity")
+                          : json_null ());
+    }
+  cp = json_pack ("{s:s, s:I, s:O?, s:o}", "name", name, "created", created,
+                  "parent", last ? json_object_get (last, "name") : NULL,
+                  "disks", disks);
+  json_array_append_new (list, cp);
+  checkpoint_forget_deleted (vm, name);
+  return cp;
+}
+
 int
 checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
 {
@@ -271,9 +310,9 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   CLEANUP_JSON json_t *bitmaps = NULL;
   struct qmp_error err;
   struct qmp_txn *t;
-  json_t *cp, *disks, *last, *d;
+  json_t *cp, *disks, *d;
   char name[NAME_MAX_LEN + 16];
-  size_t i, n;
+  size_t i;
   int rc;
 
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
@@ -309,11 +348,10 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
       qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
                     json_object_get (d, "node"), "name", name, "persistent",
                     1);
-      json_array_append_new (disks,
-                             json_pack ("{s:O, s:O, s:s, s:n}", "disk",
-                                        json_object_get (d, "name"), "node",
-                                        json_object_get (d, "node"), "bitmap",
-                                        name, "broken"));
+      json_array_append_new (
+          disks, checkpoint_disk (
+                     json_string_value (json_object_get (d, "name")),
+                     json_string_value (json_object_get (d, "node")), name));
     }
   if (qmp_txn_len (t) == 0)
     {
@@ -357,36 +395,14 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
                           err.desc);
     }
 
-  n = json_array_size (checkpoints (vm));
-  last = n ? json_array_get (checkpoints (vm), n - 1) : NULL;
-  cp = json_pack ("{s:s, s:I, s:O?, s:o}", "name", name, "created",
-                  (json_int_t)now_seconds (), "parent",
-                  last ? json_object_get (last, "name") : NULL, "disks",
-                  disks);
-  /* Granularity as QEMU chose it. */
-  {
-    CLEANUP_JSON json_t *after = bitmaps_query (vm, &err);
-
-    json_array_foreach (disks, i, d)
-      {
-        json_t *bm = json_object_get (
-            json_object_get (after,
-                             json_string_value (json_object_get (d, "node"))),
-            name);
-        json_object_set (d, "granularity",
-                         bm ? json_object_get (bm, "granularity")
-                            : json_null ());
-      }
-  }
-  json_array_append_new (checkpoints (vm), cp);
-  checkpoint_forget_deleted (vm, name);
+  json_incref (disks); /* kept for the undo below */
+  cp = checkpoint_append (vm, name, (json_int_t)now_seconds (), disks);
   json_object_del (vm->state, "checkpoint_pending");
   if (vm_save (vm) == -1)
     {
       /* Not recorded, so it must not exist: the pending record on disk
        * says what to remove.
        */
-      json_incref (disks); /* cp holds the only reference */
       json_array_remove (checkpoints (vm),
                          json_array_size (checkpoints (vm)) - 1);
       json_object_set_new (
@@ -397,6 +413,7 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
                           "cannot record the checkpoint in the state "
                           "directory");
     }
+  json_decref (disks);
   return reply_ok (r, 201, checkpoint_to_api (cp));
 }
 

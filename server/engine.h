@@ -71,6 +71,15 @@ int checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r);
  * QEMU could not be asked (it stays pending).
  */
 int checkpoint_settle_pending (struct vm *vm);
+/* A checkpoint's entry for one disk: its bitmap BITMAP on NODE. */
+json_t *checkpoint_disk (const char *disk, const char *node,
+                         const char *bitmap);
+/* Record checkpoint NAME with DISKS (stolen; their granularity is read
+ * from QEMU), its parent the newest one so far.  Returns the record
+ * (borrowed); the caller saves the state.
+ */
+json_t *checkpoint_append (struct vm *vm, const char *name, json_int_t created,
+                           json_t *disks);
 /* NAME is a checkpoint again: it no longer stands for a deleted one in
  * paging (after=NAME).
  */

@@ -30,6 +30,7 @@
 #include "engine.h"
 #include "log.h"
 #include "nbd.h"
+#include "unixsock.h"
 
 #define SOCKET_MODE 0660
 
@@ -41,36 +42,6 @@ nbd_socket_path (const struct vm *vm, char *buf, size_t len)
       >= len)
     return -1;
   return 0;
-}
-
-/* Listen on PATH ourselves; returns the descriptor or -1. */
-static int
-listen_unix (const char *path)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  CLEANUP_CLOSE int fd = -1;
-
-  if (strlen (path) >= sizeof addr.sun_path)
-    {
-      errno = ENAMETOOLONG;
-      return -1;
-    }
-  strcpy (addr.sun_path, path);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd == -1)
-    return -1;
-  unlink (path);
-  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) == -1)
-    return -1;
-  if (chmod (path, SOCKET_MODE) == -1 || listen (fd, 64) == -1)
-    {
-      int e = errno;
-
-      unlink (path);
-      errno = e;
-      return -1;
-    }
-  return TAKE_FD (fd);
 }
 
 /* Drop a listening socket we passed with getfd that no server took
@@ -88,20 +59,22 @@ int
 nbd_ensure_server (struct vm *vm, struct reply *r)
 {
   char path[sizeof vm->nbd_socket];
+  struct sockaddr_un addr;
   struct qmp_error err;
   bool passed = false;
   json_t *ret;
 
   if (vm->nbd_adopt || vm->nbd_ours)
     return 0;
+  /* QEMU makes the socket on qemu-storage-daemon: check the length here. */
   if (nbd_socket_path (vm, path, sizeof path) == -1
-      || strlen (path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+      || unix_sockaddr (path, &addr) == -1)
     return reply_error (r, 500, "path-too-long",
                         "NBD socket path for VM %s is too long", vm->name);
 
   if (vm->schema && qmp_schema_has_command (vm->schema, "getfd"))
     {
-      CLEANUP_CLOSE int fd = listen_unix (path);
+      CLEANUP_CLOSE int fd = unix_listen (path, SOCKET_MODE);
 
       if (fd == -1)
         return reply_error (r, 500, "nbd-socket", "creating NBD socket %s: %s",
@@ -160,15 +133,11 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
 static int
 listening (const char *path)
 {
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct sockaddr_un addr;
   CLEANUP_CLOSE int fd = -1;
 
-  if (strlen (path) >= sizeof addr.sun_path)
-    {
-      errno = ENAMETOOLONG;
-      return -1;
-    }
-  strcpy (addr.sun_path, path);
+  if (unix_sockaddr (path, &addr) == -1)
+    return -1;
   /* Non-blocking: a full backlog (EAGAIN) is a live listener too. */
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd == -1)

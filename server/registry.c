@@ -227,22 +227,40 @@ registry_reload (struct registry *reg, const struct config *conf)
   vm_vector_reset (&gone);
 }
 
-void
-registry_call (struct registry *reg, const char *name, enum vm_op op,
-               json_t *args, struct reply *r)
+/* The VM called NAME, with a reference for the caller to drop; NULL
+ * with R set when there is none (404) or, with API_ONLY, when it comes
+ * from the configuration file (409).
+ */
+static struct vm *
+get_vm (struct registry *reg, const char *name, bool api_only, struct reply *r)
 {
   struct vm *vm;
 
   pthread_rwlock_rdlock (&reg->lock);
   vm = find (reg, name, false);
-  if (vm)
+  if (vm == NULL)
+    reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
+  else if (api_only && !vm->from_api)
+    {
+      reply_error (r, 409, "vm-from-config",
+                   "VM %s comes from the configuration file; remove it there",
+                   name);
+      vm = NULL;
+    }
+  else
     vm_ref (vm);
   pthread_rwlock_unlock (&reg->lock);
+  return vm;
+}
+
+void
+registry_call (struct registry *reg, const char *name, enum vm_op op,
+               json_t *args, struct reply *r)
+{
+  struct vm *vm = get_vm (reg, name, false, r);
+
   if (vm == NULL)
-    {
-      reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
-      return;
-    }
+    return;
   /* Without the lock: a slow VM holds up only its own requests. */
   vm_call (vm, op, args, r);
   vm_unref (vm);
@@ -286,26 +304,10 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
 void
 registry_unregister (struct registry *reg, const char *name, struct reply *r)
 {
-  struct vm *vm;
+  struct vm *vm = get_vm (reg, name, true, r);
 
-  pthread_rwlock_rdlock (&reg->lock);
-  vm = find (reg, name, false);
-  if (vm && !vm->from_api)
-    {
-      reply_error (r, 409, "vm-from-config",
-                   "VM %s comes from the configuration file; remove it there",
-                   name);
-      pthread_rwlock_unlock (&reg->lock);
-      return;
-    }
-  if (vm)
-    vm_ref (vm);
-  pthread_rwlock_unlock (&reg->lock);
   if (vm == NULL)
-    {
-      reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
-      return;
-    }
+    return;
 
   /* The owner refuses if a backup is active, else answers every later
    * request 404: nothing can begin between the check and the stop.  It

@@ -230,12 +230,34 @@ qemu_incoming (struct vm *vm)
   return strcmp (status, "inmigrate") == 0;
 }
 
-int
-vm_require_active (struct vm *vm, struct reply *r)
+/* Discover the disks and, with RECONCILE, judge the checkpoints against
+ * the bitmaps QEMU shows; then save.  Without a disk list nothing is
+ * judged: every checkpoint would look "disk-missing" for good (the next
+ * backup begin rediscovers and reconciles).
+ */
+static void
+rediscover (struct vm *vm, bool reconcile)
 {
   struct qmp_error err;
   CLEANUP_JSON json_t *bitmaps = NULL;
-  json_t *disks;
+  json_t *disks = disks_discover (vm, &err);
+
+  if (disks == NULL)
+    log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
+  else
+    {
+      json_decref (vm->disks);
+      vm->disks = disks;
+      bitmaps = reconcile ? bitmaps_query (vm, &err) : NULL;
+      if (bitmaps)
+        checkpoints_reconcile (vm, bitmaps);
+    }
+  vm_save (vm);
+}
+
+int
+vm_require_active (struct vm *vm, struct reply *r)
+{
   int incoming;
 
   if (!vm->incoming)
@@ -254,16 +276,7 @@ vm_require_active (struct vm *vm, struct reply *r)
   /* It has arrived: the checks skipped at connect. */
   vm->incoming = false;
   log_info ("VM %s: the incoming migration has arrived", vm->name);
-  disks = disks_discover (vm, &err);
-  if (disks)
-    {
-      json_decref (vm->disks);
-      vm->disks = disks;
-      bitmaps = bitmaps_query (vm, &err);
-      if (bitmaps)
-        checkpoints_reconcile (vm, bitmaps);
-      vm_save (vm);
-    }
+  rediscover (vm, true);
   return 0;
 }
 
@@ -271,8 +284,6 @@ static void
 on_connected (struct vm *vm)
 {
   struct qmp_error err;
-  CLEANUP_JSON json_t *bitmaps = NULL;
-  json_t *disks;
 
   qmp_schema_free (vm->schema);
   vm->schema = qmp_schema_query (vm->qmp, vm->ctx->qmp_timeout_ms, &err);
@@ -287,27 +298,10 @@ on_connected (struct vm *vm)
     log_info ("VM %s: QEMU waits for an incoming migration; its checkpoints "
               "are checked once it has arrived",
               vm->name);
-  disks = disks_discover (vm, &err);
-  if (disks)
-    {
-      json_decref (vm->disks);
-      vm->disks = disks;
-      /* Before the migration arrives QEMU shows no persistent bitmaps:
-       * every checkpoint would look missing.
-       */
-      bitmaps = vm->incoming ? NULL : bitmaps_query (vm, &err);
-      if (bitmaps)
-        checkpoints_reconcile (vm, bitmaps);
-    }
-  else
-    {
-      /* No reconciling against a list we do not have: every checkpoint
-       * would look "disk-missing" for good.  The next backup begin
-       * rediscovers and reconciles.
-       */
-      log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
-    }
-  vm_save (vm);
+  /* Before the migration arrives QEMU shows no persistent bitmaps:
+   * every checkpoint would look missing.
+   */
+  rediscover (vm, !vm->incoming);
 }
 
 static void

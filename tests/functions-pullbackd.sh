@@ -149,6 +149,37 @@ assert_no_leftovers ()
   [ "$n" -eq 0 ] || { echo "FAIL: $n scratch files left" >&2; return 1; }
 }
 
+# assert_dirty_map BACKUP DISK OFFSET:LENGTH...: the dirty-bitmap context
+# of DISK in the backup answer BACKUP marks exactly the 64 KiB clusters
+# those writes touched.
+assert_dirty_map ()
+{
+  local b=$1 disk=$2; shift 2
+  local got want
+  got=$(dirty_map "$(disk_uri "$b" "$disk")" "qemu:dirty-bitmap:backup-$disk")
+  want=$(expected_map 65536 "$@")
+  if [ "$got" != "$want" ]; then
+    echo "FAIL: disk $disk: dirty map $got, want $want" >&2
+    return 1
+  fi
+}
+
+# assert_chain DIR DISK FULL URI WANT: a vendor's incremental restore.
+# The full backup FULL (raw) becomes DIR/base-DISK.qcow2, exactly the
+# blocks the incremental export URI marks dirty (context
+# qemu:dirty-bitmap:backup-DISK) are copied into an overlay
+# DIR/inc-DISK.qcow2 on it, and the chain must equal WANT (raw).
+assert_chain ()
+{
+  local dir=$1 disk=$2 full=$3 uri=$4 want=$5
+  qemu-img convert -f raw -O qcow2 "$full" "$dir/base-$disk.qcow2"
+  qemu-img create -q -f qcow2 -b "$dir/base-$disk.qcow2" -F qcow2 \
+    "$dir/inc-$disk.qcow2"
+  PATH="/usr/bin:$PATH" "$NBD_DIRTY" apply "$uri" \
+    "qemu:dirty-bitmap:backup-$disk" "$dir/inc-$disk.qcow2"
+  qemu-img compare -f qcow2 -F raw "$dir/inc-$disk.qcow2" "$want"
+}
+
 # bitmaps QMP_SOCKET NODE: "name:recording" of each named bitmap, sorted.
 bitmaps ()
 {

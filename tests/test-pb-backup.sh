@@ -69,18 +69,12 @@ done
 guest_write "$G" guest-disk0 $((32 * M)) 65536 0xb1
 guest_write "$G" guest-disk1 0 4096 0xb2
 
-test "$(dirty_map "$(disk_uri "$b2" disk0)" qemu:dirty-bitmap:backup-disk0)" = \
-     "$(expected_map 65536 0:65536 $((16 * M)):65536)"
-test "$(dirty_map "$(disk_uri "$b2" disk1)" qemu:dirty-bitmap:backup-disk1)" = \
-     "$(expected_map 65536 $((8 * M + 32768)):4096 $((40 * M)):$((3 * M)))"
+assert_dirty_map "$b2" disk0 0:65536 $((16 * M)):65536
+assert_dirty_map "$b2" disk1 $((8 * M + 32768)):4096 $((40 * M)):$((3 * M))
 
 # full + incremental as a qcow2 chain == the disks at the second begin.
 for d in disk0 disk1; do
-  qemu-img convert -f raw -O qcow2 "$dir/full-$d.raw" "$dir/base-$d.qcow2"
-  qemu-img create -q -f qcow2 -b "$dir/base-$d.qcow2" -F qcow2 "$dir/inc-$d.qcow2"
-  PATH="/usr/bin:$PATH" "$NBD_DIRTY" apply "$(disk_uri "$b2" $d)" \
-    "qemu:dirty-bitmap:backup-$d" "$dir/inc-$d.qcow2"
-  qemu-img compare -f qcow2 -F raw "$dir/inc-$d.qcow2" "$dir/at2-$d.raw"
+  assert_chain "$dir" $d "$dir/full-$d.raw" "$(disk_uri "$b2" $d)" "$dir/at2-$d.raw"
 done
 expect 204 DELETE "/v1/vms/vm1/backups/$id2"
 assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
@@ -90,10 +84,8 @@ guest_write "$G" guest-disk0 $((48 * M)) 8192 0xc1
 snap at3
 b3=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":null,"since":"c1"}')
 test "$(jq -r .checkpoint <<<"$b3")" = null
-test "$(dirty_map "$(disk_uri "$b3" disk0)" qemu:dirty-bitmap:backup-disk0)" = \
-     "$(expected_map 65536 0:65536 $((16 * M)):65536 $((32 * M)):65536 $((48 * M)):8192)"
-test "$(dirty_map "$(disk_uri "$b3" disk1)" qemu:dirty-bitmap:backup-disk1)" = \
-     "$(expected_map 65536 0:4096 $((8 * M + 32768)):4096 $((40 * M)):$((3 * M)))"
+assert_dirty_map "$b3" disk0 0:65536 $((16 * M)):65536 $((32 * M)):65536 $((48 * M)):8192
+assert_dirty_map "$b3" disk1 0:4096 $((8 * M + 32768)):4096 $((40 * M)):$((3 * M))
 for d in disk0 disk1; do
   qemu-img create -q -f qcow2 -b "$dir/base-$d.qcow2" -F qcow2 "$dir/diff-$d.qcow2"
   PATH="/usr/bin:$PATH" "$NBD_DIRTY" apply "$(disk_uri "$b3" $d)" \

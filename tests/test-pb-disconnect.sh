@@ -67,8 +67,7 @@ jq -e '.cleanup | length == 0' "$dir/state/vms/vm1.json"
 guest_write "$G" guest-disk0 $((9 * M)) 4096 0x33
 b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":false,"since":"c2"}')
 test "$(disk_mode "$b" disk0)" = incremental
-test "$(dirty_map "$(disk_uri "$b" disk0)" qemu:dirty-bitmap:backup-disk0)" = \
-     "$(expected_map 65536 $((9 * M)):4096)"
+assert_dirty_map "$b" disk0 $((9 * M)):4096
 expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
 assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
 kill_pullbackd

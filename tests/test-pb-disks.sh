@@ -95,16 +95,10 @@ b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":"c2","since":"c1"}')
 test "$(disk_mode "$b" disk0):$(disk_mode "$b" disk1)" = incremental:incremental
 test "$(disk_mode "$b" rodisk):$(disk_reason "$b" rodisk)" = full:disk-read-only
 test "$(disk_ctx "$b" rodisk)" = null
-test "$(dirty_map "$(disk_uri "$b" disk0)" qemu:dirty-bitmap:backup-disk0)" = \
-     "$(expected_map 65536 0:4096)"
-test "$(dirty_map "$(disk_uri "$b" disk1)" qemu:dirty-bitmap:backup-disk1)" = \
-     "$(expected_map 65536 $((30 * M)):8192)"
+assert_dirty_map "$b" disk0 0:4096
+assert_dirty_map "$b" disk1 $((30 * M)):8192
 for d in disk0 disk1; do
-  qemu-img convert -f raw -O qcow2 "$dir/full-$d.raw" "$dir/bk-$d.qcow2"
-  qemu-img create -q -f qcow2 -b "$dir/bk-$d.qcow2" -F qcow2 "$dir/inc-$d.qcow2"
-  PATH="/usr/bin:$PATH" "$NBD_DIRTY" apply "$(disk_uri "$b" $d)" \
-    "qemu:dirty-bitmap:backup-$d" "$dir/inc-$d.qcow2"
-  qemu-img compare -f qcow2 -F raw "$dir/inc-$d.qcow2" "$dir/at2-$d.raw"
+  assert_chain "$dir" $d "$dir/full-$d.raw" "$(disk_uri "$b" $d)" "$dir/at2-$d.raw"
 done
 nbdcopy "$(disk_uri "$b" rodisk)" "$dir/inc-rodisk.raw"
 cmp "$dir/want-rodisk.raw" "$dir/inc-rodisk.raw"
@@ -214,8 +208,7 @@ rm "$dir/fail"
 guest_write "$G" guest-disk0 $((40 * M)) 4096 0x41
 b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":false,"since":"c3"}')
 test "$(disk_mode "$b" disk0):$(disk_mode "$b" disk1)" = incremental:incremental
-test "$(dirty_map "$(disk_uri "$b" disk0)" qemu:dirty-bitmap:backup-disk0)" = \
-     "$(expected_map 65536 $((40 * M)):4096)"
+assert_dirty_map "$b" disk0 $((40 * M)):4096
 expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
 assert_no_leftovers "$QSD_TEST" "$dir/run"
 
@@ -251,8 +244,7 @@ hmp_write "$QMP_TEST_SOCK" vdx $((8 * M)) 4096 0x72
 b=$(expect 201 POST /v1/vms/vm2/backups '{"checkpoint":"s2","since":"s1"}')
 test "$(disk_mode "$b" vdx)" = incremental
 test "$(disk_mode "$b" vdro):$(disk_reason "$b" vdro)" = full:disk-read-only
-test "$(dirty_map "$(disk_uri "$b" vdx)" qemu:dirty-bitmap:backup-vdx)" = \
-     "$(expected_map 65536 $((8 * M)):4096)"
+assert_dirty_map "$b" vdx $((8 * M)):4096
 nbdcopy "$(disk_uri "$b" vdro)" "$sys/inc-vdro.raw"
 cmp "$sys/want-vdro.raw" "$sys/inc-vdro.raw"
 expect 204 DELETE "/v1/vms/vm2/backups/$(jq -r .id <<<"$b")"

@@ -37,8 +37,7 @@ test "$(disk_mode "$b" disk1)" = full
 test "$(disk_reason "$b" disk1)" = checkpoint-missing
 test "$(disk_ctx "$b" disk1)" = null
 # disk0: exactly the changed cluster; disk1: all of it, as it was.
-test "$(dirty_map "$(disk_uri "$b" disk0)" qemu:dirty-bitmap:backup-disk0)" = \
-     "$(expected_map 65536 $((5 * M)):4096)"
+assert_dirty_map "$b" disk0 $((5 * M)):4096
 nbdcopy "$(disk_uri "$b" disk1)" "$dir/full-disk1.raw"
 cmp "$dir/at-disk1.raw" "$dir/full-disk1.raw"
 nbdinfo --list "$(disk_uri "$b" disk1)" | grep -q 'qemu:dirty-bitmap:backup-disk0'

@@ -48,8 +48,7 @@ restart_qemu
 expect 200 GET /v1/vms/vm1/checkpoints/c1 | jq -e 'all(.disks[]; .state == "ok")'
 b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":false,"since":"c1"}')
 test "$(disk_mode "$b" vd0)" = incremental
-test "$(dirty_map "$(disk_uri "$b" vd0)" qemu:dirty-bitmap:backup-vd0)" = \
-     "$(expected_map 65536 $((5 * M)):4096)"
+assert_dirty_map "$b" vd0 $((5 * M)):4096
 expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
 assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
 kill_pullbackd

@@ -52,18 +52,12 @@ test ! -e "$sock"
 # Incremental since c1.
 b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":"c2","since":"c1"}')
 test "$(disk_ctx "$b" vd1)" = qemu:dirty-bitmap:backup-vd1
-test "$(dirty_map "$(disk_uri "$b" vd0)" qemu:dirty-bitmap:backup-vd0)" = \
-     "$(expected_map 65536 0:65536)"
-test "$(dirty_map "$(disk_uri "$b" vd1)" qemu:dirty-bitmap:backup-vd1)" = \
-     "$(expected_map 65536 $((8 * M)):4096)"
+assert_dirty_map "$b" vd0 0:65536
+assert_dirty_map "$b" vd1 $((8 * M)):4096
 expect_image "$dir/want2-vd0.raw" 0:$M:0x11 0:65536:0xa1
 expect_image "$dir/want2-vd1.raw" $((4 * M)):65536:0x22 $((8 * M)):4096:0xa2
 for d in vd0 vd1; do
-  qemu-img convert -f raw -O qcow2 "$dir/full-$d.raw" "$dir/base-$d.qcow2"
-  qemu-img create -q -f qcow2 -b "$dir/base-$d.qcow2" -F qcow2 "$dir/inc-$d.qcow2"
-  PATH="/usr/bin:$PATH" "$NBD_DIRTY" apply "$(disk_uri "$b" $d)" \
-    "qemu:dirty-bitmap:backup-$d" "$dir/inc-$d.qcow2"
-  qemu-img compare -f qcow2 -F raw "$dir/inc-$d.qcow2" "$dir/want2-$d.raw"
+  assert_chain "$dir" $d "$dir/full-$d.raw" "$(disk_uri "$b" $d)" "$dir/want2-$d.raw"
 done
 expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
 assert_no_leftovers "$QMP_TEST_SOCK" "$dir"

@@ -669,17 +669,22 @@ Test (conn, backlog_full_then_room)
  */
 static char qga_ids[2][64];
 
-/* Read the sync command: its "id" into qga_ids[SLOT], the sync number
- * into *SYNC.  False at end of file.
+/* Accept a session and read its sync command: its "id" into
+ * qga_ids[SLOT], the sync number into *SYNC.  False on failure or end of
+ * file.
  */
 static bool
-agent_read_sync (struct peer *p, int slot, json_int_t *sync)
+agent_accept_sync (struct peer *p, int slot, json_int_t *sync)
 {
   char *nl;
   json_t *j;
   size_t n;
   char *line;
 
+  p->len = 0;
+  p->fd = accept (lfd, NULL, NULL);
+  if (p->fd == -1)
+    return false;
   while ((nl = memchr (p->buf, '\n', p->len)) == NULL)
     {
       ssize_t r = read (p->fd, p->buf + p->len, sizeof p->buf - p->len);
@@ -741,11 +746,10 @@ agent_two_sessions (void *arg)
 {
   for (int i = 0; i < 2; i++)
     {
-      struct peer p = { .len = 0 };
+      struct peer p;
       json_int_t sync;
 
-      p.fd = accept (lfd, NULL, NULL);
-      if (p.fd == -1 || !agent_read_sync (&p, i, &sync))
+      if (!agent_accept_sync (&p, i, &sync))
         return NULL;
       agent_reply (&p, "\xff", sync, qga_ids[i]);
       agent_drain (&p);
@@ -768,11 +772,10 @@ Test (conn, qga_sessions_use_different_ids)
 static void *
 agent_stale_same_id (void *arg)
 {
-  struct peer p = { .len = 0 };
+  struct peer p;
   json_int_t sync;
 
-  p.fd = accept (lfd, NULL, NULL);
-  if (p.fd == -1 || !agent_read_sync (&p, 0, &sync))
+  if (!agent_accept_sync (&p, 0, &sync))
     return NULL;
   /* An earlier session's sync answered late, with the same command id
    * (as when every session counted from 1), then ours.
@@ -796,11 +799,10 @@ Test (conn, qga_stale_sync_with_our_id_is_skipped)
 static void *
 agent_stale_delimiter (void *arg)
 {
-  struct peer p = { .len = 0 };
+  struct peer p;
   json_int_t sync;
 
-  p.fd = accept (lfd, NULL, NULL);
-  if (p.fd == -1 || !agent_read_sync (&p, 0, &sync))
+  if (!agent_accept_sync (&p, 0, &sync))
     return NULL;
   /* A stale 0xFF and reply for another command id, then ours with its
    * own 0xFF, all in one write.
@@ -827,11 +829,10 @@ Test (conn, qga_stale_delimiter_before_the_reply)
 static void *
 agent_only_stale (void *arg)
 {
-  struct peer p = { .len = 0 };
+  struct peer p;
   json_int_t sync;
 
-  p.fd = accept (lfd, NULL, NULL);
-  if (p.fd == -1 || !agent_read_sync (&p, 0, &sync))
+  if (!agent_accept_sync (&p, 0, &sync))
     return NULL;
   agent_reply (&p, "\xff", sync + 1, qga_ids[0]);
   agent_drain (&p);
