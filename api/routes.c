@@ -111,7 +111,18 @@ h_vm_get (struct api_request *req, struct reply *r)
 static void
 h_vm_delete (struct api_request *req, struct reply *r)
 {
-  registry_unregister (req->reg, req->params[0], r);
+  CLEANUP_JSON json_t *args = json_object ();
+  const char *cps = req->query (req->opaque, "checkpoints");
+
+  if (cps && strcmp (cps, "delete") != 0 && strcmp (cps, "keep") != 0)
+    {
+      reply_error_field (r, 400, "invalid-parameter", "checkpoints",
+                         "checkpoints must be 'delete' or 'keep'");
+      return;
+    }
+  if (cps)
+    json_object_set_new (args, "checkpoints", json_string (cps));
+  registry_unregister (req->reg, req->params[0], args, r);
 }
 
 static void
@@ -343,6 +354,7 @@ h_extents (struct api_request *req, struct reply *r)
 }
 
 static const char *const checkpoint_list_query[] = { "limit", "after", NULL };
+static const char *const vm_delete_query[] = { "checkpoints", NULL };
 static const char *const extents_query[]
     = { "context", "offset", "length", "limit", NULL };
 
@@ -356,8 +368,9 @@ const struct api_route api_routes[] = {
     "register a VM {name, qmp, qga?, scratch_dir?, nbd?}" },
   { "GET", "/v1/vms/{vm}", h_vm_get, NULL, false,
     "a VM: disks (name, node, size, format), connection, backup" },
-  { "DELETE", "/v1/vms/{vm}", h_vm_delete, NULL, false,
-    "unregister a VM registered through the API" },
+  { "DELETE", "/v1/vms/{vm}", h_vm_delete, vm_delete_query, false,
+    "unregister a VM registered through the API; with checkpoints, "
+    "?checkpoints=delete (bitmaps too) or ?checkpoints=keep" },
   { "GET", "/v1/vms/{vm}/checkpoints", h_checkpoints_list,
     checkpoint_list_query, false,
     "checkpoints, parents first, paged: ?limit=&after= -> {checkpoints, "

@@ -46,11 +46,12 @@ str (const json_t *o, const char *key)
   return json_string_value (json_object_get (o, key));
 }
 
-static void
+/* The backup is over: forget it, and say whether that was written. */
+static int
 clear_backup (struct vm *vm)
 {
   json_object_set_new (vm->state, "backup", json_null ());
-  vm_save (vm);
+  return vm_save (vm);
 }
 
 static void
@@ -542,6 +543,8 @@ backup_patch (struct vm *vm, const json_t *args, struct reply *r)
 {
   json_t *b = find_backup (vm, args, r);
   json_int_t ttl = json_integer_value (json_object_get (args, "ttl"));
+  CLEANUP_JSON json_t *old_ttl = NULL;
+  CLEANUP_JSON json_t *old_expires = NULL;
 
   if (b == NULL)
     return -1;
@@ -552,9 +555,19 @@ backup_patch (struct vm *vm, const json_t *args, struct reply *r)
     return reply_error_field (r, 422, "ttl-too-large", "ttl",
                               "ttl %lld is above the maximum of %d seconds",
                               (long long)ttl, vm->ctx->backup_ttl_max);
+  old_ttl = json_incref (json_object_get (b, "ttl"));
+  old_expires = json_incref (json_object_get (b, "expires"));
   json_object_set_new (b, "ttl", json_integer (ttl));
   json_object_set_new (b, "expires", json_integer (now_seconds () + ttl));
-  vm_save (vm);
+  if (vm_save (vm) == -1)
+    {
+      /* Nothing but the record changed: put it back. */
+      json_object_set (b, "ttl", old_ttl);
+      json_object_set (b, "expires", old_expires);
+      return reply_error (r, 500, "state-write-failed",
+                          "cannot record the new ttl in the state "
+                          "directory; the backup keeps its old expiry");
+    }
   return reply_ok (r, 200, backup_to_api (vm, b));
 }
 
@@ -571,7 +584,15 @@ backup_end (struct vm *vm, const json_t *args, struct reply *r)
       atomic_fetch_add (&pb_stats.backups_ended, 1);
       log_info ("VM %s: backup %s ended", vm->name, str (b, "id"));
     }
-  clear_backup (vm);
+  /* QEMU is torn down already; what is in memory is the truth and is
+   * written as soon as it can be.  Until then a restart finds the old
+   * record and cleans up by it, which finds nothing left.
+   */
+  if (clear_backup (vm) == -1)
+    return reply_error (r, 500, "state-write-failed",
+                        "the backup was ended, but the state directory "
+                        "cannot be written; pullbackd writes it as soon as "
+                        "it can");
   return reply_ok (r, 204, NULL);
 }
 
@@ -701,6 +722,26 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
   backup_fail (vm, export                                  ? "export-deleted"
                    : strcmp (name, "BLOCK_JOB_ERROR") == 0 ? "job-error"
                                                            : "job-ended");
+}
+
+void
+backup_undo_begin (struct vm *vm)
+{
+  json_t *b = active_backup (vm);
+  json_t *list = json_object_get (vm->state, "checkpoints");
+  size_t n = json_array_size (list);
+  const char *cp;
+
+  if (b == NULL || strcmp (str (b, "phase"), "ready") != 0)
+    return;
+  /* The checkpoint it made is the newest one. */
+  cp = str (b, "checkpoint");
+  if (cp && n > 0
+      && strcmp (str (json_array_get (list, n - 1), "name"), cp) == 0)
+    json_array_remove (list, n - 1);
+  log_info ("VM %s: undoing backup %s", vm->name, str (b, "id"));
+  backup_retire (vm, b, cp != NULL);
+  clear_backup (vm);
 }
 
 void

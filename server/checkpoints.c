@@ -445,22 +445,115 @@ checkpoint_settle_pending (struct vm *vm)
   return rc;
 }
 
-int
-checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
+/* The node of checkpoint disk D now (the disks may have been found
+ * again since it was made), or NULL if that disk is gone.
+ */
+static const char *
+checkpoint_disk_node (const struct vm *vm, const json_t *d)
 {
-  const char *name = json_string_value (json_object_get (args, "name"));
-  json_t *cp = checkpoint_find (vm, name);
-  json_t *list = checkpoints (vm);
-  struct qmp_error err;
-  struct qmp_txn *t;
-  CLEANUP_JSON json_t *bitmaps = NULL;
-  size_t i, idx = 0;
-  json_t *d, *c;
+  const json_t *disk
+      = disk_find (vm->disks, json_string_value (json_object_get (d, "disk")));
+
+  return disk ? json_string_value (json_object_get (disk, "node")) : NULL;
+}
+
+static bool
+in_names (const json_t *names, const char *name)
+{
+  size_t i;
+  json_t *n;
+
+  json_array_foreach (names, i, n)
+    if (strcmp (json_string_value (n), name) == 0)
+      return true;
+  return false;
+}
+
+/* Remove from QEMU the bitmaps of the checkpoints NAMES that are there
+ * (in BITMAPS), all in one transaction.  Where a checkpoint is broken
+ * its bitmap is gone already (we removed it, or someone did): a bitmap
+ * of that name there now is someone else's.
+ */
+static int
+remove_bitmaps (struct vm *vm, const json_t *names, const json_t *bitmaps,
+                struct qmp_error *err)
+{
+  struct qmp_txn *t = qmp_txn_new ();
+  size_t i, k;
+  json_t *cp, *d;
   int rc = 0;
 
-  if (cp == NULL)
-    return reply_error (r, 404, "checkpoint-not-found",
-                        "VM %s has no checkpoint '%s'", vm->name, name);
+  json_array_foreach (checkpoints (vm), i, cp)
+    {
+      const char *name = json_string_value (json_object_get (cp, "name"));
+
+      if (!in_names (names, name))
+        continue;
+      json_array_foreach (json_object_get (cp, "disks"), k, d)
+        {
+          const char *node = checkpoint_disk_node (vm, d);
+
+          if (json_is_string (json_object_get (d, "broken")))
+            continue;
+          if (node && json_object_get (json_object_get (bitmaps, node), name))
+            qmp_txn_addf (t, "block-dirty-bitmap-remove", "{s:s, s:s}", "node",
+                          node, "name", name);
+        }
+    }
+  if (qmp_txn_len (t) > 0)
+    rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, err);
+  qmp_txn_free (t);
+  return rc;
+}
+
+/* Drop the records of the checkpoints NAMES: their children descend
+ * from their parents, and paging remembers where each stood.
+ */
+static void
+drop_records (struct vm *vm, const json_t *names)
+{
+  json_t *list = checkpoints (vm);
+  size_t i = 0;
+
+  while (i < json_array_size (list))
+    {
+      json_t *cp = json_array_get (list, i), *c;
+      const char *name = json_string_value (json_object_get (cp, "name"));
+      size_t k;
+
+      if (!in_names (names, name))
+        {
+          i++;
+          continue;
+        }
+      json_array_foreach (list, k, c)
+        {
+          const char *p = json_string_value (json_object_get (c, "parent"));
+
+          if (c != cp && p && strcmp (p, name) == 0)
+            json_object_set (c, "parent", json_object_get (cp, "parent"));
+        }
+      remember_deleted (vm, name,
+                        i > 0 ? json_string_value (json_object_get (
+                            json_array_get (list, i - 1), "name"))
+                              : NULL);
+      json_array_remove (list, i);
+    }
+}
+
+/* Delete the checkpoints NAMES (stolen).  The intent is written first:
+ * a crash or a failed write after QEMU removed the bitmaps leaves a
+ * state that says so, and the deletion is finished at the next start
+ * (checkpoint_settle_deleting) instead of the checkpoints coming back
+ * as broken.
+ */
+static int
+delete_checkpoints (struct vm *vm, json_t *names, struct reply *r)
+{
+  CLEANUP_JSON json_t *owned = names;
+  CLEANUP_JSON json_t *bitmaps = NULL;
+  struct qmp_error err;
+
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     return reply_error (r, 503, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
@@ -473,48 +566,87 @@ checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
   if (bitmaps == NULL)
     return reply_error (r, 502, "qemu-error", "%s", err.desc);
 
-  /* Remove the bitmaps that are still there, all at once. */
-  t = qmp_txn_new ();
-  json_array_foreach (json_object_get (cp, "disks"), i, d)
+  json_object_set_new (vm->state, "checkpoint_deleting",
+                       json_pack ("{s:O}", "names", names));
+  if (vm_save (vm) == -1)
     {
-      const json_t *disk = disk_find (
-          vm->disks, json_string_value (json_object_get (d, "disk")));
-      const char *node
-          = disk ? json_string_value (json_object_get (disk, "node")) : NULL;
-
-      /* Where the checkpoint is broken its bitmap is gone already (we
-       * removed it, or someone did): a bitmap of that name there now is
-       * someone else's.
+      json_object_del (vm->state, "checkpoint_deleting");
+      return reply_error (r, 500, "state-write-failed",
+                          "cannot record the deletion in the state "
+                          "directory; nothing was deleted");
+    }
+  if (remove_bitmaps (vm, names, bitmaps, &err) == -1)
+    {
+      /* Refused: nothing was removed.  Timed out: unknown, and the
+       * next reconcile marks what went missing as broken.
        */
-      if (json_is_string (json_object_get (d, "broken")))
-        continue;
-      if (node && json_object_get (json_object_get (bitmaps, node), name))
-        qmp_txn_addf (t, "block-dirty-bitmap-remove", "{s:s, s:s}", "node",
-                      node, "name", name);
+      json_object_del (vm->state, "checkpoint_deleting");
+      vm_save (vm);
+      return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+                          "qemu-error", "deleting checkpoints: %s", err.desc);
     }
-  if (qmp_txn_len (t) > 0)
-    rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
-  qmp_txn_free (t);
-  if (rc == -1)
-    return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                        "qemu-error", "deleting checkpoint %s: %s", name,
-                        err.desc);
+  drop_records (vm, names);
+  json_object_del (vm->state, "checkpoint_deleting");
+  if (vm_save (vm) == -1)
+    return reply_error (r, 500, "state-write-failed",
+                        "the bitmaps were removed from QEMU but the state "
+                        "directory cannot be written; pullbackd writes it "
+                        "as soon as it can, and finishes the deletion at "
+                        "its next start if it cannot");
+  return 0;
+}
 
-  /* Children now descend from this checkpoint's parent. */
-  json_array_foreach (list, i, c)
-    {
-      const char *p = json_string_value (json_object_get (c, "parent"));
+int
+checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
+{
+  const char *name = json_string_value (json_object_get (args, "name"));
 
-      if (c == cp)
-        idx = i;
-      else if (p && strcmp (p, name) == 0)
-        json_object_set (c, "parent", json_object_get (cp, "parent"));
-    }
-  remember_deleted (vm, name,
-                    idx > 0 ? json_string_value (json_object_get (
-                        json_array_get (list, idx - 1), "name"))
-                            : NULL);
-  json_array_remove (list, idx);
-  vm_save (vm);
+  if (checkpoint_find (vm, name) == NULL)
+    return reply_error (r, 404, "checkpoint-not-found",
+                        "VM %s has no checkpoint '%s'", vm->name, name);
+  if (delete_checkpoints (vm, json_pack ("[s]", name), r) == -1)
+    return -1;
   return reply_ok (r, 204, NULL);
+}
+
+int
+checkpoint_delete_all (struct vm *vm, struct reply *r)
+{
+  json_t *names = json_array ();
+  size_t i;
+  json_t *cp;
+
+  json_array_foreach (checkpoints (vm), i, cp)
+    json_array_append (names, json_object_get (cp, "name"));
+  if (delete_checkpoints (vm, names, r) == -1)
+    return -1;
+  /* Nothing is left to page through. */
+  json_object_del (vm->state, "deleted");
+  return 0;
+}
+
+int
+checkpoint_settle_deleting (struct vm *vm)
+{
+  json_t *p = json_object_get (vm->state, "checkpoint_deleting");
+  CLEANUP_JSON json_t *bitmaps = NULL;
+  struct qmp_error err;
+  json_t *names = json_object_get (p, "names");
+
+  if (!json_is_object (p))
+    return 0;
+  bitmaps = bitmaps_query (vm, &err);
+  if (bitmaps == NULL || remove_bitmaps (vm, names, bitmaps, &err) == -1)
+    {
+      log_warnx ("VM %s: finishing the deletion of checkpoints: %s", vm->name,
+                 err.desc);
+      return -1;
+    }
+  log_info ("VM %s: finished deleting checkpoints a crash or a failed "
+            "write interrupted",
+            vm->name);
+  drop_records (vm, names);
+  json_object_del (vm->state, "checkpoint_deleting");
+  vm_save (vm);
+  return 0;
 }

@@ -66,6 +66,12 @@ int checkpoint_list (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_create (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_get (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r);
+/* Delete every checkpoint (their bitmaps, then their records). */
+int checkpoint_delete_all (struct vm *vm, struct reply *r);
+/* Finish a deletion the state file says was begun (a crash, a failed
+ * write): 0 when none is left, -1 when QEMU could not be asked.
+ */
+int checkpoint_settle_deleting (struct vm *vm);
 /* A checkpoint whose creation was started but not recorded (a crash, a
  * timeout): remove its bitmaps.  Returns 0 when none is left, -1 when
  * QEMU could not be asked (it stays pending).
@@ -113,6 +119,10 @@ void backup_on_write_threshold (struct vm *vm, const json_t *event);
 void backup_on_block_event (struct vm *vm, const json_t *event);
 /* Ending for shutdown of the daemon. */
 void backup_end_for_shutdown (struct vm *vm);
+/* Undo the backup that has just become ready, its checkpoint too: its
+ * begin is answered with an error after all (the daemon is stopping).
+ */
+void backup_undo_begin (struct vm *vm);
 
 /* scratch.c: create every disk's scratch file and qcow2 inside QEMU and
  * add the fleece overlays (blockdev-create, blockdev-add).  Returns 0, or

@@ -5,12 +5,14 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,6 +136,61 @@ make_dir (const char *path)
   return 0;
 }
 
+/* One daemon per state directory: a second would overwrite the first's
+ * state and end its backups.  The lock is held, through LOCK_FD, for the
+ * daemon's life (the kernel drops it when the process dies, however it
+ * dies); the file holds the pid of the holder, for the message.
+ */
+static int
+lock_state_dir (const char *dir, char *err, size_t errlen)
+{
+  char path[PATH_MAX], pid[32] = "";
+  int fd;
+  ssize_t n;
+
+  if (make_dir (dir) == -1)
+    {
+      snprintf (err, errlen, "state directory %s: %s", dir, strerror (errno));
+      return -1;
+    }
+  snprintf (path, sizeof path, "%s/pullbackd.lock", dir);
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd == -1)
+    {
+      snprintf (err, errlen, "%.900s: %s", path, strerror (errno));
+      return -1;
+    }
+  if (flock (fd, LOCK_EX | LOCK_NB) == -1)
+    {
+      int e = errno;
+
+      n = pread (fd, pid, sizeof pid - 1, 0);
+      pid[n > 0 ? n : 0] = '\0';
+      pid[strcspn (pid, "\n")] = '\0';
+      if (e == EWOULDBLOCK)
+        snprintf (err, errlen,
+                  "another pullbackd (pid %s) uses the state directory %s; "
+                  "refusing to start",
+                  pid[0] ? pid : "?", dir);
+      else
+        snprintf (err, errlen, "lock %.900s: %s", path, strerror (e));
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+/* Write our pid into the lock file (after daemon () forked). */
+static void
+lock_write_pid (int fd)
+{
+  char pid[32];
+  int n = snprintf (pid, sizeof pid, "%ld\n", (long)getpid ());
+
+  if (ftruncate (fd, 0) == -1 || pwrite (fd, pid, (size_t)n, 0) != n)
+    log_warn ("writing the pid into the state directory's lock file");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -145,7 +202,7 @@ main (int argc, char **argv)
   char *token = NULL;
   char err[1024], vmsdir[PATH_MAX];
   sigset_t set;
-  int c, sig;
+  int c, sig, lock_fd, rc = EXIT_SUCCESS;
 
   while ((c = getopt_long (argc, argv, short_options, long_options, NULL))
          != -1)
@@ -206,9 +263,17 @@ main (int argc, char **argv)
       return EXIT_SUCCESS;
     }
 
+  /* Before anything in the state or run directory is touched, and while
+   * errors still reach the terminal.
+   */
+  lock_fd = lock_state_dir (conf.state_dir, err, sizeof err);
+  if (lock_fd == -1)
+    fatalx ("%s", err);
+
   log_init ("pullbackd", cl.foreground, conf.log_level);
   if (!cl.foreground && daemon (0, 0) == -1)
     fatal ("daemon");
+  lock_write_pid (lock_fd);
 
   if (state_init (conf.state_dir, err, sizeof err) == -1)
     fatalx ("state directory: %s", err);
@@ -272,8 +337,14 @@ main (int argc, char **argv)
     }
 
   api_server_stop (api);
-  registry_shutdown (&reg);
+  if (registry_shutdown (&reg) == -1)
+    {
+      log_warnx ("the last state of some VMs could not be written; they "
+                 "are cleaned up from their older state at the next start");
+      rc = EXIT_FAILURE;
+    }
   config_free (&conf);
   log_info ("pullbackd stopped");
-  return EXIT_SUCCESS;
+  close (lock_fd);
+  return rc;
 }

@@ -127,29 +127,6 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
   return 0;
 }
 
-/* Does something listen on the unix socket PATH?  1 yes, 0 no (nothing
- * there, or a file nobody listens on), -1 cannot tell.
- */
-static int
-listening (const char *path)
-{
-  struct sockaddr_un addr;
-  CLEANUP_CLOSE int fd = -1;
-
-  if (unix_sockaddr (path, &addr) == -1)
-    return -1;
-  /* Non-blocking: a full backlog (EAGAIN) is a live listener too. */
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd == -1)
-    return -1;
-  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) == 0
-      || errno == EAGAIN || errno == EINPROGRESS)
-    return 1;
-  if (errno == ECONNREFUSED || errno == ENOENT)
-    return 0;
-  return -1;
-}
-
 void
 nbd_recover (struct vm *vm)
 {
@@ -162,7 +139,7 @@ nbd_recover (struct vm *vm)
    * a socket that no server accepts on.
    */
   close_passed_fd (vm);
-  switch (listening (path))
+  switch (unix_listening (path))
     {
     case 0:
       if (unlink (path) == 0)

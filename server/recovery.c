@@ -240,8 +240,9 @@ cleanup_retry (struct vm *vm)
 
   if (monotonic_ms () < vm->cleanup_next_ms)
     return n
+           + json_is_object (json_object_get (vm->state, "checkpoint_pending"))
            + json_is_object (
-               json_object_get (vm->state, "checkpoint_pending"));
+               json_object_get (vm->state, "checkpoint_deleting"));
   while (i < json_array_size (l))
     {
       json_t *b = json_array_get (l, i);
@@ -259,7 +260,8 @@ cleanup_retry (struct vm *vm)
     }
   if (json_array_size (l) != n)
     vm_save (vm);
-  left = json_array_size (l) + (checkpoint_settle_pending (vm) == -1);
+  left = json_array_size (l) + (checkpoint_settle_pending (vm) == -1)
+         + (checkpoint_settle_deleting (vm) == -1);
   vm->cleanup_next_ms = left ? monotonic_ms () + CLEANUP_RETRY_MS : 0;
   return left;
 }

@@ -23,18 +23,34 @@ registry_init (struct registry *reg, const struct daemon_ctx *ctx)
   reg->ctx = ctx;
 }
 
-void
+static bool
+final_save_failed (struct vm *vm)
+{
+  return vm->final_save_failed;
+}
+
+int
 registry_shutdown (struct registry *reg)
 {
+  int rc = 0;
+
   pthread_rwlock_wrlock (&reg->lock);
   /* All at once: each may wait for its QEMU (QMP timeouts) while it ends
    * its backup, and the stop must not take the sum of those.
    */
   vm_vector_iter (&reg->vms, vm_request_stop);
   vm_vector_iter (&reg->vms, vm_join);
+  for (size_t i = 0; i < reg->vms.len; i++)
+    if (final_save_failed (reg->vms.ptr[i]))
+      {
+        log_warnx ("VM %s: its last state could not be written",
+                   reg->vms.ptr[i]->name);
+        rc = -1;
+      }
   vm_vector_iter (&reg->vms, vm_unref);
   vm_vector_reset (&reg->vms);
   pthread_rwlock_unlock (&reg->lock);
+  return rc;
 }
 
 /* The VM called NAME; one being removed only if ALL (its name is not
@@ -51,15 +67,16 @@ find (struct registry *reg, const char *name, bool all)
 }
 
 /* Stop VM, marked removing, without holding the lock (its thread may be
- * slow to end), optionally remove its state, then drop it from the set.
+ * slow to end), remove its state unless it keeps it, then drop it from
+ * the set.
  */
 static void
-remove_vm (struct registry *reg, struct vm *vm, bool remove_state)
+remove_vm (struct registry *reg, struct vm *vm)
 {
   char err[512];
 
   vm_stop (vm);
-  if (remove_state
+  if (!vm->keep_state
       && state_remove (reg->ctx->state_dir, vm->name, err, sizeof err) == -1)
     log_warnx ("VM %s: %s", vm->name, err);
   pthread_rwlock_wrlock (&reg->lock);
@@ -76,8 +93,8 @@ remove_vm (struct registry *reg, struct vm *vm, bool remove_state)
 /* Create, start and add a VM; the caller holds the write lock. */
 static int
 add (struct registry *reg, const char *name, const char *qmp, const char *qga,
-     const char *scratch, const char *nbd, bool from_api, char *err,
-     size_t errlen)
+     const char *scratch, const char *nbd, bool from_api, bool persist,
+     char *err, size_t errlen)
 {
   struct vm *vm
       = vm_new (reg->ctx, name, qmp, qga, scratch, nbd, from_api, err, errlen);
@@ -90,8 +107,14 @@ add (struct registry *reg, const char *name, const char *qmp, const char *qga,
    * put back as it was if it does not start: a failed registration must
    * not come back with the next daemon.
    */
-  if (from_api)
+  if (persist)
     {
+      if (vm->state_error)
+        {
+          snprintf (err, errlen, "%s", vm->state_error);
+          vm_stop_and_free (vm);
+          return -1;
+        }
       before = state_load (reg->ctx->state_dir, name, why, sizeof why);
       if (vm_save (vm) == -1)
         {
@@ -103,7 +126,7 @@ add (struct registry *reg, const char *name, const char *qmp, const char *qga,
   if (vm_vector_reserve (&reg->vms, 1) == -1 || vm_start (vm) == -1)
     {
       snprintf (err, errlen, "cannot start the VM's thread");
-      if (from_api
+      if (persist
           && (before
                   ? state_save (reg->ctx->state_dir, name, before, why,
                                 sizeof why)
@@ -124,32 +147,30 @@ struct load_ctx
   const struct config *conf;
 };
 
+/* A VM registered through the API, from its state file.  A file that
+ * cannot be read or checked still registers the VM, out of service (its
+ * QMP socket may be unknown): it must not silently vanish.
+ */
 static void
 load_persisted (const char *name, void *opaque)
 {
   struct load_ctx *lc = opaque;
   char err[512];
-  CLEANUP_JSON json_t *doc
-      = state_load (lc->reg->ctx->state_dir, name, err, sizeof err);
-  json_t *reg = json_object_get (doc, "registration");
-  const char *qmp = json_string_value (json_object_get (reg, "qmp"));
+  CLEANUP_JSON json_t *doc = NULL;
+  json_t *reg;
+  bool usable;
 
-  if (doc == NULL)
-    {
-      log_warnx ("state of VM %s: %s", name, err);
-      return;
-    }
-  if (reg == NULL || config_find_vm (lc->conf, name))
+  if (config_find_vm (lc->conf, name) || find (lc->reg, name, true))
     return; /* a config VM's state, loaded with it */
-  if (qmp == NULL)
-    {
-      log_warnx ("state of VM %s: registration without qmp", name);
-      return;
-    }
-  if (add (lc->reg, name, qmp,
+  doc = state_load (lc->reg->ctx->state_dir, name, err, sizeof err);
+  usable = doc && state_check (doc, name, err, sizeof err) == 0;
+  reg = usable ? json_object_get (doc, "registration") : NULL;
+  if (usable && reg == NULL)
+    return; /* kept for a later registration (checkpoints=keep) */
+  if (add (lc->reg, name, json_string_value (json_object_get (reg, "qmp")),
            json_string_value (json_object_get (reg, "qga")),
            json_string_value (json_object_get (reg, "scratch_dir")),
-           json_string_value (json_object_get (reg, "nbd")), true, err,
+           json_string_value (json_object_get (reg, "nbd")), true, false, err,
            sizeof err)
       == -1)
     log_warnx ("VM %s: %s", name, err);
@@ -167,8 +188,8 @@ registry_load (struct registry *reg, const struct config *conf)
     {
       const struct vm_config *v = conf->vms.ptr[i];
 
-      if (add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false, err,
-               sizeof err)
+      if (add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false, false,
+               err, sizeof err)
           == -1)
         {
           log_warnx ("VM %s: %s", v->name, err);
@@ -185,46 +206,123 @@ registry_load (struct registry *reg, const struct config *conf)
   return rc;
 }
 
+static bool
+same (const char *a, const char *b)
+{
+  return (a == NULL && b == NULL) || (a && b && strcmp (a, b) == 0);
+}
+
+/* What a reload does with VM: nothing, remove it (no longer configured),
+ * or replace it (its settings changed, or its state could not be read
+ * and may have been fixed).
+ */
+enum reload_action
+{
+  RELOAD_KEEP,
+  RELOAD_REMOVE,
+  RELOAD_REPLACE,
+};
+
+static enum reload_action
+reload_action (const struct vm *vm, const struct config *conf)
+{
+  const struct vm_config *v;
+
+  if (vm->removing)
+    return RELOAD_KEEP;
+  if (vm->from_api)
+    return vm->state_error ? RELOAD_REPLACE : RELOAD_KEEP;
+  v = config_find_vm (conf, vm->name);
+  if (v == NULL)
+    return RELOAD_REMOVE;
+  if (vm->state_error || !same (v->qmp, vm->qmp_path)
+      || !same (v->qga, vm->qga_path) || !same (v->nbd, vm->nbd_adopt)
+      || (v->scratch && !same (v->scratch, vm->scratch_dir)))
+    return RELOAD_REPLACE;
+  return RELOAD_KEEP;
+}
+
+/* Retire VM for a reload, as the API would unregister it: one rule for
+ * both, so a VM with an active backup (or cleanup QEMU has not confirmed)
+ * stays as it is, and the reload says why.  Its state file is kept.
+ */
+static bool
+retire_for_reload (struct registry *reg, struct vm *vm, bool replace)
+{
+  CLEANUP_JSON json_t *args
+      = json_pack ("{s:s, s:b}", "checkpoints", "keep", "reload", replace);
+  struct reply r = { 0 };
+  bool ok;
+
+  vm_call (vm, VM_OP_RETIRE, args, &r);
+  ok = r.status == 204;
+  if (!ok)
+    log_warnx ("reload: VM %s stays as it was until a later reload (%s)",
+               vm->name,
+               json_string_value (json_object_get (
+                   json_object_get (r.body, "error"), "message"))
+                   ?: "refused");
+  reply_clear (&r);
+  if (ok)
+    {
+      pthread_rwlock_wrlock (&reg->lock);
+      vm->removing = true;
+      pthread_rwlock_unlock (&reg->lock);
+      remove_vm (reg, vm);
+    }
+  return ok;
+}
+
 void
 registry_reload (struct registry *reg, const struct config *conf)
 {
-  vm_vector gone = empty_vector;
+  vm_vector change = empty_vector;
+  struct load_ctx lc = { .reg = reg, .conf = conf };
   char err[512];
 
-  pthread_rwlock_wrlock (&reg->lock);
-  if (vm_vector_reserve (&gone, reg->vms.len) == -1)
-    {
-      log_warn ("reload");
-      pthread_rwlock_unlock (&reg->lock);
-      return;
-    }
+  pthread_rwlock_rdlock (&reg->lock);
   for (size_t i = 0; i < reg->vms.len; i++)
-    {
-      struct vm *vm = reg->vms.ptr[i];
+    if (reload_action (reg->vms.ptr[i], conf) != RELOAD_KEEP
+        && vm_vector_append (&change, reg->vms.ptr[i]) == 0)
+      vm_ref (reg->vms.ptr[i]);
+  pthread_rwlock_unlock (&reg->lock);
 
-      if (!vm->from_api && !vm->removing
-          && config_find_vm (conf, vm->name) == NULL)
+  /* Without the lock: a VM may be slow to answer or to stop. */
+  for (size_t i = 0; i < change.len; i++)
+    {
+      struct vm *vm = change.ptr[i];
+      enum reload_action what = reload_action (vm, conf);
+
+      if (what == RELOAD_REMOVE)
+        log_info ("VM %s is no longer configured", vm->name);
+      else if (what == RELOAD_REPLACE && !vm->state_error)
+        log_info ("VM %s: its settings changed; restarting it", vm->name);
+      if (what != RELOAD_KEEP
+          && retire_for_reload (reg, vm, what == RELOAD_REPLACE)
+          && what == RELOAD_REPLACE && vm->from_api)
         {
-          log_info ("VM %s is no longer configured", vm->name);
-          vm->removing = true;
-          vm_vector_append (&gone, vm); /* cannot fail: reserved */
+          /* Read its state file again. */
+          pthread_rwlock_wrlock (&reg->lock);
+          load_persisted (vm->name, &lc);
+          pthread_rwlock_unlock (&reg->lock);
         }
+      vm_unref (vm);
     }
+  vm_vector_reset (&change);
+
+  /* New ones, and the replaced ones with their new settings. */
+  pthread_rwlock_wrlock (&reg->lock);
   for (size_t i = 0; i < conf->vms.len; i++)
     {
       const struct vm_config *v = conf->vms.ptr[i];
 
       if (find (reg, v->name, true) == NULL
-          && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false, err,
-                  sizeof err)
+          && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false,
+                  false, err, sizeof err)
                  == -1)
         log_warnx ("VM %s: %s", v->name, err);
     }
   pthread_rwlock_unlock (&reg->lock);
-
-  for (size_t i = 0; i < gone.len; i++)
-    remove_vm (reg, gone.ptr[i], false);
-  vm_vector_reset (&gone);
 }
 
 /* The VM called NAME, with a reference for the caller to drop; NULL
@@ -292,8 +390,8 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
   else if (add (reg, name, json_string_value (json_object_get (args, "qmp")),
                 json_string_value (json_object_get (args, "qga")),
                 json_string_value (json_object_get (args, "scratch_dir")),
-                json_string_value (json_object_get (args, "nbd")), true, err,
-                sizeof err)
+                json_string_value (json_object_get (args, "nbd")), true, true,
+                err, sizeof err)
            == -1)
     reply_error (r, 500, "register-failed", "VM %s: %s", name, err);
   else
@@ -302,7 +400,8 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
 }
 
 void
-registry_unregister (struct registry *reg, const char *name, struct reply *r)
+registry_unregister (struct registry *reg, const char *name,
+                     const json_t *args, struct reply *r)
 {
   struct vm *vm = get_vm (reg, name, true, r);
 
@@ -314,16 +413,23 @@ registry_unregister (struct registry *reg, const char *name, struct reply *r)
    * may be slow to answer, so no lock is held.
    */
   log_debug ("VM %s: unregistering", name);
-  vm_call (vm, VM_OP_RETIRE, NULL, r);
+  vm_call (vm, VM_OP_RETIRE, (json_t *)args, r);
   if (r->status == 204)
     {
       pthread_rwlock_wrlock (&reg->lock);
       vm->removing = true;
       pthread_rwlock_unlock (&reg->lock);
-      remove_vm (reg, vm, true);
+      remove_vm (reg, vm);
       log_info ("VM %s unregistered", name);
     }
   vm_unref (vm);
+}
+
+/* A string member of a summary, "" when it has none. */
+static const char *
+sum_str (const json_t *v, const char *key)
+{
+  return json_string_value (json_object_get (v, key)) ?: "";
 }
 
 char *
@@ -355,29 +461,30 @@ registry_metrics (struct registry *reg)
   fprintf (fp, "# HELP pullback_vm_connected 1 if the VM's QMP is connected.\n"
                "# TYPE pullback_vm_connected gauge\n");
   json_array_foreach (sums, i, v)
-    fprintf (
-        fp, "pullback_vm_connected{vm=\"%s\"} %d\n",
-        json_string_value (json_object_get (v, "name")),
-        strcmp (json_string_value (json_object_get (v, "status")), "connected")
-            == 0);
+    fprintf (fp, "pullback_vm_connected{vm=\"%s\"} %d\n", sum_str (v, "name"),
+             strcmp (sum_str (v, "status"), "connected") == 0);
+  fprintf (fp, "# HELP pullback_vm_out_of_service 1 if the VM's state file "
+               "cannot be used.\n"
+               "# TYPE pullback_vm_out_of_service gauge\n");
+  json_array_foreach (sums, i, v)
+    fprintf (fp, "pullback_vm_out_of_service{vm=\"%s\"} %d\n",
+             sum_str (v, "name"),
+             strcmp (sum_str (v, "status"), "state-error") == 0);
   fprintf (fp, "# HELP pullback_vm_checkpoints Checkpoints of the VM.\n"
                "# TYPE pullback_vm_checkpoints gauge\n");
   json_array_foreach (sums, i, v)
     fprintf (
-        fp, "pullback_vm_checkpoints{vm=\"%s\"} %lld\n",
-        json_string_value (json_object_get (v, "name")),
+        fp, "pullback_vm_checkpoints{vm=\"%s\"} %lld\n", sum_str (v, "name"),
         (long long)json_integer_value (json_object_get (v, "checkpoints")));
   fprintf (fp,
            "# HELP pullback_vm_backup_active 1 if the VM has a ready backup.\n"
            "# TYPE pullback_vm_backup_active gauge\n");
   json_array_foreach (sums, i, v)
     {
-      const char *phase = json_string_value (
-          json_object_get (json_object_get (v, "backup"), "phase"));
-
-      fprintf (fp, "pullback_vm_backup_active{vm=\"%s\"} %d\n",
-               json_string_value (json_object_get (v, "name")),
-               phase && strcmp (phase, "ready") == 0);
+      fprintf (
+          fp, "pullback_vm_backup_active{vm=\"%s\"} %d\n", sum_str (v, "name"),
+          strcmp (sum_str (json_object_get (v, "backup"), "phase"), "ready")
+              == 0);
     }
 #define COUNTER(name, field, help)                                            \
   fprintf (fp,                                                                \

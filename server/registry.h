@@ -29,12 +29,18 @@ struct registry
 };
 
 void registry_init (struct registry *reg, const struct daemon_ctx *ctx);
-/* Stop every VM (ending backups) and free them. */
-void registry_shutdown (struct registry *reg);
+/* Stop every VM (ending backups) and free them.  -1 if the last state
+ * of a VM could not be written.
+ */
+int registry_shutdown (struct registry *reg);
 
 /* Register the VMs of CONF and those persisted through the API. */
 int registry_load (struct registry *reg, const struct config *conf);
-/* SIGHUP: add VMs new in CONF, remove config VMs it no longer has. */
+/* SIGHUP: add VMs new in CONF, remove config VMs it no longer has,
+ * restart those whose settings changed and those out of service.  A VM
+ * with an active backup stays as it is (logged), as DELETE /v1/vms/{vm}
+ * would refuse it.
+ */
 void registry_reload (struct registry *reg, const struct config *conf);
 
 /* Run OP on VM NAME; 404 if there is none. */
@@ -48,7 +54,8 @@ char *registry_metrics (struct registry *reg);
 void registry_list (struct registry *reg, struct reply *r);
 void registry_register (struct registry *reg, const json_t *args,
                         struct reply *r);
+/* ARGS: {checkpoints: "delete" | "keep"}, see VM_OP_RETIRE. */
 void registry_unregister (struct registry *reg, const char *name,
-                          struct reply *r);
+                          const json_t *args, struct reply *r);
 
 #endif /* PULLBACK_REGISTRY_H */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -212,6 +213,43 @@ state_load (const char *dir, const char *vm, char *err, size_t errlen)
       return NULL;
     }
   return doc;
+}
+
+int
+state_set_aside (const char *dir, const char *vm, char *newname, size_t len,
+                 char *err, size_t errlen)
+{
+  char path[PATH_MAX], aside[PATH_MAX], vms[PATH_MAX];
+
+  if (vm_path (path, sizeof path, dir, vm, SUFFIX, err, errlen) == -1)
+    return -1;
+  if ((size_t)snprintf (aside, sizeof aside, "%s.rejected-%lld", path,
+                        (long long)time (NULL))
+      >= sizeof aside)
+    {
+      seterr (err, errlen, "state path too long");
+      return -1;
+    }
+  /* link + unlink, not rename: an older file set aside in the same
+   * second is never overwritten.
+   */
+  if (link (path, aside) == -1)
+    {
+      if (errno == ENOENT)
+        return 0;
+      seterr (err, errlen, "link %s: %s", aside, strerror (errno));
+      return -1;
+    }
+  if (unlink (path) == -1)
+    {
+      seterr (err, errlen, "unlink %s: %s", path, strerror (errno));
+      return -1;
+    }
+  snprintf (vms, sizeof vms, "%s/vms", dir);
+  fsync_dir (vms);
+  if (newname)
+    snprintf (newname, len, "%s", aside);
+  return 0;
 }
 
 int

@@ -16,6 +16,11 @@
 
 #include <jansson.h>
 
+/* The format of the files this version writes ("version" in each).
+ * Files without a version are version 1.
+ */
+#define STATE_VERSION 1
+
 /* Create <dir>/vms (mode 0700) if needed and remove temporary files a
  * crash left there.  Returns -1 with the reason in ERR.
  */
@@ -29,6 +34,18 @@ int state_save (const char *dir, const char *vm, const json_t *doc, char *err,
  * is none, or NULL with the reason in ERR.
  */
 json_t *state_load (const char *dir, const char *vm, char *err, size_t errlen);
+
+/* Check the shape of DOC, the state of VM, as state_load returned it:
+ * 0, or -1 with what is wrong in ERR (state-check.c).
+ */
+int state_check (const json_t *doc, const char *vm, char *err, size_t errlen);
+
+/* Keep the state file of VM for the administrator, renamed aside to
+ * <vm>.json.rejected-<seconds since the epoch>; its new name goes to
+ * NEWNAME.  No error if there is none.
+ */
+int state_set_aside (const char *dir, const char *vm, char *newname,
+                     size_t len, char *err, size_t errlen);
 
 /* Remove the state of VM (no error if there is none). */
 int state_remove (const char *dir, const char *vm, char *err, size_t errlen);

@@ -25,6 +25,34 @@
 
 /* How often a disconnected VM tries QMP again. */
 #define RECONNECT_MS 1000
+/* How often a state that could not be written is tried again. */
+#define SAVE_RETRY_MS 1000
+
+static void publish_summary (struct vm *vm);
+
+/* Make VM out of service, with the reason (which names its state
+ * file).  -1 if out of memory.
+ */
+static int vm_out_of_service (struct vm *vm, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static int
+vm_out_of_service (struct vm *vm, const char *fmt, ...)
+{
+  va_list ap;
+  char *msg = NULL;
+
+  va_start (ap, fmt);
+  if (vasprintf (&msg, fmt, ap) == -1)
+    msg = NULL;
+  va_end (ap);
+  if (msg == NULL)
+    return -1;
+  free (vm->state_error);
+  vm->state_error = msg;
+  log_warnx ("VM %s is out of service: %s", vm->name, msg);
+  return 0;
+}
 
 int64_t
 now_seconds (void)
@@ -54,7 +82,7 @@ seterr (char *err, size_t errlen, const char *fmt, ...)
 json_t *
 vm_registration (const struct vm *vm)
 {
-  return json_pack ("{s:s, s:s, s:s?, s:s?, s:s?}", "name", vm->name, "qmp",
+  return json_pack ("{s:s, s:s?, s:s?, s:s?, s:s?}", "name", vm->name, "qmp",
                     vm->qmp_path, "qga", vm->qga_path, "scratch_dir",
                     vm->scratch_dir, "nbd", vm->nbd_adopt);
 }
@@ -76,6 +104,7 @@ vm_free (struct vm *vm)
   pthread_mutex_destroy (&vm->lock);
   pthread_cond_destroy (&vm->cond);
   free (vm->name);
+  free (vm->state_error);
   free (vm->qmp_path);
   free (vm->qga_path);
   free (vm->scratch_dir);
@@ -91,6 +120,7 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
   struct vm *vm = calloc (1, sizeof *vm);
   char why[512];
   json_t *state;
+  int rc = 0;
 
   if (vm == NULL)
     {
@@ -104,15 +134,16 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
   vm->ctx = ctx;
   vm->from_api = from_api;
   vm->name = strdup (name);
-  vm->qmp_path = strdup (qmp);
+  vm->qmp_path = dup_or_null (qmp);
   vm->qga_path = dup_or_null (qga);
   vm->nbd_adopt = dup_or_null (nbd);
   if (scratch)
     vm->scratch_dir = strdup (scratch);
   else if (asprintf (&vm->scratch_dir, "%s/vms/%s", ctx->run_dir, name) == -1)
     vm->scratch_dir = NULL;
-  if (vm->name == NULL || vm->qmp_path == NULL || vm->scratch_dir == NULL
-      || (qga && vm->qga_path == NULL) || (nbd && vm->nbd_adopt == NULL))
+  if (vm->name == NULL || (qmp && vm->qmp_path == NULL)
+      || vm->scratch_dir == NULL || (qga && vm->qga_path == NULL)
+      || (nbd && vm->nbd_adopt == NULL))
     {
       seterr (err, errlen, "out of memory");
       vm_free (vm);
@@ -125,10 +156,29 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
       return NULL;
     }
 
+  /* A state that cannot be used keeps the VM registered but out of
+   * service: starting afresh would forget its checkpoints (their bitmaps
+   * would stay in QEMU with nobody to remove them).
+   */
   state = state_load (ctx->state_dir, name, why, sizeof why);
   if (state == NULL && why[0])
+    rc = vm_out_of_service (vm, "%s", why);
+  else if (state && state_check (state, name, why, sizeof why) == -1)
     {
-      seterr (err, errlen, "%s", why);
+      rc = vm_out_of_service (vm, "%s/vms/%s.json: %s", ctx->state_dir, name,
+                              why);
+      json_decref (state);
+      state = NULL;
+    }
+  else if (qmp == NULL)
+    rc = vm_out_of_service (vm,
+                            "%s/vms/%s.json: the registration names no QMP "
+                            "socket",
+                            ctx->state_dir, name);
+  if (rc == -1)
+    {
+      seterr (err, errlen, "out of memory");
+      json_decref (state);
       vm_free (vm);
       return NULL;
     }
@@ -141,6 +191,7 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
     json_object_set_new (state, "backup", json_null ());
   vm->state = state;
   vm->disks = json_array ();
+  publish_summary (vm);
   return vm;
 }
 
@@ -149,6 +200,10 @@ vm_save (struct vm *vm)
 {
   char err[512];
 
+  /* The file of a VM out of service is the administrator's now. */
+  if (vm->state_error)
+    return -1;
+  json_object_set_new (vm->state, "version", json_integer (STATE_VERSION));
   if (vm->from_api)
     json_object_set_new (vm->state, "registration", vm_registration (vm));
   else
@@ -157,8 +212,16 @@ vm_save (struct vm *vm)
       == -1)
     {
       log_warnx ("VM %s: saving state: %s", vm->name, err);
+      /* What is in memory is the truth (QEMU may have changed already):
+       * it is written again soon, and at every later change.
+       */
+      vm->save_failed = true;
+      vm->save_retry_ms = monotonic_ms () + SAVE_RETRY_MS;
       return -1;
     }
+  if (vm->save_failed)
+    log_info ("VM %s: state saved again", vm->name);
+  vm->save_failed = false;
   return 0;
 }
 
@@ -385,15 +448,41 @@ lost_connection (struct vm *vm, const char *why)
   vm->next_connect_ms = monotonic_ms () + 100;
 }
 
+/* connecting (no answer yet, and no failure), connected, disconnected
+ * (with vm->last_error), or state-error (out of service).
+ */
+static const char *
+vm_status (const struct vm *vm)
+{
+  if (vm->state_error)
+    return "state-error";
+  if (connected (vm))
+    return "connected";
+  return vm->last_error[0] ? "disconnected" : "connecting";
+}
+
+/* The reason for a status other than connected, or NULL. */
+static const char *
+vm_status_error (const struct vm *vm)
+{
+  if (vm->state_error)
+    return vm->state_error;
+  if (!connected (vm) && vm->last_error[0])
+    return vm->last_error;
+  return NULL;
+}
+
 static void
 publish_summary (struct vm *vm)
 {
-  json_t *b = json_object_get (vm->state, "backup");
+  json_t *b = vm->state ? json_object_get (vm->state, "backup") : NULL;
   json_t *sum = vm_registration (vm);
 
-  json_object_set_new (
-      sum, "status",
-      json_string (connected (vm) ? "connected" : "disconnected"));
+  if (sum == NULL)
+    return; /* out of memory: the last summary stays */
+  json_object_set_new (sum, "status", json_string (vm_status (vm)));
+  if (vm_status_error (vm))
+    json_object_set_new (sum, "error", json_string (vm_status_error (vm)));
   json_object_set_new (sum, "source",
                        json_string (vm->from_api ? "api" : "config"));
   json_object_set_new (sum, "disks",
@@ -423,16 +512,111 @@ vm_summary (struct vm *vm)
   return copy;
 }
 
+/* Unregistering (or restarting with new settings): here, on the owner,
+ * so that no backup can begin between the checks and the end.
+ *
+ * The rule for checkpoints: their bitmaps live in QEMU and their records
+ * here; one must never outlive the other unnoticed.  So a VM with
+ * checkpoints is unregistered only with checkpoints=delete (the bitmaps
+ * are removed from QEMU first, then the records) or checkpoints=keep
+ * (the state file stays, without its registration, and a later
+ * registration under the same name finds them again).
+ */
+static int
+vm_retire (struct vm *vm, const json_t *args, struct reply *r)
+{
+  json_t *b = vm->state ? json_object_get (vm->state, "backup") : NULL;
+  const char *phase = json_string_value (json_object_get (b, "phase"));
+  const char *cps = json_string_value (json_object_get (args, "checkpoints"));
+  bool reload = json_is_true (json_object_get (args, "reload"));
+  size_t n = json_array_size (json_object_get (vm->state, "checkpoints"));
+  char aside[PATH_MAX], err[512];
+
+  if (vm->state_error)
+    {
+      /* Its file goes aside, kept: a new registration starts afresh. */
+      if (!reload
+          && state_set_aside (vm->ctx->state_dir, vm->name, aside,
+                              sizeof aside, err, sizeof err)
+                 == -1)
+        return reply_error (r, 500, "state-write-failed",
+                            "VM %s: setting its state file aside: %s",
+                            vm->name, err);
+      if (!reload)
+        log_warnx ("VM %s: unregistered while out of service; its state "
+                   "file is kept as %s",
+                   vm->name, aside);
+      vm->keep_state = true;
+      goto retired;
+    }
+  if (phase && strcmp (phase, "failed") != 0)
+    return reply_error (r, 409, "backup-active",
+                        "VM %s has an active backup; end it first", vm->name);
+  if (!reload && n > 0 && cps == NULL)
+    return reply_error_field (
+        r, 409, "checkpoints-exist", "checkpoints",
+        "VM %s has %zu checkpoints: unregister with ?checkpoints=delete to "
+        "remove their bitmaps too, or ?checkpoints=keep to keep them for a "
+        "later registration",
+        vm->name, n);
+  if (!reload && n > 0 && strcmp (cps, "delete") == 0
+      && checkpoint_delete_all (vm, r) == -1)
+    return -1;
+
+  /* What QEMU still holds is removed only while we know it; a QEMU that
+   * is gone took it along.
+   */
+  if (connected (vm))
+    {
+      vm->cleanup_next_ms = 0;
+      if (cleanup_require_none (vm, r) == -1)
+        return -1;
+    }
+  else if (json_array_size (json_object_get (vm->state, "cleanup")) > 0)
+    log_warnx ("VM %s: unregistered while QEMU is unreachable; anything an "
+               "earlier backup left in it stays",
+               vm->name);
+  vm->keep_state = reload || (cps && strcmp (cps, "keep") == 0);
+  if (vm->keep_state && vm->from_api && !reload)
+    {
+      /* Kept without its registration: not loaded at start. */
+      vm->from_api = false;
+      if (vm_save (vm) == -1)
+        {
+          vm->from_api = true;
+          return reply_error (r, 500, "state-write-failed",
+                              "VM %s: cannot write its state file", vm->name);
+        }
+    }
+retired:
+  vm->retired = true;
+  vm->reloading = reload;
+  return reply_ok (r, 204, NULL);
+}
+
 static void
 run_request (struct vm *vm, struct vm_request *req)
 {
   struct reply *r = &req->reply;
   const json_t *a = req->args;
 
+  if (vm->retired && vm->reloading)
+    {
+      reply_error (r, 503, "vm-reloading",
+                   "VM %s is being restarted with its new settings; retry",
+                   vm->name);
+      return;
+    }
   if (vm->retired)
     {
       reply_error (r, 404, "vm-not-found", "no VM '%s' is registered",
                    vm->name);
+      return;
+    }
+  if (vm->state_error && req->op != VM_OP_GET && req->op != VM_OP_RETIRE)
+    {
+      reply_error (r, 503, "vm-state-unreadable",
+                   "VM %s is out of service: %s", vm->name, vm->state_error);
       return;
     }
   switch (req->op)
@@ -445,11 +629,12 @@ run_request (struct vm *vm, struct vm_request *req)
 
         if (vm->qmp)
           qmp_version (vm->qmp, &major, &minor, &micro);
-        json_object_set_new (
-            body, "status",
-            json_string (connected (vm) ? "connected" : "disconnected"));
-        if (!connected (vm) && vm->last_error[0])
-          json_object_set_new (body, "error", json_string (vm->last_error));
+        json_object_set_new (body, "status", json_string (vm_status (vm)));
+        if (vm_status_error (vm))
+          json_object_set_new (body, "error",
+                               json_string (vm_status_error (vm)));
+        if (vm->save_failed)
+          json_object_set_new (body, "state_saved", json_false ());
         if (major)
           json_object_set_new (body, "qemu_version",
                                json_sprintf ("%d.%d.%d", major, minor, micro));
@@ -495,40 +680,36 @@ run_request (struct vm *vm, struct vm_request *req)
       backup_end (vm, a, r);
       break;
     case VM_OP_RETIRE:
-      {
-        /* Here, not in the registry: no backup can begin in between. */
-        json_t *b = json_object_get (vm->state, "backup");
-        const char *phase = json_string_value (json_object_get (b, "phase"));
-
-        if (phase && strcmp (phase, "failed") != 0)
-          reply_error (r, 409, "backup-active",
-                       "VM %s has an active backup; end it first", vm->name);
-        /* What QEMU still holds is removed only while we know it; a QEMU
-         * that is gone took it along.
-         */
-        else if (connected (vm))
-          {
-            vm->cleanup_next_ms = 0;
-            if (cleanup_require_none (vm, r) == 0)
-              {
-                vm->retired = true;
-                reply_ok (r, 204, NULL);
-              }
-          }
-        else
-          {
-            if (json_array_size (json_object_get (vm->state, "cleanup")) > 0)
-              log_warnx ("VM %s: unregistered while QEMU is unreachable; "
-                         "anything an earlier backup left in it stays",
-                         vm->name);
-            vm->retired = true;
-            reply_ok (r, 204, NULL);
-          }
-        break;
-      }
+      vm_retire (vm, a, r);
+      break;
     }
   if (r->status == 0)
     reply_error (r, 500, "internal-error", "request was not answered");
+}
+
+/* A backup that began while the daemon was told to stop would be ended
+ * right after its answer: answer 503 instead, and end it now.
+ */
+static void
+end_if_stopping (struct vm *vm, struct vm_request *req)
+{
+  bool stopping;
+
+  if (req->op != VM_OP_BACKUP_BEGIN || req->reply.status != 201)
+    return;
+  pthread_mutex_lock (&vm->lock);
+  stopping = vm->stopping;
+  pthread_mutex_unlock (&vm->lock);
+  if (!stopping)
+    return;
+  log_info ("VM %s: the daemon is stopping: undoing the backup that just "
+            "began",
+            vm->name);
+  backup_undo_begin (vm);
+  reply_clear (&req->reply);
+  reply_error (&req->reply, 503, "shutting-down",
+               "pullbackd is shutting down; the backup was undone, its "
+               "checkpoint too");
 }
 
 static void *
@@ -543,8 +724,11 @@ vm_thread (void *arg)
       struct vm_request *req;
       char drain[64];
 
-      if (!connected (vm))
+      /* Out of service: nothing is known of what it has in QEMU. */
+      if (!connected (vm) && vm->state_error == NULL)
         try_connect (vm);
+      if (vm->save_failed && monotonic_ms () >= vm->save_retry_ms)
+        vm_save (vm);
       publish_summary (vm);
 
       /* Requests first. */
@@ -562,6 +746,7 @@ vm_thread (void *arg)
           if (req == NULL)
             break;
           run_request (vm, req);
+          end_if_stopping (vm, req);
           publish_summary (vm);
           pthread_mutex_lock (&vm->lock);
           req->done = true;
@@ -577,10 +762,12 @@ vm_thread (void *arg)
         }
       pthread_mutex_unlock (&vm->lock);
 
-      exp = backup_tick (vm);
+      exp = vm->state_error ? -1 : backup_tick (vm);
       timeout = connected (vm) ? 5000 : RECONNECT_MS;
       if (exp >= 0 && exp < timeout)
         timeout = exp;
+      if (vm->save_failed && timeout > SAVE_RETRY_MS)
+        timeout = SAVE_RETRY_MS;
       /* Waiting for an incoming migration: look again now and then. */
       if (connected (vm) && vm->incoming)
         {
@@ -627,8 +814,12 @@ vm_thread (void *arg)
         lost_connection (vm, "QMP connection closed");
     }
 
-  backup_end_for_shutdown (vm);
-  vm_save (vm);
+  if (vm->state_error == NULL)
+    {
+      backup_end_for_shutdown (vm);
+      if (vm_save (vm) == -1)
+        vm->final_save_failed = true;
+    }
   return NULL;
 }
 

@@ -33,8 +33,11 @@ enum vm_op
   VM_OP_BACKUP_GET,        /* args: id */
   VM_OP_BACKUP_PATCH,      /* args: id, ttl */
   VM_OP_BACKUP_END,        /* args: id */
-  VM_OP_RETIRE, /* unregister: 409 if a backup is active, else 204 and
-                   every later request is answered 404 */
+  VM_OP_RETIRE, /* unregister; args: checkpoints = "delete" | "keep" |
+                   absent, reload (bool).  409 if a backup is active, or
+                   if checkpoints exist and neither delete nor keep was
+                   asked; else 204 and every later request is answered
+                   404 (503 vm-reloading with reload) */
 };
 
 struct vm_request
@@ -55,6 +58,11 @@ struct vm
   char *scratch_dir; /* where fleece overlays go */
   char *nbd_adopt;   /* an NBD server QEMU already runs, or NULL */
   bool from_api;     /* registered through POST /v1/vms (persisted) */
+  /* Why the state file could not be used (it names the file), or NULL.
+   * Such a VM is out of service: it never touches QEMU and never writes
+   * its state file, which is kept for the administrator.
+   */
+  char *state_error;
   const struct daemon_ctx *ctx;
 
   /* Request queue, protected by lock. */
@@ -77,8 +85,13 @@ struct vm
   json_t *state; /* the persisted document */
   json_t *disks; /* discovered: [{name, node, format, size, ro}] */
   int64_t next_connect_ms;
-  bool up;      /* connected as far as the owner has noticed */
-  bool retired; /* VM_OP_RETIRE succeeded */
+  bool up;          /* connected as far as the owner has noticed */
+  bool retired;     /* VM_OP_RETIRE succeeded */
+  bool reloading;   /* retired to be replaced: answer 503, not 404 */
+  bool keep_state;  /* retired with checkpoints=keep */
+  bool save_failed; /* the state in memory is newer than the file */
+  int64_t save_retry_ms;
+  bool final_save_failed; /* the last save, at exit, failed */
   char last_error[512];
   bool nbd_ours;           /* we started QEMU's NBD server */
   int64_t cleanup_next_ms; /* no cleanup retry before (monotonic) */
