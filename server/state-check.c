@@ -406,6 +406,18 @@ state_check (const json_t *doc, const char *vm, char *err, size_t errlen)
                  -1;
     }
 
+  /* The guest was being frozen (server/quiesce.c). */
+  v = json_object_get (doc, "quiesce");
+  if (v && !json_is_null (v)
+      && (!json_is_object (v)
+          || !want_string (&c, v, "\"quiesce\"", "state", REQUIRED)
+          || !want_string (&c, v, "\"quiesce\"", "backup", REQUIRED)
+          || !want_string (&c, v, "\"quiesce\"", "agent", REQUIRED)
+          || !want_integer (&c, v, "\"quiesce\"", "since", REQUIRED)
+          || !want_string (&c, v, "\"quiesce\"", "error", OPTIONAL)))
+    return fail (&c, "\"quiesce\" must be {state, backup, agent, since}"),
+           -1;
+
   v = json_object_get (doc, "registration");
   if (v && !check_registration (&c, v, vm))
     return -1;
