@@ -446,7 +446,9 @@ checkpoint_settle_pending (struct vm *vm)
 }
 
 /* The node of checkpoint disk D now (the disks may have been found
- * again since it was made), or NULL if that disk is gone.
+ * again since it was made), else the one it was made on: the caller
+ * looks for the bitmap there before it removes anything.  (At connect,
+ * leftovers are settled before the disks are discovered.)
  */
 static const char *
 checkpoint_disk_node (const struct vm *vm, const json_t *d)
@@ -454,7 +456,7 @@ checkpoint_disk_node (const struct vm *vm, const json_t *d)
   const json_t *disk
       = disk_find (vm->disks, json_string_value (json_object_get (d, "disk")));
 
-  return disk ? json_string_value (json_object_get (disk, "node")) : NULL;
+  return json_string_value (json_object_get (disk ?: d, "node"));
 }
 
 static bool

@@ -415,8 +415,7 @@ state_check (const json_t *doc, const char *vm, char *err, size_t errlen)
           || !want_string (&c, v, "\"quiesce\"", "agent", REQUIRED)
           || !want_integer (&c, v, "\"quiesce\"", "since", REQUIRED)
           || !want_string (&c, v, "\"quiesce\"", "error", OPTIONAL)))
-    return fail (&c, "\"quiesce\" must be {state, backup, agent, since}"),
-           -1;
+    return fail (&c, "\"quiesce\" must be {state, backup, agent, since}"), -1;
 
   v = json_object_get (doc, "registration");
   if (v && !check_registration (&c, v, vm))
