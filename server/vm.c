@@ -467,6 +467,7 @@ run_request (struct vm *vm, struct vm_request *req)
         json_object_set_new (body, "cleanup_pending",
                              json_integer ((json_int_t)json_array_size (
                                  json_object_get (vm->state, "cleanup"))));
+        quiesce_describe (vm, body);
         reply_ok (r, 200, body);
         break;
       }
@@ -500,6 +501,9 @@ run_request (struct vm *vm, struct vm_request *req)
         json_t *b = json_object_get (vm->state, "backup");
         const char *phase = json_string_value (json_object_get (b, "phase"));
 
+        /* Its state file goes, and with it the memory of a freeze. */
+        if (quiesce_require_thawed (vm, r) == -1)
+          break;
         if (phase && strcmp (phase, "failed") != 0)
           reply_error (r, 409, "backup-active",
                        "VM %s has an active backup; end it first", vm->name);
@@ -581,6 +585,10 @@ vm_thread (void *arg)
       timeout = connected (vm) ? 5000 : RECONNECT_MS;
       if (exp >= 0 && exp < timeout)
         timeout = exp;
+      /* A guest we froze and could not thaw: QMP or not. */
+      exp = quiesce_tick (vm, false);
+      if (exp >= 0 && exp < timeout)
+        timeout = exp;
       /* Waiting for an incoming migration: look again now and then. */
       if (connected (vm) && vm->incoming)
         {
@@ -627,6 +635,13 @@ vm_thread (void *arg)
         lost_connection (vm, "QMP connection closed");
     }
 
+  /* Never exit with a guest of ours frozen, if it can be helped; the
+   * marker stays for the next start if not.
+   */
+  if (quiesce_tick (vm, true) >= 0)
+    log_warnx ("VM %s: exiting with the guest filesystems frozen; the next "
+               "start thaws them",
+               vm->name);
   backup_end_for_shutdown (vm);
   vm_save (vm);
   return NULL;
