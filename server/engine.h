@@ -124,6 +124,42 @@ void backup_end_for_shutdown (struct vm *vm);
  */
 void backup_undo_begin (struct vm *vm);
 
+/* quiesce.c: freezing the guest around the snapshot.  A "quiesce"
+ * marker in the state, saved before the freeze and removed once a thaw
+ * is confirmed, decides which guest is ours to thaw.
+ *
+ * Freeze through the VM's agent for BACKUP (409 thaw-pending while an
+ * earlier freeze of ours is not thawed, 409 guest-frozen when someone
+ * else froze it, 502 quiesce-failed, 500 state-write-failed).  Returns
+ * the agent to thaw with, FROZEN_AT_MS set to when the freeze was sent,
+ * or NULL with R set: nothing of ours is frozen, or the marker stays
+ * and the thaw is retried.
+ */
+struct qga;
+struct qga *quiesce_freeze (struct vm *vm, const char *backup,
+                            int64_t *frozen_at_ms, struct reply *r);
+/* Thaw through G (closed), or a fresh connection if that fails.  0: the
+ * marker is removed from the document (the caller's next save records
+ * it).  -1: the marker stays, the thaw is retried by quiesce_tick, and R
+ * (if not NULL) is set to 502 thaw-failed.
+ */
+int quiesce_thaw (struct vm *vm, struct qga *g, struct reply *r);
+/* While the marker stands: ask the agent and thaw a frozen guest, when
+ * the retry is due or NOW (a QMP connect, shutdown).  Returns ms until
+ * the next retry, or -1 when nothing is pending (any more).
+ */
+int quiesce_tick (struct vm *vm, bool now);
+/* 0 when no thaw is pending (after trying one), else -1 with R set to
+ * 409 thaw-pending.
+ */
+int quiesce_require_thawed (struct vm *vm, struct reply *r);
+/* guest_frozen (and thaw_error) for GET /v1/vms/VM. */
+void quiesce_describe (const struct vm *vm, json_t *body);
+/* Test-only: with PULLBACK_TEST_PAUSE=POINT, create the file
+ * PULLBACK_TEST_PAUSE_FILE and wait until it is removed.  Inert without.
+ */
+void test_pause (const char *point);
+
 /* scratch.c: create every disk's scratch file and qcow2 inside QEMU and
  * add the fleece overlays (blockdev-create, blockdev-add).  Returns 0, or
  * -1 with R set; what was made is removed by teardown_backup.

@@ -393,6 +393,8 @@ recovery_cleanup (struct vm *vm)
 {
   json_t *b = json_object_get (vm->state, "backup");
 
+  /* A guest we left frozen first: it is the guest's I/O that waits. */
+  quiesce_tick (vm, true);
   if (json_is_object (b))
     {
       const char *phase = str (b, "phase");

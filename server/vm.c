@@ -532,6 +532,12 @@ vm_retire (struct vm *vm, const json_t *args, struct reply *r)
   size_t n = json_array_size (json_object_get (vm->state, "checkpoints"));
   char aside[PATH_MAX], err[512];
 
+  /* Its state file goes (unless kept), and with it the memory of a
+   * freeze.
+   */
+  if (vm->state_error == NULL && !reload
+      && quiesce_require_thawed (vm, r) == -1)
+    return -1;
   if (vm->state_error)
     {
       /* Its file goes aside, kept: a new registration starts afresh. */
@@ -652,6 +658,7 @@ run_request (struct vm *vm, struct vm_request *req)
         json_object_set_new (body, "cleanup_pending",
                              json_integer ((json_int_t)json_array_size (
                                  json_object_get (vm->state, "cleanup"))));
+        quiesce_describe (vm, body);
         reply_ok (r, 200, body);
         break;
       }
@@ -768,6 +775,10 @@ vm_thread (void *arg)
         timeout = exp;
       if (vm->save_failed && timeout > SAVE_RETRY_MS)
         timeout = SAVE_RETRY_MS;
+      /* A guest we froze and could not thaw: QMP or not. */
+      exp = vm->state_error ? -1 : quiesce_tick (vm, false);
+      if (exp >= 0 && exp < timeout)
+        timeout = exp;
       /* Waiting for an incoming migration: look again now and then. */
       if (connected (vm) && vm->incoming)
         {
@@ -816,6 +827,13 @@ vm_thread (void *arg)
 
   if (vm->state_error == NULL)
     {
+      /* Never exit with a guest of ours frozen, if it can be helped;
+       * the marker stays for the next start if not.
+       */
+      if (quiesce_tick (vm, true) >= 0)
+        log_warnx ("VM %s: exiting with the guest filesystems frozen; the "
+                   "next start thaws them",
+                   vm->name);
       backup_end_for_shutdown (vm);
       if (vm_save (vm) == -1)
         vm->final_save_failed = true;

@@ -97,6 +97,8 @@ struct vm
   int64_t cleanup_next_ms; /* no cleanup retry before (monotonic) */
   bool incoming;           /* QEMU waits for an incoming migration */
   char nbd_socket[256];
+  int64_t thaw_next_ms; /* no thaw retry before (monotonic) */
+  int thaw_backoff_ms;  /* the last wait between thaw retries */
 };
 
 /* Create a VM from its settings and load its state.  Returns NULL with
