@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "safepath.h"
 #include "validate.h"
 
 static const struct field *
@@ -47,6 +48,7 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
   size_t i, j;
   const json_t *e, *e2;
   const char *s;
+  char why[128];
 
   switch (f->type)
     {
@@ -86,11 +88,16 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
 
     case FIELD_PATH:
       s = json_string_value (v);
-      if (s == NULL || s[0] != '/' || strlen (s) >= PATH_MAX
-          || strlen (s) != json_string_length (v))
+      if (s == NULL || strlen (s) != json_string_length (v))
         {
           reply_error_field (r, 400, "invalid-path", f->name,
                              "field '%s' must be an absolute path", f->name);
+          return false;
+        }
+      if (!safepath_plain (s, why, sizeof why))
+        {
+          reply_error_field (r, 400, "invalid-path", f->name, "field '%s' %s",
+                             f->name, why);
           return false;
         }
       return true;

@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "conf.h"
 #include "names.h"
+#include "safepath.h"
 
 /* Longest line the parser takes; anything longer is an error. */
 #define MAX_LINE 4096
@@ -70,6 +71,8 @@ config_free (struct config *c)
   free (c->token_file);
   string_vector_iter (&c->listen, (void (*) (char *))free);
   string_vector_reset (&c->listen);
+  string_vector_iter (&c->allowed_roots, (void (*) (char *))free);
+  string_vector_reset (&c->allowed_roots);
   vm_config_vector_iter (&c->vms, vm_config_free);
   vm_config_vector_reset (&c->vms);
   memset (c, 0, sizeof *c);
@@ -287,6 +290,19 @@ config_set (struct config *c, const char *key, const char *value, char *err,
       if (r == 0
           && ((s = strdup (value)) == NULL
               || string_vector_append (&c->listen, s) == -1))
+        {
+          snprintf (why, sizeof why, "out of memory");
+          r = -1;
+        }
+    }
+  else if (strcmp (key, "allowed-roots") == 0)
+    {
+      char *s;
+
+      r = safepath_plain (value, why, sizeof why) ? 0 : -1;
+      if (r == 0
+          && ((s = strdup (value)) == NULL
+              || string_vector_append (&c->allowed_roots, s) == -1))
         {
           snprintf (why, sizeof why, "out of memory");
           r = -1;

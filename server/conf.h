@@ -46,7 +46,11 @@ struct config
   char *state_dir;
   char *run_dir;
   string_vector listen; /* "HOST:PORT" or an absolute unix socket path */
-  char *token_file;     /* bearer token for TCP clients, or NULL */
+  /* Directories under which the paths a request names (qmp, qga,
+   * scratch_dir, nbd=unix:) must lie; none: requests cannot name paths.
+   */
+  string_vector allowed_roots;
+  char *token_file; /* bearer token for TCP clients, or NULL */
   enum log_level log_level;
   int backup_ttl;          /* default TTL of a backup, seconds */
   int backup_ttl_max;      /* largest TTL a request may ask for */

@@ -6,6 +6,7 @@
 #define PULLBACK_DAEMON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct daemon_ctx
@@ -18,6 +19,12 @@ struct daemon_ctx
   int64_t scratch_max; /* see struct config */
   int64_t scratch_reserve;
   bool scratch_via_qemu; /* scratch-create = qemu */
+  /* allowed-roots (fixed at start: SIGHUP does not change them). */
+  const char *const *allowed_roots;
+  size_t n_allowed_roots;
+  /* The API's addresses: unix socket paths are never a VM's. */
+  const char *const *listen;
+  size_t n_listen;
 };
 
 #endif /* PULLBACK_DAEMON_H */

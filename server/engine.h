@@ -180,6 +180,11 @@ int scratch_threshold_reached (struct vm *vm, json_t *backup,
  */
 bool scratch_used_up (struct vm *vm, const json_t *backup, char *why,
                       size_t len);
+/* Remove the scratch file PATH if it is a regular file, through its
+ * directory's descriptor (a symlink or special file there is left, with
+ * a warning).
+ */
+void scratch_remove_file (const char *path);
 /* Bytes allocated by the backup's scratch files. */
 json_int_t scratch_allocated (const json_t *backup);
 /* Dismiss (cancelling first if it still runs) a blockdev-create job. */

@@ -31,6 +31,7 @@ enum
   OPT_LISTEN,
   OPT_VM,
   OPT_LOG_LEVEL,
+  OPT_ALLOWED_ROOT,
 };
 
 static const char short_options[] = "c:fhnV";
@@ -45,6 +46,7 @@ static const struct option long_options[] = {
   { "listen", required_argument, NULL, OPT_LISTEN },
   { "vm", required_argument, NULL, OPT_VM },
   { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+  { "allowed-root", required_argument, NULL, OPT_ALLOWED_ROOT },
   { NULL, 0, NULL, 0 },
 };
 
@@ -56,6 +58,7 @@ usage (FILE *fp)
       "usage: pullbackd [-fn] [-c FILE] [--state-dir DIR] [--run-dir DIR]\n"
       "                 [--listen ADDR]... [--vm "
       "NAME=QMP[,qga=P][,scratch=D][,nbd=A]]...\n"
+      "                 [--allowed-root DIR]...\n"
       "                 [--log-level error|warn|info|debug]\n"
       "See pullbackd(8).\n");
 }
@@ -70,6 +73,8 @@ struct cmdline
   int nlisten;
   const char *vms[256];
   int nvms;
+  const char *roots[64];
+  int nroots;
 };
 
 static int
@@ -99,6 +104,10 @@ build_config (const struct cmdline *cl, struct config *conf, char *err,
       || (cl->log_level
           && config_set (conf, "log-level", cl->log_level, err, errlen) == -1))
     return -1;
+  /* In addition to the file's. */
+  for (int i = 0; i < cl->nroots; i++)
+    if (config_set (conf, "allowed-roots", cl->roots[i], err, errlen) == -1)
+      return -1;
   for (int i = 0; i < cl->nvms; i++)
     if (config_add_vm_arg (conf, cl->vms[i], err, errlen) == -1)
       return -1;
@@ -237,6 +246,11 @@ main (int argc, char **argv)
           fatalx ("too many --listen options");
         cl.listen[cl.nlisten++] = optarg;
         break;
+      case OPT_ALLOWED_ROOT:
+        if (cl.nroots == 64)
+          fatalx ("too many --allowed-root options");
+        cl.roots[cl.nroots++] = optarg;
+        break;
       case OPT_VM:
         if (cl.nvms == 256)
           fatalx ("too many --vm options");
@@ -298,6 +312,10 @@ main (int argc, char **argv)
     .scratch_max = conf.scratch_max,
     .scratch_reserve = conf.scratch_reserve,
     .scratch_via_qemu = conf.scratch_via_qemu,
+    .allowed_roots = (const char *const *)conf.allowed_roots.ptr,
+    .n_allowed_roots = conf.allowed_roots.len,
+    .listen = (const char *const *)conf.listen.ptr,
+    .n_listen = conf.listen.len,
   };
   registry_init (&reg, &ctx);
   registry_load (&reg, &conf);

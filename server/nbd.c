@@ -30,6 +30,7 @@
 #include "engine.h"
 #include "log.h"
 #include "nbd.h"
+#include "nbduri.h"
 #include "unixsock.h"
 
 #define SOCKET_MODE 0660
@@ -193,10 +194,13 @@ json_t *
 nbd_uri (const struct vm *vm, const char *export)
 {
   const char *a = vm->nbd_adopt;
+  CLEANUP_FREE char *uri = NULL;
 
   if (a == NULL)
-    return json_sprintf ("nbd+unix:///%s?socket=%s", export, vm->nbd_socket);
-  if (strncmp (a, "unix:", 5) == 0)
-    return json_sprintf ("nbd+unix:///%s?socket=%s", export, a + 5);
-  return json_sprintf ("nbd://%s/%s", a, export);
+    uri = nbd_uri_unix (export, vm->nbd_socket);
+  else if (strncmp (a, "unix:", 5) == 0)
+    uri = nbd_uri_unix (export, a + 5);
+  else
+    uri = nbd_uri_tcp (a, export);
+  return uri ? json_string (uri) : NULL;
 }

@@ -160,7 +160,7 @@ teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
           rc = -1;
           continue;
         }
-      unlink (str (d, "scratch"));
+      scratch_remove_file (str (d, "scratch"));
       if (txn && str (d, "tmp_bitmap")
           && vm_qmp_quietly (vm, "block-dirty-bitmap-remove",
                              json_pack ("{s:s, s:s}", "node", str (d, "node"),
@@ -183,7 +183,7 @@ teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
   if (!vm->qmp || !qmp_is_connected (vm->qmp))
     {
       json_array_foreach (disks, i, d)
-        unlink (str (d, "scratch"));
+        scratch_remove_file (str (d, "scratch"));
       return -1;
     }
   nbd_stop_if_idle (vm);

@@ -12,6 +12,8 @@
 #include "engine.h"
 #include "log.h"
 #include "registry.h"
+#include "reqpaths.h"
+#include "rundir.h"
 #include "state.h"
 #include "stats.h"
 
@@ -79,6 +81,12 @@ remove_vm (struct registry *reg, struct vm *vm)
   if (!vm->keep_state
       && state_remove (reg->ctx->state_dir, vm->name, err, sizeof err) == -1)
     log_warnx ("VM %s: %s", vm->name, err);
+  /* Its thread is gone, and its name is not free until it leaves the
+   * set: nothing uses the run directory now.  One restarted with new
+   * settings goes on using it (its NBD socket may be live).
+   */
+  if (!vm->reloading)
+    rundir_remove (reg->ctx->run_dir, vm->name);
   pthread_rwlock_wrlock (&reg->lock);
   for (size_t i = 0; i < reg->vms.len; i++)
     if (reg->vms.ptr[i] == vm)
@@ -387,6 +395,8 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
   if (find (reg, name, true))
     reply_error_field (r, 409, "vm-exists", "name",
                        "a VM '%s' is already registered", name);
+  else if (reqpaths_check (reg->ctx, args, r) == -1)
+    ; /* R is set */
   else if (add (reg, name, json_string_value (json_object_get (args, "qmp")),
                 json_string_value (json_object_get (args, "qga")),
                 json_string_value (json_object_get (args, "scratch_dir")),

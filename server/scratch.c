@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,6 +50,118 @@ static const char *
 str (const json_t *o, const char *key)
 {
   return json_string_value (json_object_get (o, key));
+}
+
+/* The scratch file PATH is reached only through its directory's
+ * descriptor: *DIRFD (close it) and the file's name in it.  Returns the
+ * name, or NULL with errno set.
+ */
+static const char *
+open_dir_of (const char *path, int *dirfd)
+{
+  const char *slash = path ? strrchr (path, '/') : NULL;
+  char dir[PATH_MAX];
+
+  *dirfd = -1;
+  if (slash == NULL || slash[1] == '\0'
+      || (size_t)(slash - path) >= sizeof dir)
+    {
+      errno = EINVAL;
+      return NULL;
+    }
+  if (slash == path)
+    snprintf (dir, sizeof dir, "/");
+  else
+    snprintf (dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  *dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return *dirfd == -1 ? NULL : slash + 1;
+}
+
+/* fstatat of disk D's scratch file, not following a symlink there. */
+static int
+stat_scratch (const json_t *d, struct stat *st)
+{
+  CLEANUP_CLOSE int dirfd = -1;
+  const char *name = open_dir_of (str (d, "scratch"), &dirfd);
+
+  if (name == NULL)
+    return -1;
+  return fstatat (dirfd, name, st, AT_SYMLINK_NOFOLLOW);
+}
+
+void
+scratch_remove_file (const char *path)
+{
+  CLEANUP_CLOSE int dirfd = -1;
+  const char *name = open_dir_of (path, &dirfd);
+  struct stat st;
+
+  if (name == NULL || fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+    return;
+  /* Ours are regular files; anything else someone else put there. */
+  if (!S_ISREG (st.st_mode))
+    {
+      log_warnx ("leaving %s: a %s, not a scratch file of pullbackd", path,
+                 S_ISLNK (st.st_mode) ? "symbolic link" : "special file");
+      return;
+    }
+  if (unlinkat (dirfd, name, 0) == -1 && errno != ENOENT)
+    log_warn ("unlink %s", path);
+}
+
+/* Nothing may be at any scratch file's name before one is made: a
+ * leftover of ours was removed by recovery, so whatever is there is not
+ * ours, and following a symlink there (QEMU's blockdev-create does)
+ * would overwrite its target.  Returns 0, or -1 with R set.
+ */
+static int
+require_free_names (struct vm *vm, const json_t *disks, struct reply *r)
+{
+  size_t i;
+  json_t *d;
+
+  json_array_foreach (disks, i, d)
+    {
+      struct stat st;
+
+      if (stat_scratch (d, &st) == 0)
+        return reply_error (
+            r, 409, "scratch-exists",
+            "disk %s: %s already exists (a %s) and pullbackd did not make "
+            "it; remove it",
+            str (d, "name"), str (d, "scratch"),
+            S_ISLNK (st.st_mode)   ? "symbolic link"
+            : S_ISREG (st.st_mode) ? "regular file"
+                                   : "special file");
+      if (errno != ENOENT)
+        return reply_error (r, 500, "scratch-failed", "disk %s: %s: %s",
+                            str (d, "name"), str (d, "scratch"),
+                            strerror (errno));
+    }
+  (void)vm;
+  return 0;
+}
+
+/* Make disk D's scratch file QEMU made (scratch-create = qemu) private,
+ * through a descriptor: never chmod a path, which would follow a
+ * symlink put there since.
+ */
+static void
+make_private (struct vm *vm, const json_t *d)
+{
+  CLEANUP_CLOSE int dirfd = -1, fd = -1;
+  const char *name = open_dir_of (str (d, "scratch"), &dirfd);
+  struct stat st;
+
+  if (name)
+    fd = openat (dirfd, name,
+                 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd == -1 || fstat (fd, &st) == -1 || !S_ISREG (st.st_mode)
+      || fchmod (fd, 0600) == -1)
+    log_warnx ("VM %s: cannot make %s private (mode 0600): %s", vm->name,
+               str (d, "scratch"),
+               fd != -1 && !S_ISREG (st.st_mode) ? "not a regular file"
+                                                 : strerror (errno));
 }
 
 static bool
@@ -205,26 +318,27 @@ add_nodes (struct vm *vm, const json_t *disks, bool fleece, struct reply *r)
        * pullbackd is not root, only the scratch directory's mode
        * protects it.
        */
-      if (!fleece && chmod (str (d, "scratch"), 0600) == -1)
-        log_warn ("VM %s: chmod 0600 %s", vm->name, str (d, "scratch"));
+      if (!fleece)
+        make_private (vm, d);
     }
   return 0;
 }
 
 /* Write disk D's scratch file, owned by QEMU's user (CRED).  Returns 0,
- * or -1 with errno set (EPERM: it cannot be given to that user).
+ * or -1 with errno set (EPERM: it cannot be given to that user; EEXIST:
+ * something is at its name, see require_free_names).
  */
 static int
 write_scratch (const json_t *d, const struct ucred *cred)
 {
-  const char *path = str (d, "scratch");
-  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_CLOSE int dirfd = -1, fd = -1;
+  const char *name = open_dir_of (str (d, "scratch"), &dirfd);
   int e;
 
-  /* Our own name: what is there is a leftover. */
-  if (unlink (path) == -1 && errno != ENOENT)
+  if (name == NULL)
     return -1;
-  fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  fd = openat (dirfd, name,
+               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd == -1)
     return -1;
   if (((cred->uid != geteuid () || cred->gid != getegid ())
@@ -234,7 +348,7 @@ write_scratch (const json_t *d, const struct ucred *cred)
              == -1)
     {
       e = errno;
-      unlink (path);
+      unlinkat (dirfd, name, 0); /* made by us just now (O_EXCL) */
       errno = e;
       return -1;
     }
@@ -297,7 +411,7 @@ write_scratches (struct vm *vm, const json_t *disks, struct reply *r)
         int e = errno;
 
         for (k = 0; k < i; k++)
-          unlink (str (json_array_get (disks, k), "scratch"));
+          scratch_remove_file (str (json_array_get (disks, k), "scratch"));
         if (e == EPERM || e == EACCES || e == EROFS)
           {
             log_debug ("VM %s: cannot make scratch files for uid %u (%s); "
@@ -316,8 +430,11 @@ int
 scratch_add_all (struct vm *vm, json_t *b, struct reply *r)
 {
   const json_t *disks = json_object_get (b, "disks");
-  int here = write_scratches (vm, disks, r);
+  int here;
 
+  if (require_free_names (vm, disks, r) == -1)
+    return -1;
+  here = write_scratches (vm, disks, r);
   if (here == -1)
     return -1;
   if ((here == 0 && create_step (vm, disks, "file", r) == -1)
@@ -340,7 +457,7 @@ scratch_allocated (const json_t *b)
   struct stat st;
 
   json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (stat (str (d, "scratch"), &st) == 0)
+    if (stat_scratch (d, &st) == 0 && S_ISREG (st.st_mode))
       total += (json_int_t)st.st_blocks * 512;
   return total;
 }
@@ -388,7 +505,7 @@ set_threshold (struct vm *vm, const json_t *d, int64_t at, int64_t share,
   struct stat st;
   json_t *ret;
 
-  if (stat (str (d, "scratch"), &st) == 0 && st.st_size > at)
+  if (stat_scratch (d, &st) == 0 && S_ISREG (st.st_mode) && st.st_size > at)
     at = st.st_size;
   ret = vm_qmp (vm, "block-set-write-threshold",
                 json_pack ("{s:O, s:I}", "node-name",

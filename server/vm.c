@@ -21,6 +21,7 @@
 #include "deadline.h"
 #include "engine.h"
 #include "log.h"
+#include "rundir.h"
 #include "state.h"
 
 /* How often a disconnected VM tries QMP again. */
@@ -844,17 +845,19 @@ vm_thread (void *arg)
 int
 vm_start (struct vm *vm)
 {
-  char run[PATH_MAX];
   int r;
 
   /* The VM's run directory holds its NBD socket wherever its scratch
    * files go; by default they go there too.  Mode 0750 like the run
-   * directory: the socket (0660) is for the group.
+   * directory: the socket (0660) is for the group.  A scratch directory
+   * named through the API must exist already (server/reqpaths.c):
+   * pullbackd, as root, creates nothing a request names; one from the
+   * configuration is the administrator's and is made if missing.
    */
-  snprintf (run, sizeof run, "%s/vms/%s", vm->ctx->run_dir, vm->name);
-  if (mkdir (run, 0750) == -1 && errno != EEXIST)
-    log_warn ("VM %s: mkdir %s", vm->name, run);
-  if (mkdir (vm->scratch_dir, 0700) == -1 && errno != EEXIST)
+  if (rundir_make (vm->ctx->run_dir, vm->name) == -1)
+    log_warn ("VM %s: run directory %s/vms/%s", vm->name, vm->ctx->run_dir,
+              vm->name);
+  if (!vm->from_api && mkdir (vm->scratch_dir, 0700) == -1 && errno != EEXIST)
     log_warn ("VM %s: mkdir %s", vm->name, vm->scratch_dir);
   r = pthread_create (&vm->thread, NULL, vm_thread, vm);
   if (r != 0)

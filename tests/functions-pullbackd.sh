@@ -11,15 +11,18 @@ NBD_DIRTY="${abs_top_srcdir:-.}/tests/nbd-dirty.py"
 
 # start_pullbackd DIR ARGS...: run pullbackd in the foreground (debug log
 # in DIR/pullbackd.log) with its state and run dirs under DIR and its API
-# on the unix socket DIR/api.sock.  Sets PB_PID and PB_API.
+# on the unix socket DIR/api.sock.  Requests may name paths under DIR
+# (--allowed-root DIR) unless PB_NO_ROOT is set.  Sets PB_PID and PB_API.
 start_pullbackd ()
 {
   local dir=$1; shift
+  local root=(--allowed-root "$dir")
+  [ -z "${PB_NO_ROOT:-}" ] || root=()
   PB_API=$dir/api.sock
   PB_LOG=$dir/pullbackd.log
   rm -f "$PB_API"
   "$PULLBACKD" -f --log-level debug --state-dir "$dir/state" \
-    --run-dir "$dir/run" --listen "$PB_API" "$@" \
+    --run-dir "$dir/run" --listen "$PB_API" "${root[@]}" "$@" \
     >>"$PB_LOG" 2>&1 &
   PB_PID=$!
   cleanup_fn kill_pullbackd

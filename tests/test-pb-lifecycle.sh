@@ -75,20 +75,21 @@ assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
 
 # --- a begin that fails half-way undoes everything --------------------
 # failed_begin STATUS CHECKPOINT PATTERN: a directory where disk0's
-# scratch file would go, so making it fails (whoever makes it); the begin
-# answers STATUS scratch-failed with a message matching PATTERN, and
+# scratch file would go, so the begin fails (whoever makes the files: it
+# is not pullbackd's, so it is found before anything is made); the begin
+# answers STATUS scratch-exists with a message matching PATTERN, and
 # leaves nothing behind and no checkpoint.
 failed_begin ()
 {
   local e
   mkdir "$dir/run/vms/vm1/pullback-vm1.0.qcow2"
-  e=$(expect_error "$1" scratch-failed POST /v1/vms/vm1/backups "{\"checkpoint\":\"$2\"}")
+  e=$(expect_error "$1" scratch-exists POST /v1/vms/vm1/backups "{\"checkpoint\":\"$2\"}")
   jq -e --arg p "$3" '.error.message | test($p)' <<<"$e"
   rmdir "$dir/run/vms/vm1/pullback-vm1.0.qcow2"
   assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
   expect_error 404 checkpoint-not-found GET "/v1/vms/vm1/checkpoints/$2" >/dev/null
 }
-failed_begin 500 c3 "disk0"
+failed_begin 409 c3 "disk0"
 test "$(bitmaps "$QMP_TEST_SOCK" disk0)" = "c1:true c2:true "
 expect 200 GET /v1/vms/vm1 | jq -e '.backup == null'
 # And the next begin works.
@@ -101,7 +102,7 @@ kill_pullbackd
 echo "scratch-create = qemu" > "$dir/qemu.conf"
 start_pullbackd "$dir" -c "$dir/qemu.conf" --vm "vm1=$QMP_SOCK,nbd=unix:$G"
 wait_vm_connected vm1
-failed_begin 502 c4 "disk0: creating the scratch file: .*Is a directory"
+failed_begin 409 c4 "disk0: .*already exists"
 # The snapshot is exact while the guest writes, and QEMU made the files.
 nbdcopy "nbd+unix:///guest-disk0?socket=$G" "$dir/at.raw"
 b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":false}')

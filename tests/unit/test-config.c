@@ -256,3 +256,20 @@ Test (config, vm_args)
   cr_assert_eq (config_add_vm_arg (&c, "..=/q", err, sizeof err), -1);
   cr_assert (strstr (err, "VM id must not be '..'") != NULL, "%s", err);
 }
+
+Test (config, allowed_roots)
+{
+  cr_assert_eq (c.allowed_roots.len, 0); /* none by default */
+  cr_assert_eq (config_set (&c, "allowed-roots", "/run/vms", err, sizeof err),
+                0, "%s", err);
+  cr_assert_eq (config_set (&c, "allowed-roots", "/srv/a b", err, sizeof err),
+                0, "%s", err);
+  cr_assert_eq (c.allowed_roots.len, 2);
+  cr_assert_str_eq (c.allowed_roots.ptr[1], "/srv/a b");
+  cr_assert_eq (config_set (&c, "allowed-roots", "run", err, sizeof err), -1);
+  cr_assert (strstr (err, "absolute") != NULL, "%s", err);
+  cr_assert_eq (config_set (&c, "allowed-roots", "/a/../b", err, sizeof err),
+                -1);
+  cr_assert_eq (config_set (&c, "allowed-roots", "/a/", err, sizeof err), -1);
+  cr_assert_eq (c.allowed_roots.len, 2);
+}
