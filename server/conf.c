@@ -287,6 +287,12 @@ config_set (struct config *c, const char *key, const char *value, char *err,
                     value);
           r = -1;
         }
+      for (size_t i = 0; r == 0 && i < c->listen.len; i++)
+        if (strcmp (c->listen.ptr[i], value) == 0)
+          {
+            snprintf (why, sizeof why, "%s is given twice", value);
+            r = -1;
+          }
       if (r == 0
           && ((s = strdup (value)) == NULL
               || string_vector_append (&c->listen, s) == -1))

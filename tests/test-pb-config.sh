@@ -98,7 +98,11 @@ case "$err" in *"others may access it"*) ;; *) false ;; esac
 chmod 600 "$dir/token"
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 echo "token-file = $dir/token" > "$dir/tcp.conf"
-start_pullbackd "$dir" -c "$dir/tcp.conf" --listen "$PB_API" --listen "127.0.0.1:$port"
+# The same address twice is an error, not a second listener.
+rc=0; err=$("$PULLBACKD" -n --listen "$dir/x.sock" --listen "$dir/x.sock" 2>&1) || rc=$?
+test "$rc" -eq 1
+case "$err" in *"x.sock is given twice"*) ;; *) false ;; esac
+start_pullbackd "$dir" -c "$dir/tcp.conf" --listen "127.0.0.1:$port"
 wait_for 10 sh -c "curl -s -o /dev/null http://127.0.0.1:$port/v1/health"
 status () { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 test "$(status "http://127.0.0.1:$port/v1/health")" = 401
