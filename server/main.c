@@ -128,7 +128,7 @@ build_config (const struct cmdline *cl, struct config *conf, char *err,
 }
 
 static int
-make_dir (const char *path)
+make_dir (const char *path, mode_t mode)
 {
   char buf[PATH_MAX];
 
@@ -140,26 +140,29 @@ make_dir (const char *path)
         mkdir (buf, 0755);
         *p = '/';
       }
-  if (mkdir (buf, 0750) == -1 && errno != EEXIST)
+  if (mkdir (buf, mode) == -1 && errno != EEXIST)
     return -1;
   return 0;
 }
 
 /* One daemon per state directory: a second would overwrite the first's
- * state and end its backups.  The lock is held, through LOCK_FD, for the
+ * state and end its backups.  And per run directory: it would take the
+ * first's NBD sockets and scratch files for leftovers.  The lock is held, through LOCK_FD, for the
  * daemon's life (the kernel drops it when the process dies, however it
  * dies); the file holds the pid of the holder, for the message.
  */
 static int
-lock_state_dir (const char *dir, char *err, size_t errlen)
+lock_dir (const char *what, const char *dir, mode_t mode, char *err,
+          size_t errlen)
 {
   char path[PATH_MAX], pid[32] = "";
   int fd;
   ssize_t n;
 
-  if (make_dir (dir) == -1)
+  if (make_dir (dir, mode) == -1)
     {
-      snprintf (err, errlen, "state directory %s: %s", dir, strerror (errno));
+      snprintf (err, errlen, "%s directory %s: %s", what, dir,
+                strerror (errno));
       return -1;
     }
   snprintf (path, sizeof path, "%s/pullbackd.lock", dir);
@@ -178,9 +181,9 @@ lock_state_dir (const char *dir, char *err, size_t errlen)
       pid[strcspn (pid, "\n")] = '\0';
       if (e == EWOULDBLOCK)
         snprintf (err, errlen,
-                  "another pullbackd (pid %s) uses the state directory %s; "
+                  "another pullbackd (pid %s) uses the %s directory %s; "
                   "refusing to start",
-                  pid[0] ? pid : "?", dir);
+                  pid[0] ? pid : "?", what, dir);
       else
         snprintf (err, errlen, "lock %.900s: %s", path, strerror (e));
       close (fd);
@@ -211,7 +214,7 @@ main (int argc, char **argv)
   char *token = NULL;
   char err[1024], vmsdir[PATH_MAX];
   sigset_t set;
-  int c, sig, lock_fd, rc = EXIT_SUCCESS;
+  int c, sig, lock_fd, run_lock_fd, rc = EXIT_SUCCESS;
 
   while ((c = getopt_long (argc, argv, short_options, long_options, NULL))
          != -1)
@@ -280,19 +283,23 @@ main (int argc, char **argv)
   /* Before anything in the state or run directory is touched, and while
    * errors still reach the terminal.
    */
-  lock_fd = lock_state_dir (conf.state_dir, err, sizeof err);
+  lock_fd = lock_dir ("state", conf.state_dir, 0700, err, sizeof err);
   if (lock_fd == -1)
+    fatalx ("%s", err);
+  run_lock_fd = lock_dir ("run", conf.run_dir, 0750, err, sizeof err);
+  if (run_lock_fd == -1)
     fatalx ("%s", err);
 
   log_init ("pullbackd", cl.foreground, conf.log_level);
   if (!cl.foreground && daemon (0, 0) == -1)
     fatal ("daemon");
   lock_write_pid (lock_fd);
+  lock_write_pid (run_lock_fd);
 
   if (state_init (conf.state_dir, err, sizeof err) == -1)
     fatalx ("state directory: %s", err);
   snprintf (vmsdir, sizeof vmsdir, "%s/vms", conf.run_dir);
-  if (make_dir (conf.run_dir) == -1 || make_dir (vmsdir) == -1)
+  if (make_dir (conf.run_dir, 0750) == -1 || make_dir (vmsdir, 0750) == -1)
     fatal ("run directory %s", conf.run_dir);
 
   /* Signals go to this thread only, through sigwait. */
@@ -363,6 +370,7 @@ main (int argc, char **argv)
     }
   config_free (&conf);
   log_info ("pullbackd stopped");
+  close (run_lock_fd);
   close (lock_fd);
   return rc;
 }

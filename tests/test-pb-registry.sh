@@ -75,6 +75,15 @@ expect 200 GET "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")" |
   jq -e '.phase == "ready"' >/dev/null
 test -n "$(find "$dir/run" -name 'pullback-vm1.*.qcow2')"
 
+# Nor on the same run directory (NBD sockets, scratch files).
+rc=0
+timeout 60 "$PULLBACKD" -f --state-dir "$dir/state4" --run-dir "$dir/run" \
+  --listen "$dir/api4.sock" >"$dir/fourth.log" 2>&1 || rc=$?
+test "$rc" -ne 0
+grep -q "another pullbackd (pid $PB_PID) uses the run directory" "$dir/fourth.log"
+test ! -e "$dir/api4.sock"
+test ! -e "$dir/state4/vms"
+
 # A second daemon with its own state but the first one's API socket: it
 # must not unlink it or take it over.
 rc=0
