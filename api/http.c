@@ -1,20 +1,32 @@
 /* pullback: the HTTP server (libmicrohttpd).
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * One MHD daemon per listen address, a thread per connection: a request
- * may wait on a VM's owner, and must not hold up requests for other VMs.
- * Bodies are collected up to API_MAX_BODY (larger: 413, at once when
- * Content-Length says so), then the route's handler runs and its reply
- * becomes the response.  TCP listeners require a bearer token.
+ * One MHD daemon per listen address, each a small pool of epoll threads
+ * that only parse, check and send: an idle connection costs a file
+ * descriptor and some memory, never a thread.  A request that passes the
+ * checks runs its route's handler on a worker thread of its own (a
+ * handler may wait seconds for a VM's owner) while its connection is
+ * suspended; the handler's reply is sent when the connection resumes.
+ * A streamed reply (extents) keeps its worker as the producer (pump.h).
+ *
+ * Everything is checked before routing: the URL (no NUL or other control
+ * character, valid UTF-8, once %XX is decoded), the framing headers,
+ * the token on TCP listeners.  Bodies are collected up to API_MAX_BODY;
+ * a larger one, or one sent with a refused request, is read and dropped
+ * (up to DRAIN_MAX) so that the client sees the answer instead of a
+ * broken pipe.
  */
 
 #include <config.h>
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,15 +38,28 @@
 #include "cleanup.h"
 #include "log.h"
 #include "names.h"
+#include "pump.h"
 #include "unixsock.h"
+#include "utf8.h"
 #include "validate.h"
 
 #define MAX_LISTEN 16
-/* Connections at once per listener, and per client address on TCP: each
- * is a thread.
+/* MHD's event-loop threads per listener. */
+#define POOL_THREADS 2
+/* Connections at once per listener (fewer if file descriptors are
+ * short).  No limit per client address: every local user is 127.0.0.1.
  */
-#define MAX_CONNECTIONS 256
-#define MAX_CONNECTIONS_PER_IP 32
+#define MAX_CONNECTIONS 4096
+/* Requests being handled at once (each a thread); more get 503. */
+#define MAX_INFLIGHT 64
+/* Seconds a connection may stay idle: waiting for a request head, or
+ * between two requests, or stalled in a body or in reading an answer.
+ */
+#define IDLE_TIMEOUT 10
+/* A body we do not want is still read, and dropped, up to this much. */
+#define DRAIN_MAX (128ULL * 1024 * 1024)
+/* Request head (request line and headers) and body buffer of MHD. */
+#define CONNECTION_MEMORY (128 * 1024)
 
 struct api_server;
 
@@ -51,121 +76,353 @@ struct api_server
   struct MHD_Daemon *mhd[MAX_LISTEN];
   struct listener listeners[MAX_LISTEN];
   char *unix_paths[MAX_LISTEN];
+  int quiesced_fd[MAX_LISTEN];
   size_t n;
+
+  pthread_mutex_t lock;
+  pthread_cond_t idle;     /* inflight dropped to 0 */
+  unsigned inflight;       /* worker threads */
+  bool quiescing;          /* no new connections, new requests get 503 */
+  struct pumping *pumping; /* streams being produced */
 };
 
-struct conn_state
+/* A stream being produced, for api_server_stop to cut. */
+struct pumping
 {
+  struct pump *p;
+  struct pumping *next, *prev;
+};
+
+enum phase
+{
+  PHASE_READING, /* head and body */
+  PHASE_RUNNING, /* the handler runs on a worker, connection suspended */
+  PHASE_DONE,    /* resp is ready */
+};
+
+/* One request (MHD's con_cls). */
+struct request
+{
+  struct api_server *s;
+  struct MHD_Connection *c;
+  enum phase phase;
   char *body;
   size_t len;
+  unsigned long long received; /* body bytes, kept or dropped */
   bool too_large;
-  bool answered; /* refused before the body: ignore the rest */
+  /* An answer decided from the head; sent once the body is drained. */
+  struct reply early;
+  bool close; /* answer with Connection: close */
+  /* The route and its handler's answer. */
+  const struct api_route *rt;
+  char params[API_MAX_PARAMS][256];
+  struct reply reply;
+  struct MHD_Response *resp; /* built by the worker */
+  struct pump *pump;
 };
 
-/* A streamed answer handed to MHD: see struct reply. */
-struct stream_ctx
-{
-  ssize_t (*read) (void *stream, char *buf, size_t max);
-  void (*free) (void *stream);
-  void *stream;
-};
+/* ---------------------------------------------------------------- */
+/* Responses. */
 
-static ssize_t
-stream_cb (void *cls, uint64_t pos, char *buf, size_t max)
-{
-  struct stream_ctx *sc = cls;
-  ssize_t n = sc->read (sc->stream, buf, max);
-
-  if (n == 0)
-    return MHD_CONTENT_READER_END_OF_STREAM;
-  if (n < 0)
-    return MHD_CONTENT_READER_END_WITH_ERROR;
-  return n;
-}
-
-static void
-stream_free_cb (void *cls)
-{
-  struct stream_ctx *sc = cls;
-
-  sc->free (sc->stream);
-  free (sc);
-}
-
-static enum MHD_Result
-send_reply (struct MHD_Connection *c, struct reply *r)
+static struct MHD_Response *
+json_response (const char *text, size_t len, enum MHD_ResponseMemoryMode mode)
 {
   struct MHD_Response *resp;
-  enum MHD_Result ret;
-  char *text = NULL;
 
-  if (r->stream)
-    {
-      struct stream_ctx *sc = malloc (sizeof *sc);
+  resp = MHD_create_response_from_buffer (len, (void *)text, mode);
+  if (resp)
+    MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                             "application/json");
+  return resp;
+}
 
-      if (sc == NULL)
-        return MHD_NO;
-      *sc = (struct stream_ctx){ r->stream_read, r->stream_free, r->stream };
-      resp = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 64 * 1024,
-                                                stream_cb, sc, stream_free_cb);
-      if (resp == NULL)
-        {
-          free (sc);
-          return MHD_NO;
-        }
-      /* MHD owns the stream now. */
-      r->stream = NULL;
-      MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                               "application/json");
-      ret = MHD_queue_response (c, (unsigned)r->status, resp);
-      MHD_destroy_response (resp);
-      return ret;
-    }
+/* When even building the error failed (out of memory). */
+static const char fallback_error[]
+    = "{\"error\":{\"code\":\"internal-error\","
+      "\"message\":\"cannot build the answer\"}}\n";
+
+/* Turn R into a response; *STATUS may become 500.  Takes R's stream. */
+static struct MHD_Response *
+make_response (struct reply *r, unsigned *status)
+{
+  struct MHD_Response *resp;
+  char *text, *t2;
+  size_t n;
+
+  *status = (unsigned)r->status;
   if (r->text)
     {
       resp = MHD_create_response_from_buffer (strlen (r->text), r->text,
                                               MHD_RESPMEM_MUST_COPY);
-      if (resp == NULL)
-        return MHD_NO;
-      MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                               "text/plain; version=0.0.4");
-      ret = MHD_queue_response (c, (unsigned)r->status, resp);
-      MHD_destroy_response (resp);
-      return ret;
+      if (resp)
+        MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                 "text/plain; version=0.0.4");
+      return resp;
     }
-  if (r->body)
+  if (r->body == NULL)
     {
-      text = json_dumps (r->body, JSON_COMPACT);
-      if (text == NULL)
-        return MHD_NO;
-      /* A newline makes curl output pleasant; JSON does not mind. */
-      size_t n = strlen (text);
-      char *t2 = realloc (text, n + 2);
-      if (t2 == NULL)
-        {
-          free (text);
-          return MHD_NO;
-        }
-      text = t2;
-      text[n] = '\n';
-      text[n + 1] = '\0';
-      resp = MHD_create_response_from_buffer (n + 1, text,
-                                              MHD_RESPMEM_MUST_FREE);
+      if (r->status < 400)
+        return MHD_create_response_from_buffer (0, (void *)"",
+                                                MHD_RESPMEM_PERSISTENT);
+      /* An error without its body: never an empty answer. */
+      return json_response (fallback_error, strlen (fallback_error),
+                            MHD_RESPMEM_PERSISTENT);
     }
-  else
-    resp = MHD_create_response_from_buffer (0, (void *)"",
-                                            MHD_RESPMEM_PERSISTENT);
-  if (resp == NULL)
+  text = json_dumps (r->body, JSON_COMPACT);
+  if (text == NULL)
+    {
+      *status = 500;
+      return json_response (fallback_error, strlen (fallback_error),
+                            MHD_RESPMEM_PERSISTENT);
+    }
+  /* A newline makes curl output pleasant; JSON does not mind. */
+  n = strlen (text);
+  t2 = realloc (text, n + 2);
+  if (t2 == NULL)
     {
       free (text);
-      return MHD_NO;
+      return NULL;
     }
-  if (r->body)
-    MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                             "application/json");
-  ret = MHD_queue_response (c, (unsigned)r->status, resp);
+  t2[n] = '\n';
+  t2[n + 1] = '\0';
+  resp = json_response (t2, n + 1, MHD_RESPMEM_MUST_FREE);
+  if (resp == NULL)
+    free (t2);
+  return resp;
+}
+
+static enum MHD_Result
+queue (struct request *rq, struct MHD_Response *resp, unsigned status)
+{
+  enum MHD_Result ret;
+
+  if (resp == NULL)
+    return MHD_NO;
+  if (rq->close)
+    MHD_add_response_header (resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  ret = MHD_queue_response (rq->c, status, resp);
   MHD_destroy_response (resp);
   return ret;
+}
+
+/* Send R now (on an MHD thread: R is small, never a stream). */
+static enum MHD_Result
+answer (struct request *rq, const char *method, const char *url,
+        struct reply *r)
+{
+  struct MHD_Response *resp;
+  unsigned status;
+
+  log_debug ("%s %s -> %d", method, url, r->status);
+  resp = make_response (r, &status);
+  reply_clear (r);
+  return queue (rq, resp, status);
+}
+
+/* ---------------------------------------------------------------- */
+/* Checks before routing. */
+
+/* MHD's unescaper, for the path and for each query key and value: %XX
+ * decoded, except that a decoded NUL becomes DEL, a control character
+ * that check_url refuses (MHD hands strings on NUL-terminated: a real
+ * NUL would cut "vm2%00/checkpoints/c1" to "vm2").
+ */
+static int
+hex (char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+static size_t
+unescape (void *cls, struct MHD_Connection *c, char *s)
+{
+  char *w = s;
+  const char *r = s;
+
+  while (*r)
+    {
+      int hi, lo;
+
+      if (r[0] == '%' && (hi = hex (r[1])) >= 0 && (lo = hex (r[2])) >= 0)
+        {
+          int v = hi * 16 + lo;
+
+          *w++ = v == 0 ? 0x7f : (char)v;
+          r += 3;
+        }
+      else
+        *w++ = *r++;
+    }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
+struct url_check
+{
+  const char *bad_key;   /* a key that is not printable UTF-8 */
+  const char *bad_value; /* the key whose value is not */
+};
+
+static enum MHD_Result
+check_query_text (void *cls, enum MHD_ValueKind kind, const char *key,
+                  const char *value)
+{
+  struct url_check *u = cls;
+
+  if (!utf8_printable (key, strlen (key)))
+    {
+      u->bad_key = key;
+      return MHD_NO;
+    }
+  if (value && !utf8_printable (value, strlen (value)))
+    {
+      u->bad_value = key;
+      return MHD_NO;
+    }
+  return MHD_YES;
+}
+
+static bool
+check_url (struct MHD_Connection *c, const char *url, struct reply *r)
+{
+  struct url_check u = { 0 };
+
+  if (!utf8_printable (url, strlen (url)))
+    {
+      reply_error_field (r, 400, "invalid-url", "path",
+                         "the path has a NUL or another control character, "
+                         "or is not valid UTF-8 (after %%XX decoding)");
+      return false;
+    }
+  MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, check_query_text, &u);
+  if (u.bad_key)
+    {
+      reply_error_field (r, 400, "invalid-url", "query",
+                         "a query parameter name has a NUL or another "
+                         "control character, or is not valid UTF-8");
+      return false;
+    }
+  if (u.bad_value)
+    {
+      reply_error_field (r, 400, "invalid-url", u.bad_value,
+                         "query parameter '%s' has a NUL or another control "
+                         "character, or is not valid UTF-8",
+                         u.bad_value);
+      return false;
+    }
+  return true;
+}
+
+struct header_count
+{
+  const char *name;
+  unsigned n;
+  const char *value;
+};
+
+static enum MHD_Result
+count_header (void *cls, enum MHD_ValueKind kind, const char *key,
+              const char *value)
+{
+  struct header_count *h = cls;
+
+  if (strcasecmp (key, h->name) == 0)
+    {
+      h->n++;
+      h->value = value;
+    }
+  return MHD_YES;
+}
+
+static struct header_count
+header (struct MHD_Connection *c, const char *name)
+{
+  struct header_count h = { name, 0, NULL };
+
+  MHD_get_connection_values (c, MHD_HEADER_KIND, count_header, &h);
+  return h;
+}
+
+/* The body's framing must be unambiguous: MHD would take the first of
+ * two Content-Lengths, and chunked over a Content-Length (a request
+ * smuggling classic).  Malformed lengths MHD refuses itself.
+ */
+static bool
+check_framing (struct MHD_Connection *c, struct reply *r)
+{
+  struct header_count cl = header (c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  struct header_count te = header (c, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+
+  if (cl.n > 1)
+    {
+      reply_error_field (r, 400, "invalid-header", "Content-Length",
+                         "Content-Length is given %u times", cl.n);
+      return false;
+    }
+  if (te.n > 0 && cl.n > 0)
+    {
+      reply_error_field (r, 400, "invalid-header", "Transfer-Encoding",
+                         "Transfer-Encoding and Content-Length together");
+      return false;
+    }
+  if (te.n > 1 || (te.n == 1 && strcasecmp (te.value, "chunked") != 0))
+    {
+      reply_error_field (r, 400, "invalid-header", "Transfer-Encoding",
+                         "the only transfer coding understood is 'chunked'");
+      return false;
+    }
+  return true;
+}
+
+/* Compare without leaking where the first difference is. */
+static bool
+token_equal (const char *a, const char *b)
+{
+  size_t na = strlen (a), nb = strlen (b);
+  unsigned char d = na != nb;
+
+  for (size_t i = 0; i < na; i++)
+    d |= (unsigned char)a[i] ^ (unsigned char)b[i % (nb ? nb : 1)];
+  return d == 0;
+}
+
+static bool
+authorized (const struct listener *l, struct MHD_Connection *c)
+{
+  struct header_count h;
+  const char *t;
+
+  if (!l->tcp)
+    return true;
+  h = header (c, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (h.n != 1 || strncasecmp (h.value, "Bearer ", 7) != 0)
+    return false;
+  for (t = h.value + 7; *t == ' '; t++)
+    ;
+  return token_equal (t, l->s->token);
+}
+
+/* "application/json", any case, optionally with parameters. */
+static bool
+media_type_is_json (const char *ctype)
+{
+  static const char json[] = "application/json";
+  size_t n = sizeof json - 1;
+
+  while (*ctype == ' ' || *ctype == '\t')
+    ctype++;
+  if (strncasecmp (ctype, json, n) != 0)
+    return false;
+  ctype += n;
+  while (*ctype == ' ' || *ctype == '\t')
+    ctype++;
+  return *ctype == '\0' || *ctype == ';';
 }
 
 struct query_ctx
@@ -210,29 +467,26 @@ check_query_arg (void *cls, enum MHD_ValueKind kind, const char *key,
   return MHD_YES;
 }
 
-static const char *
-lookup_query (void *opaque, const char *key)
+/* Route the request and check what can be checked without the engine.
+ * Returns false with R set to the answer.
+ */
+static bool
+route (struct request *rq, const char *url, const char *method,
+       struct reply *r)
 {
-  return MHD_lookup_connection_value (opaque, MHD_GET_ARGUMENT_KIND, key);
-}
-
-static void
-dispatch (struct api_server *s, struct MHD_Connection *c, const char *url,
-          const char *method, struct conn_state *cs, struct reply *r)
-{
-  char params[API_MAX_PARAMS][256];
-  const struct api_route *rt = api_match (method, url, params, r);
+  struct MHD_Connection *c = rq->c;
+  const struct api_route *rt;
   struct query_ctx q = { 0 };
-  struct api_request req = { 0 };
   const char *ctype;
 
+  rt = api_match (method, url, rq->params, r);
   if (rt == NULL)
-    return;
-  if (cs->too_large)
+    return false;
+  if (rq->too_large)
     {
       reply_error (r, 413, "body-too-large",
                    "request body is larger than %d bytes", API_MAX_BODY);
-      return;
+      return false;
     }
 
   q.allowed = rt->query;
@@ -241,92 +495,308 @@ dispatch (struct api_server *s, struct MHD_Connection *c, const char *url,
     {
       reply_error_field (r, 400, "unknown-parameter", q.bad,
                          "unknown query parameter '%s'", q.bad);
-      return;
+      return false;
     }
   if (q.dup)
     {
       reply_error_field (r, 400, "duplicate-parameter", q.dup,
                          "query parameter '%s' is given twice", q.dup);
-      return;
+      return false;
     }
   if (q.novalue)
     {
       reply_error_field (r, 400, "invalid-parameter", q.novalue,
                          "query parameter '%s' has no value", q.novalue);
-      return;
+      return false;
     }
 
-  if (!rt->body && cs->len > 0)
+  if (!rt->body && rq->len > 0)
     {
       reply_error (r, 400, "unexpected-body", "%s %s takes no request body",
                    method, rt->pattern);
-      return;
+      return false;
     }
-  if (rt->body && cs->len > 0)
+  if (rt->body && rq->len > 0)
     {
       ctype = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_CONTENT_TYPE);
-      if (ctype && strncmp (ctype, "application/json", 16) != 0)
+      if (ctype && !media_type_is_json (ctype))
         {
           reply_error (r, 415, "unsupported-media-type",
                        "request body must be application/json");
-          return;
+          return false;
         }
     }
 
   /* A {vm} in the path is always the first parameter. */
   if (strstr (rt->pattern, "{vm}")
-      && !validate_path_name (NAME_VM, "vm", params[0], r))
-    return;
+      && !validate_path_name (NAME_VM, "vm", rq->params[0], r))
+    return false;
+  rq->rt = rt;
+  return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* Workers. */
+
+static const char *
+lookup_query (void *opaque, const char *key)
+{
+  return MHD_lookup_connection_value (opaque, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static void
+pumping_link (struct api_server *s, struct pumping *pg)
+{
+  pthread_mutex_lock (&s->lock);
+  pg->prev = NULL;
+  pg->next = s->pumping;
+  if (s->pumping)
+    s->pumping->prev = pg;
+  s->pumping = pg;
+  pthread_mutex_unlock (&s->lock);
+}
+
+static void
+pumping_unlink (struct api_server *s, struct pumping *pg)
+{
+  pthread_mutex_lock (&s->lock);
+  if (pg->prev)
+    pg->prev->next = pg->next;
+  else
+    s->pumping = pg->next;
+  if (pg->next)
+    pg->next->prev = pg->prev;
+  pthread_mutex_unlock (&s->lock);
+}
+
+static void
+worker_done (struct api_server *s)
+{
+  pthread_mutex_lock (&s->lock);
+  if (--s->inflight == 0)
+    pthread_cond_broadcast (&s->idle);
+  pthread_mutex_unlock (&s->lock);
+}
+
+/* Run the handler, build the response, resume the connection; then, for
+ * a stream, produce it.  RQ may be freed as soon as the connection is
+ * resumed: nothing of it is used after that.
+ */
+static void *
+worker (void *arg)
+{
+  struct request *rq = arg;
+  struct api_server *s = rq->s;
+  struct MHD_Connection *c = rq->c;
+  struct api_request req = { 0 };
+  struct pump *pump = NULL;
+  struct pumping pg;
+  unsigned status = 500;
 
   req.reg = s->reg;
   for (int i = 0; i < API_MAX_PARAMS; i++)
-    req.params[i] = params[i];
-  req.body = cs->body;
-  req.body_len = cs->len;
+    req.params[i] = rq->params[i];
+  req.body = rq->body;
+  req.body_len = rq->len;
   req.query = lookup_query;
   req.opaque = c;
-  rt->handler (&req, r);
-  if (r->status == 0)
-    reply_error (r, 500, "internal-error", "no reply");
+  rq->rt->handler (&req, &rq->reply);
+  if (rq->reply.status == 0)
+    reply_error (&rq->reply, 500, "internal-error", "no reply");
+
+  if (rq->reply.stream)
+    {
+      pump = pump_new (c, rq->reply.stream_read, rq->reply.stream_free,
+                       rq->reply.stream);
+      rq->reply.stream = NULL;
+      rq->resp = pump ? pump_response (pump) : NULL;
+      if (rq->resp)
+        {
+          MHD_add_response_header (rq->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                   "application/json");
+          status = (unsigned)rq->reply.status;
+        }
+      else
+        {
+          reply_error (&rq->reply, 500, "internal-error", "out of memory");
+          if (pump)
+            pump_unref (pump);
+          pump = NULL;
+        }
+    }
+  if (rq->resp == NULL)
+    rq->resp = make_response (&rq->reply, &status);
+  rq->reply.status = (int)status;
+  rq->pump = pump;
+  if (pump)
+    {
+      pg.p = pump;
+      pumping_link (s, &pg);
+    }
+
+  pthread_mutex_lock (&s->lock);
+  rq->phase = PHASE_DONE;
+  pthread_mutex_unlock (&s->lock);
+  MHD_resume_connection (c);
+
+  if (pump)
+    {
+      pump_run (pump);
+      pumping_unlink (s, &pg);
+      pump_unref (pump);
+    }
+  worker_done (s);
+  return NULL;
 }
 
-/* Compare without leaking where the first difference is. */
+/* Start the handler on a worker; false (R set) if that cannot be. */
 static bool
-token_equal (const char *a, const char *b)
+start_worker (struct request *rq, struct reply *r)
 {
-  size_t na = strlen (a), nb = strlen (b);
-  unsigned char d = na != nb;
+  struct api_server *s = rq->s;
+  pthread_attr_t attr;
+  pthread_t t;
+  int err;
 
-  for (size_t i = 0; i < na; i++)
-    d |= (unsigned char)a[i] ^ (unsigned char)b[i % (nb ? nb : 1)];
-  return d == 0;
+  pthread_mutex_lock (&s->lock);
+  if (s->quiescing)
+    {
+      pthread_mutex_unlock (&s->lock);
+      rq->close = true;
+      reply_error (r, 503, "shutting-down", "pullbackd is stopping");
+      return false;
+    }
+  if (s->inflight >= MAX_INFLIGHT)
+    {
+      pthread_mutex_unlock (&s->lock);
+      reply_error (r, 503, "busy", "%d requests are being handled; try again",
+                   MAX_INFLIGHT);
+      return false;
+    }
+  s->inflight++;
+  rq->phase = PHASE_RUNNING;
+  pthread_mutex_unlock (&s->lock);
+
+  /* Suspend first: the worker may resume it before we return. */
+  MHD_suspend_connection (rq->c);
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  err = pthread_create (&t, &attr, worker, rq);
+  pthread_attr_destroy (&attr);
+  if (err != 0)
+    {
+      unsigned status;
+
+      log_warnx ("cannot start a request thread: %s", strerror (err));
+      reply_error (&rq->reply, 503, "busy", "cannot start a thread: %s",
+                   strerror (err));
+      rq->resp = make_response (&rq->reply, &status);
+      rq->reply.status = (int)status;
+      rq->phase = PHASE_DONE;
+      worker_done (s);
+      MHD_resume_connection (rq->c);
+    }
+  return true;
 }
 
-static bool
-authorized (const struct listener *l, struct MHD_Connection *c)
-{
-  const char *h;
+/* ---------------------------------------------------------------- */
+/* The access handler. */
 
-  if (!l->tcp)
-    return true;
-  h = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
-                                   MHD_HTTP_HEADER_AUTHORIZATION);
-  return h && strncmp (h, "Bearer ", 7) == 0
-         && token_equal (h + 7, l->s->token);
-}
-
-/* Answer before the body is read (MHD then sends no 100 Continue). */
+/* The head is in: decide whatever can be decided from it.  An answer
+ * decided here is sent after the body is drained, except when the client
+ * waits for "100 Continue" (it sends no body then) or the framing is not
+ * to be trusted (the connection is closed after the answer).
+ */
 static enum MHD_Result
-refuse_early (struct MHD_Connection *c, const char *method, const char *url,
-              struct reply *r)
+on_head (struct listener *l, struct request *rq, const char *url,
+         const char *method)
 {
-  enum MHD_Result ret;
+  struct MHD_Connection *c = rq->c;
+  struct reply *e = &rq->early;
+  struct header_count clen;
+  const char *expect;
 
-  log_debug ("%s %s -> %d", method, url, r->status);
-  ret = send_reply (c, r);
-  reply_clear (r);
-  return ret;
+  if (!check_framing (c, e))
+    {
+      rq->close = true;
+      return answer (rq, method, url, e);
+    }
+  if (!check_url (c, url, e))
+    ;
+  else if (!authorized (l, c))
+    {
+      reply_error (e, 401, "unauthorized",
+                   "this address needs 'Authorization: Bearer TOKEN' "
+                   "with the token of pullbackd's token-file");
+      rq->close = true;
+    }
+  else
+    {
+      clen = header (c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+      if (clen.n == 1 && strtoull (clen.value, NULL, 10) > API_MAX_BODY)
+        reply_error (e, 413, "body-too-large",
+                     "request body is larger than %d bytes", API_MAX_BODY);
+      else
+        return MHD_YES;
+    }
+  /* Refused.  Read the body anyway (the client is sending it and would
+   * see a broken pipe instead of the answer) unless it waits for leave
+   * to send, or is larger than we care to read.
+   */
+  clen = header (c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  expect = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_EXPECT);
+  if ((expect && strcasecmp (expect, "100-continue") == 0)
+      || (clen.n == 1 && strtoull (clen.value, NULL, 10) > DRAIN_MAX))
+    {
+      rq->close = true;
+      return answer (rq, method, url, e);
+    }
+  return MHD_YES;
+}
+
+static enum MHD_Result
+on_body (struct request *rq, const char *url, const char *method,
+         const char *data, size_t size)
+{
+  rq->received += size;
+  if (rq->early.status)
+    {
+      if (rq->received > DRAIN_MAX)
+        {
+          rq->close = true;
+          return answer (rq, method, url, &rq->early);
+        }
+      return MHD_YES;
+    }
+  if (!rq->too_large && rq->len + size <= API_MAX_BODY)
+    {
+      char *p = realloc (rq->body, rq->len + size + 1);
+
+      if (p == NULL)
+        return MHD_NO;
+      rq->body = p;
+      memcpy (rq->body + rq->len, data, size);
+      rq->len += size;
+      rq->body[rq->len] = '\0';
+      return MHD_YES;
+    }
+  if (!rq->too_large)
+    {
+      rq->too_large = true;
+      free (rq->body);
+      rq->body = NULL;
+      rq->len = 0;
+    }
+  if (rq->received > DRAIN_MAX)
+    {
+      reply_error (&rq->early, 413, "body-too-large",
+                   "request body is larger than %d bytes", API_MAX_BODY);
+      rq->close = true;
+      return answer (rq, method, url, &rq->early);
+    }
+  return MHD_YES;
 }
 
 static enum MHD_Result
@@ -336,88 +806,89 @@ on_request (void *cls, struct MHD_Connection *c, const char *url,
 {
   struct listener *l = cls;
   struct api_server *s = l->s;
-  struct conn_state *cs = *con_cls;
+  struct request *rq = *con_cls;
   struct reply r = { 0 };
-  enum MHD_Result ret;
+  enum phase phase;
 
-  if (cs == NULL)
+  if (rq == NULL)
     {
-      const char *clen = MHD_lookup_connection_value (
-          c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-      cs = calloc (1, sizeof *cs);
-      if (cs == NULL)
+      rq = calloc (1, sizeof *rq);
+      if (rq == NULL)
         return MHD_NO;
-      *con_cls = cs;
-      if (!authorized (l, c))
-        {
-          reply_error (&r, 401, "unauthorized",
-                       "this address needs 'Authorization: Bearer TOKEN' "
-                       "with the token of pullbackd's token-file");
-          cs->answered = true;
-          return refuse_early (c, method, url, &r);
-        }
-      if (clen && strtoull (clen, NULL, 10) > API_MAX_BODY)
-        {
-          reply_error (&r, 413, "body-too-large",
-                       "request body is larger than %d bytes", API_MAX_BODY);
-          cs->answered = true;
-          return refuse_early (c, method, url, &r);
-        }
-      return MHD_YES;
-    }
-  if (cs->answered)
-    {
-      *upload_size = 0;
-      return MHD_YES;
+      *con_cls = rq;
+      rq->s = s;
+      rq->c = c;
+      return on_head (l, rq, url, method);
     }
   if (*upload_size > 0)
     {
-      if (!cs->too_large && cs->len + *upload_size <= API_MAX_BODY)
-        {
-          char *p = realloc (cs->body, cs->len + *upload_size + 1);
+      size_t size = *upload_size;
 
-          if (p == NULL)
-            return MHD_NO;
-          cs->body = p;
-          memcpy (cs->body + cs->len, upload_data, *upload_size);
-          cs->len += *upload_size;
-          cs->body[cs->len] = '\0';
-        }
-      else
-        cs->too_large = true;
       *upload_size = 0;
-      return MHD_YES;
+      return on_body (rq, url, method, upload_data, size);
     }
 
-  dispatch (s, c, url, method, cs, &r);
-  log_debug ("%s %s -> %d", method, url, r.status);
-  ret = send_reply (c, &r);
-  reply_clear (&r);
-  return ret;
+  pthread_mutex_lock (&s->lock);
+  phase = rq->phase;
+  pthread_mutex_unlock (&s->lock);
+  switch (phase)
+    {
+    case PHASE_READING:
+      if (rq->early.status)
+        return answer (rq, method, url, &rq->early);
+      if (!route (rq, url, method, &r) || !start_worker (rq, &r))
+        return answer (rq, method, url, &r);
+      return MHD_YES;
+    case PHASE_RUNNING:
+      return MHD_YES; /* not resumed yet */
+    case PHASE_DONE:
+      break;
+    }
+  log_debug ("%s %s -> %d", method, url, rq->reply.status);
+  {
+    struct MHD_Response *resp = rq->resp;
+
+    rq->resp = NULL;
+    return queue (rq, resp, (unsigned)rq->reply.status);
+  }
 }
 
 static void
 on_completed (void *cls, struct MHD_Connection *c, void **con_cls,
               enum MHD_RequestTerminationCode toe)
 {
-  struct conn_state *cs = *con_cls;
+  struct request *rq = *con_cls;
 
-  if (cs)
+  if (rq)
     {
-      free (cs->body);
-      free (cs);
+      free (rq->body);
+      reply_clear (&rq->early);
+      reply_clear (&rq->reply);
+      if (rq->resp)
+        MHD_destroy_response (rq->resp);
+      free (rq);
     }
   *con_cls = NULL;
 }
+
+/* ---------------------------------------------------------------- */
+/* Listeners. */
 
 static int
 listen_unix (const char *path, char *err, size_t errlen)
 {
   int fd = unix_listen (path, 0660);
 
-  if (fd == -1)
-    snprintf (err, errlen, "listen on %s: %s", path, strerror (errno));
+  /* A longer queue than unix_listen's: connect(2) on a unix socket
+   * blocks while the queue is full.
+   */
+  if (fd == -1 || listen (fd, SOMAXCONN) == -1)
+    {
+      snprintf (err, errlen, "listen on %s: %s", path, strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      return -1;
+    }
   return fd;
 }
 
@@ -451,7 +922,7 @@ listen_tcp (const char *addr, char *err, size_t errlen)
   if (fd == -1
       || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1
       || bind (fd, res->ai_addr, res->ai_addrlen) == -1
-      || listen (fd, 64) == -1)
+      || listen (fd, SOMAXCONN) == -1)
     {
       snprintf (err, errlen, "listen on %s: %s", addr, strerror (errno));
       if (fd >= 0)
@@ -462,11 +933,38 @@ listen_tcp (const char *addr, char *err, size_t errlen)
   return fd;
 }
 
+/* Connections need file descriptors: take the hard limit.  Returns how
+ * many connections each of N listeners may have.
+ */
+static unsigned
+connection_limit (size_t n)
+{
+  struct rlimit rl;
+  rlim_t avail;
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      if (setrlimit (RLIMIT_NOFILE, &rl) == -1)
+        getrlimit (RLIMIT_NOFILE, &rl);
+    }
+  /* Keep some for QMP, NBD, state files, ... */
+  avail = rl.rlim_cur > 512 ? rl.rlim_cur - 256 : rl.rlim_cur / 2;
+  avail /= n ? n : 1;
+  if (avail > MAX_CONNECTIONS)
+    avail = MAX_CONNECTIONS;
+  if (avail < 64)
+    log_warnx ("only %llu connections per listener (RLIMIT_NOFILE)",
+               (unsigned long long)avail);
+  return (unsigned)avail;
+}
+
 struct api_server *
 api_server_start (struct registry *reg, char *const *addresses, size_t n,
                   const char *token, char *err, size_t errlen)
 {
   struct api_server *s = calloc (1, sizeof *s);
+  unsigned limit;
 
   if (s == NULL || (token && (s->token = strdup (token)) == NULL))
     {
@@ -474,9 +972,12 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
       free (s);
       return NULL;
     }
+  pthread_mutex_init (&s->lock, NULL);
+  pthread_cond_init (&s->idle, NULL);
   s->reg = reg;
   if (n > MAX_LISTEN)
     n = MAX_LISTEN;
+  limit = connection_limit (n);
   for (size_t i = 0; i < n; i++)
     {
       const char *a = addresses[i];
@@ -498,14 +999,18 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
           return NULL;
         }
       s->listeners[s->n] = (struct listener){ s, !is_unix };
+      s->quiesced_fd[s->n] = -1;
       s->mhd[s->n] = MHD_start_daemon (
-          MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-          NULL, NULL, on_request, &s->listeners[s->n],
-          MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-          on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-          MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-          MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-          (unsigned)(is_unix ? 0 : MAX_CONNECTIONS_PER_IP), MHD_OPTION_END);
+          MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
+              | MHD_USE_ERROR_LOG,
+          0, NULL, NULL, on_request, &s->listeners[s->n],
+          MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+          (unsigned)POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+          NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
+          MHD_OPTION_CONNECTION_LIMIT, limit,
+          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+          MHD_OPTION_END);
       if (s->mhd[s->n] == NULL)
         {
           snprintf (err, errlen, "cannot start the HTTP server on %s", a);
@@ -521,17 +1026,48 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
 }
 
 void
+api_server_quiesce (struct api_server *s)
+{
+  if (s == NULL)
+    return;
+  pthread_mutex_lock (&s->lock);
+  if (s->quiescing)
+    {
+      pthread_mutex_unlock (&s->lock);
+      return;
+    }
+  s->quiescing = true;
+  pthread_mutex_unlock (&s->lock);
+  for (size_t i = 0; i < s->n; i++)
+    s->quiesced_fd[i] = MHD_quiesce_daemon (s->mhd[i]);
+}
+
+void
 api_server_stop (struct api_server *s)
 {
   if (s == NULL)
     return;
+  api_server_quiesce (s);
+  /* Requests being handled finish (their VMs are still there); streams
+   * are cut; then no connection is suspended and MHD may stop.
+   */
+  pthread_mutex_lock (&s->lock);
+  for (struct pumping *pg = s->pumping; pg; pg = pg->next)
+    pump_cancel (pg->p);
+  while (s->inflight > 0)
+    pthread_cond_wait (&s->idle, &s->lock);
+  pthread_mutex_unlock (&s->lock);
   for (size_t i = 0; i < s->n; i++)
     {
       MHD_stop_daemon (s->mhd[i]);
+      if (s->quiesced_fd[i] >= 0)
+        close (s->quiesced_fd[i]);
       if (s->unix_paths[i])
         unlink (s->unix_paths[i]);
       free (s->unix_paths[i]);
     }
+  pthread_cond_destroy (&s->idle);
+  pthread_mutex_destroy (&s->lock);
   free (s->token);
   free (s);
 }
