@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 
 #include "api.h"
 #include "cleanup.h"
+#include "door.h"
 #include "log.h"
 #include "names.h"
 #include "pump.h"
@@ -52,10 +54,11 @@
 #define MAX_CONNECTIONS 4096
 /* Requests being handled at once (each a thread); more get 503. */
 #define MAX_INFLIGHT 64
-/* Seconds a connection may stay idle: waiting for a request head, or
- * between two requests, or stalled in a body or in reading an answer.
+/* Seconds a connection libmicrohttpd has may stay idle: between two
+ * requests, or stalled in a body or in reading an answer.  (Before its
+ * first request, a connection is the door's: HEAD_DEADLINE_MS.)
  */
-#define IDLE_TIMEOUT 10
+#define IDLE_TIMEOUT 30
 /* A body we do not want is still read, and dropped, up to this much. */
 #define DRAIN_MAX (128ULL * 1024 * 1024)
 /* Request head (request line and headers) and body buffer of MHD. */
@@ -76,8 +79,10 @@ struct api_server
   struct MHD_Daemon *mhd[MAX_LISTEN];
   struct listener listeners[MAX_LISTEN];
   char *unix_paths[MAX_LISTEN];
-  int quiesced_fd[MAX_LISTEN];
+  int fds[MAX_LISTEN];
   size_t n;
+  unsigned limit; /* connections per MHD daemon */
+  struct door *door;
 
   pthread_mutex_t lock;
   pthread_cond_t idle;     /* inflight dropped to 0 */
@@ -362,7 +367,7 @@ check_framing (struct MHD_Connection *c, struct reply *r)
   if (cl.n > 1)
     {
       reply_error_field (r, 400, "invalid-header", "Content-Length",
-                         "Content-Length is given %u times", cl.n);
+                         "Content-Length is given more than once");
       return false;
     }
   if (te.n > 0 && cl.n > 0)
@@ -934,29 +939,81 @@ listen_tcp (const char *addr, char *err, size_t errlen)
 }
 
 /* Connections need file descriptors: take the hard limit.  Returns how
- * many connections each of N listeners may have.
+ * many connections there may be in all (some are kept for QMP, NBD,
+ * state files...).
  */
 static unsigned
-connection_limit (size_t n)
+fd_budget (void)
 {
   struct rlimit rl;
   rlim_t avail;
 
-  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+  if (getrlimit (RLIMIT_NOFILE, &rl) == -1)
+    return 512;
+  if (rl.rlim_cur < rl.rlim_max)
     {
-      rl.rlim_cur = rl.rlim_max;
-      if (setrlimit (RLIMIT_NOFILE, &rl) == -1)
-        getrlimit (RLIMIT_NOFILE, &rl);
+      struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+      if (setrlimit (RLIMIT_NOFILE, &want) == 0)
+        rl = want;
     }
-  /* Keep some for QMP, NBD, state files, ... */
-  avail = rl.rlim_cur > 512 ? rl.rlim_cur - 256 : rl.rlim_cur / 2;
-  avail /= n ? n : 1;
-  if (avail > MAX_CONNECTIONS)
-    avail = MAX_CONNECTIONS;
-  if (avail < 64)
-    log_warnx ("only %llu connections per listener (RLIMIT_NOFILE)",
+  avail = rl.rlim_cur > 1024 ? rl.rlim_cur - 512 : rl.rlim_cur / 2;
+  if (avail > 2 * MAX_CONNECTIONS * MAX_LISTEN)
+    avail = 2 * MAX_CONNECTIONS * MAX_LISTEN;
+  if (avail < 256)
+    log_warnx ("REST API: only %llu connections (RLIMIT_NOFILE)",
                (unsigned long long)avail);
   return (unsigned)avail;
+}
+
+/* libmicrohttpd's own messages: debug only (for a connection handed over
+ * from a unix socket it reports that TCP options do not apply).
+ */
+static void
+mhd_log (void *cls, const char *fmt, va_list ap)
+{
+  char msg[512];
+  size_t n;
+
+  if (!log_debug_enabled ())
+    return;
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  n = strlen (msg);
+  while (n > 0 && msg[n - 1] == '\n')
+    msg[--n] = '\0';
+  log_debug ("libmicrohttpd: %s", msg);
+}
+
+/* The door hands over a connection whose first head is complete. */
+static bool
+pass (void *cls, size_t index, int fd, const struct sockaddr *sa,
+      socklen_t salen, struct reply *r)
+{
+  struct api_server *s = cls;
+  const union MHD_DaemonInfo *info;
+  bool quiescing;
+
+  pthread_mutex_lock (&s->lock);
+  quiescing = s->quiescing;
+  pthread_mutex_unlock (&s->lock);
+  if (quiescing)
+    {
+      reply_error (r, 503, "shutting-down", "pullbackd is stopping");
+      return false;
+    }
+  info = MHD_get_daemon_info (s->mhd[index],
+                              MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+  if (info && info->num_connections >= s->limit)
+    {
+      reply_error (r, 503, "busy",
+                   "%u connections are open on this address; try again",
+                   s->limit);
+      return false;
+    }
+  /* MHD closes FD if it cannot take it. */
+  if (MHD_add_connection (s->mhd[index], fd, sa, salen) != MHD_YES)
+    log_warn ("REST API: cannot add a connection");
+  return true;
 }
 
 struct api_server *
@@ -964,7 +1021,7 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
                   const char *token, char *err, size_t errlen)
 {
   struct api_server *s = calloc (1, sizeof *s);
-  unsigned limit;
+  unsigned budget;
 
   if (s == NULL || (token && (s->token = strdup (token)) == NULL))
     {
@@ -977,7 +1034,13 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
   s->reg = reg;
   if (n > MAX_LISTEN)
     n = MAX_LISTEN;
-  limit = connection_limit (n);
+  /* Half for connections that wait for their head, half for those
+   * libmicrohttpd serves.
+   */
+  budget = fd_budget ();
+  s->limit = budget / 2 / (n ? n : 1);
+  if (s->limit > MAX_CONNECTIONS)
+    s->limit = MAX_CONNECTIONS;
   for (size_t i = 0; i < n; i++)
     {
       const char *a = addresses[i];
@@ -999,16 +1062,16 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
           return NULL;
         }
       s->listeners[s->n] = (struct listener){ s, !is_unix };
-      s->quiesced_fd[s->n] = -1;
       s->mhd[s->n] = MHD_start_daemon (
           MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
-              | MHD_USE_ERROR_LOG,
+              | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
           0, NULL, NULL, on_request, &s->listeners[s->n],
-          MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-          (unsigned)POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-          NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS,
+          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
-          MHD_OPTION_CONNECTION_LIMIT, limit,
+          MHD_OPTION_CONNECTION_LIMIT, s->limit,
           MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
           MHD_OPTION_END);
       if (s->mhd[s->n] == NULL)
@@ -1018,9 +1081,16 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
           api_server_stop (s);
           return NULL;
         }
+      s->fds[s->n] = fd;
       s->unix_paths[s->n] = is_unix ? strdup (a) : NULL;
       s->n++;
       log_info ("REST API listening on %s", a);
+    }
+  s->door = door_start (s->fds, s->n, budget / 2, pass, s, err, errlen);
+  if (s->door == NULL)
+    {
+      api_server_stop (s);
+      return NULL;
     }
   return s;
 }
@@ -1031,15 +1101,9 @@ api_server_quiesce (struct api_server *s)
   if (s == NULL)
     return;
   pthread_mutex_lock (&s->lock);
-  if (s->quiescing)
-    {
-      pthread_mutex_unlock (&s->lock);
-      return;
-    }
   s->quiescing = true;
   pthread_mutex_unlock (&s->lock);
-  for (size_t i = 0; i < s->n; i++)
-    s->quiesced_fd[i] = MHD_quiesce_daemon (s->mhd[i]);
+  door_quiesce (s->door);
 }
 
 void
@@ -1048,6 +1112,11 @@ api_server_stop (struct api_server *s)
   if (s == NULL)
     return;
   api_server_quiesce (s);
+  if (s->door)
+    door_stop (s->door); /* closes the listening sockets */
+  else
+    for (size_t i = 0; i < s->n; i++)
+      close (s->fds[i]);
   /* Requests being handled finish (their VMs are still there); streams
    * are cut; then no connection is suspended and MHD may stop.
    */
@@ -1060,8 +1129,6 @@ api_server_stop (struct api_server *s)
   for (size_t i = 0; i < s->n; i++)
     {
       MHD_stop_daemon (s->mhd[i]);
-      if (s->quiesced_fd[i] >= 0)
-        close (s->quiesced_fd[i]);
       if (s->unix_paths[i])
         unlink (s->unix_paths[i]);
       free (s->unix_paths[i]);
