@@ -5,10 +5,12 @@
 #
 #   hold-conns.py unix:PATH N [tcp:HOST:PORT N]...
 #
-# Opens N connections to each address, then keeps N open: one the server
-# closes is counted and opened again (at most every 50 ms per batch).
-# Prints "open TOTAL" once all are connected and "closed K" after each
-# batch of closes (K: closes so far).  Runs until killed.
+# Connects N times to each address (non-blocking: a full listen queue is
+# retried, not waited on), prints "open K" (K connected) once every
+# connection is made or 60 s have passed, then keeps N open: one the
+# server closes is counted and made again, and "closed K" is printed
+# after each batch (K: closes so far).  Runs until killed.
+import errno
 import resource
 import select
 import socket
@@ -24,53 +26,60 @@ if soft < want:
 
 
 def connect(addr):
+    """A connected (or connecting) socket, or None to try again later."""
     kind, rest = addr.split(":", 1)
     if kind == "unix":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(rest)
+        target = rest
     else:
         host, port = rest.rsplit(":", 1)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.connect((host, int(port)))
-    return s
+        target = (host, int(port))
+    s.setblocking(False)
+    e = s.connect_ex(target)
+    if e in (0, errno.EINPROGRESS):
+        return s
+    s.close()
+    return None
 
 
 socks = {}
-for addr, n in targets:
-    for _ in range(n):
-        s = connect(addr)
-        socks[s] = addr
+byfd = {}
+poller = select.poll()
+
+
+def add(addr):
+    s = connect(addr)
+    if s is None:
+        return False
+    socks[s] = addr
+    byfd[s.fileno()] = s
+    poller.register(s, select.POLLIN)
+    return True
+
+
+todo = [addr for addr, n in targets for _ in range(n)]
+deadline = time.monotonic() + 60
+while todo and time.monotonic() < deadline:
+    todo = [addr for addr in todo if not add(addr)]
+    if todo:
+        time.sleep(0.01)
 print("open %d" % len(socks), flush=True)
 
 closed = 0
-poller = select.poll()
-byfd = {}
-for s in socks:
-    poller.register(s, select.POLLIN)
-    byfd[s.fileno()] = s
 while True:
-    events = poller.poll()
-    again = []
+    events = poller.poll(100)
     for fd, _ in events:
         s = byfd.pop(fd)
         poller.unregister(fd)
         try:
-            data = s.recv(4096)
+            s.recv(4096)
         except OSError:
-            data = b""
-        if data:
-            # An answer (an error): the server is done with it anyway.
             pass
-        again.append(socks.pop(s))
+        todo.append(socks.pop(s))
         s.close()
         closed += 1
-    print("closed %d" % closed, flush=True)
-    time.sleep(0.05)
-    for addr in again:
-        try:
-            s = connect(addr)
-        except OSError:
-            continue
-        socks[s] = addr
-        byfd[s.fileno()] = s
-        poller.register(s, select.POLLIN)
+    if events:
+        print("closed %d" % closed, flush=True)
+        time.sleep(0.05)
+    todo = [addr for addr in todo if not add(addr)]

@@ -3,15 +3,20 @@
 # print the first answer: its status, its Content-Type, then its body.
 # SPDX-License-Identifier: BSD-3-Clause
 #
-#   printf 'GET / HTTP/1.1\r\n\r\n' | http-raw.py unix:PATH|tcp:HOST:PORT
+#   printf 'GET / HTTP/1.1\r\n\r\n' | http-raw.py unix:PATH|tcp:HOST:PORT [N]
 #
-# Reads until the answer is complete (Content-Length) or the server
-# closes; gives up after 20 s (a bound, not a timing claim).
+# With N, then sends N more bytes (a body), but only once the server has
+# answered or 2 s have passed, as a client that is slow to send its body
+# (exit status 3 if the server does not take them all).  Reads until the
+# answer is complete (Content-Length) or the server closes; gives up after
+# 20 s (a bound, not a timing claim).
+import select
 import socket
 import sys
 import time
 
 addr = sys.argv[1]
+late_body = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 kind, rest = addr.split(":", 1)
 if kind == "unix":
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -26,6 +31,16 @@ except OSError as e:
     # The server may answer and close before taking all of it: still
     # read the answer.
     print("send failed: %s" % e, file=sys.stderr)
+if late_body:
+    select.select([s], [], [], 2)
+    chunk = b"\0" * 65536
+    sent = 0
+    try:
+        while sent < late_body:
+            sent += s.send(chunk[: min(len(chunk), late_body - sent)])
+    except OSError as e:
+        print("body: send failed after %d bytes: %s" % (sent, e), file=sys.stderr)
+        sys.exit(3)
 deadline = time.monotonic() + 20
 s.settimeout(1)
 data = b""
