@@ -1,20 +1,20 @@
 /* pullback: the HTTP server (libmicrohttpd).
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * One MHD daemon per listen address, each a small pool of epoll threads
- * that only parse, check and send: an idle connection costs a file
+ * Connections are accepted by the door (door.h), which holds them until
+ * their first request head is complete and checked, then hands them to
+ * one MHD daemon per listen address: a small pool of epoll threads that
+ * only parse, check and send, so an idle connection costs a file
  * descriptor and some memory, never a thread.  A request that passes the
- * checks runs its route's handler on a worker thread of its own (a
- * handler may wait seconds for a VM's owner) while its connection is
- * suspended; the handler's reply is sent when the connection resumes.
- * A streamed reply (extents) keeps its worker as the producer (pump.h).
+ * checks (check.h: URL, framing, token, media type, query) runs its
+ * route's handler on a worker thread of its own (a handler may wait
+ * seconds for a VM's owner) while its connection is suspended; the
+ * handler's reply is sent when the connection resumes.  A streamed reply
+ * (extents) keeps its worker as the producer (pump.h).
  *
- * Everything is checked before routing: the URL (no NUL or other control
- * character, valid UTF-8, once %XX is decoded), the framing headers,
- * the token on TCP listeners.  Bodies are collected up to API_MAX_BODY;
- * a larger one, or one sent with a refused request, is read and dropped
- * (up to DRAIN_MAX) so that the client sees the answer instead of a
- * broken pipe.
+ * Bodies are collected up to API_MAX_BODY; a larger one, or one sent with
+ * a refused request, is read and dropped (up to DRAIN_MAX) so that the
+ * client sees the answer instead of a broken pipe.
  */
 
 #include <config.h>
@@ -36,6 +36,7 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "check.h"
 #include "cleanup.h"
 #include "door.h"
 #include "log.h"
@@ -88,6 +89,7 @@ struct api_server
   pthread_cond_t idle;     /* inflight dropped to 0 */
   unsigned inflight;       /* worker threads */
   bool quiescing;          /* no new connections, new requests get 503 */
+  bool stopping;           /* streams are cut */
   struct pumping *pumping; /* streams being produced */
 };
 
@@ -210,6 +212,13 @@ queue (struct request *rq, struct MHD_Response *resp, unsigned status)
   return ret;
 }
 
+/* The URL for the log: not one that could forge a log line. */
+static const char *
+loggable (const char *url)
+{
+  return utf8_printable (url, strlen (url)) ? url : "(invalid URL)";
+}
+
 /* Send R now (on an MHD thread: R is small, never a stream). */
 static enum MHD_Result
 answer (struct request *rq, const char *method, const char *url,
@@ -218,258 +227,10 @@ answer (struct request *rq, const char *method, const char *url,
   struct MHD_Response *resp;
   unsigned status;
 
-  log_debug ("%s %s -> %d", method, url, r->status);
+  log_debug ("%s %s -> %d", loggable (method), loggable (url), r->status);
   resp = make_response (r, &status);
   reply_clear (r);
   return queue (rq, resp, status);
-}
-
-/* ---------------------------------------------------------------- */
-/* Checks before routing. */
-
-/* MHD's unescaper, for the path and for each query key and value: %XX
- * decoded, except that a decoded NUL becomes DEL, a control character
- * that check_url refuses (MHD hands strings on NUL-terminated: a real
- * NUL would cut "vm2%00/checkpoints/c1" to "vm2").
- */
-static int
-hex (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-static size_t
-unescape (void *cls, struct MHD_Connection *c, char *s)
-{
-  char *w = s;
-  const char *r = s;
-
-  while (*r)
-    {
-      int hi, lo;
-
-      if (r[0] == '%' && (hi = hex (r[1])) >= 0 && (lo = hex (r[2])) >= 0)
-        {
-          int v = hi * 16 + lo;
-
-          *w++ = v == 0 ? 0x7f : (char)v;
-          r += 3;
-        }
-      else
-        *w++ = *r++;
-    }
-  *w = '\0';
-  return (size_t)(w - s);
-}
-
-struct url_check
-{
-  const char *bad_key;   /* a key that is not printable UTF-8 */
-  const char *bad_value; /* the key whose value is not */
-};
-
-static enum MHD_Result
-check_query_text (void *cls, enum MHD_ValueKind kind, const char *key,
-                  const char *value)
-{
-  struct url_check *u = cls;
-
-  if (!utf8_printable (key, strlen (key)))
-    {
-      u->bad_key = key;
-      return MHD_NO;
-    }
-  if (value && !utf8_printable (value, strlen (value)))
-    {
-      u->bad_value = key;
-      return MHD_NO;
-    }
-  return MHD_YES;
-}
-
-static bool
-check_url (struct MHD_Connection *c, const char *url, struct reply *r)
-{
-  struct url_check u = { 0 };
-
-  if (!utf8_printable (url, strlen (url)))
-    {
-      reply_error_field (r, 400, "invalid-url", "path",
-                         "the path has a NUL or another control character, "
-                         "or is not valid UTF-8 (after %%XX decoding)");
-      return false;
-    }
-  MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, check_query_text, &u);
-  if (u.bad_key)
-    {
-      reply_error_field (r, 400, "invalid-url", "query",
-                         "a query parameter name has a NUL or another "
-                         "control character, or is not valid UTF-8");
-      return false;
-    }
-  if (u.bad_value)
-    {
-      reply_error_field (r, 400, "invalid-url", u.bad_value,
-                         "query parameter '%s' has a NUL or another control "
-                         "character, or is not valid UTF-8",
-                         u.bad_value);
-      return false;
-    }
-  return true;
-}
-
-struct header_count
-{
-  const char *name;
-  unsigned n;
-  const char *value;
-};
-
-static enum MHD_Result
-count_header (void *cls, enum MHD_ValueKind kind, const char *key,
-              const char *value)
-{
-  struct header_count *h = cls;
-
-  if (strcasecmp (key, h->name) == 0)
-    {
-      h->n++;
-      h->value = value;
-    }
-  return MHD_YES;
-}
-
-static struct header_count
-header (struct MHD_Connection *c, const char *name)
-{
-  struct header_count h = { name, 0, NULL };
-
-  MHD_get_connection_values (c, MHD_HEADER_KIND, count_header, &h);
-  return h;
-}
-
-/* The body's framing must be unambiguous: MHD would take the first of
- * two Content-Lengths, and chunked over a Content-Length (a request
- * smuggling classic).  Malformed lengths MHD refuses itself.
- */
-static bool
-check_framing (struct MHD_Connection *c, struct reply *r)
-{
-  struct header_count cl = header (c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  struct header_count te = header (c, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-
-  if (cl.n > 1)
-    {
-      reply_error_field (r, 400, "invalid-header", "Content-Length",
-                         "Content-Length is given more than once");
-      return false;
-    }
-  if (te.n > 0 && cl.n > 0)
-    {
-      reply_error_field (r, 400, "invalid-header", "Transfer-Encoding",
-                         "Transfer-Encoding and Content-Length together");
-      return false;
-    }
-  if (te.n > 1 || (te.n == 1 && strcasecmp (te.value, "chunked") != 0))
-    {
-      reply_error_field (r, 400, "invalid-header", "Transfer-Encoding",
-                         "the only transfer coding understood is 'chunked'");
-      return false;
-    }
-  return true;
-}
-
-/* Compare without leaking where the first difference is. */
-static bool
-token_equal (const char *a, const char *b)
-{
-  size_t na = strlen (a), nb = strlen (b);
-  unsigned char d = na != nb;
-
-  for (size_t i = 0; i < na; i++)
-    d |= (unsigned char)a[i] ^ (unsigned char)b[i % (nb ? nb : 1)];
-  return d == 0;
-}
-
-static bool
-authorized (const struct listener *l, struct MHD_Connection *c)
-{
-  struct header_count h;
-  const char *t;
-
-  if (!l->tcp)
-    return true;
-  h = header (c, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (h.n != 1 || strncasecmp (h.value, "Bearer ", 7) != 0)
-    return false;
-  for (t = h.value + 7; *t == ' '; t++)
-    ;
-  return token_equal (t, l->s->token);
-}
-
-/* "application/json", any case, optionally with parameters. */
-static bool
-media_type_is_json (const char *ctype)
-{
-  static const char json[] = "application/json";
-  size_t n = sizeof json - 1;
-
-  while (*ctype == ' ' || *ctype == '\t')
-    ctype++;
-  if (strncasecmp (ctype, json, n) != 0)
-    return false;
-  ctype += n;
-  while (*ctype == ' ' || *ctype == '\t')
-    ctype++;
-  return *ctype == '\0' || *ctype == ';';
-}
-
-struct query_ctx
-{
-  const char *const *allowed;
-  const char *bad;
-  const char *dup;
-  const char *novalue;
-  const char *seen[8];
-  int nseen;
-};
-
-static enum MHD_Result
-check_query_arg (void *cls, enum MHD_ValueKind kind, const char *key,
-                 const char *value)
-{
-  struct query_ctx *q = cls;
-  bool ok = false;
-
-  for (const char *const *a = q->allowed; a && *a; a++)
-    if (strcmp (*a, key) == 0)
-      ok = true;
-  if (!ok)
-    {
-      q->bad = key;
-      return MHD_NO;
-    }
-  for (int i = 0; i < q->nseen; i++)
-    if (strcmp (q->seen[i], key) == 0)
-      {
-        q->dup = key;
-        return MHD_NO;
-      }
-  if (q->nseen < 8)
-    q->seen[q->nseen++] = key;
-  if (value == NULL)
-    {
-      /* "?limit" without "=": not the same as absent. */
-      q->novalue = key;
-      return MHD_NO;
-    }
-  return MHD_YES;
 }
 
 /* Route the request and check what can be checked without the engine.
@@ -481,7 +242,6 @@ route (struct request *rq, const char *url, const char *method,
 {
   struct MHD_Connection *c = rq->c;
   const struct api_route *rt;
-  struct query_ctx q = { 0 };
   const char *ctype;
 
   rt = api_match (method, url, rq->params, r);
@@ -494,26 +254,8 @@ route (struct request *rq, const char *url, const char *method,
       return false;
     }
 
-  q.allowed = rt->query;
-  MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, check_query_arg, &q);
-  if (q.bad)
-    {
-      reply_error_field (r, 400, "unknown-parameter", q.bad,
-                         "unknown query parameter '%s'", q.bad);
-      return false;
-    }
-  if (q.dup)
-    {
-      reply_error_field (r, 400, "duplicate-parameter", q.dup,
-                         "query parameter '%s' is given twice", q.dup);
-      return false;
-    }
-  if (q.novalue)
-    {
-      reply_error_field (r, 400, "invalid-parameter", q.novalue,
-                         "query parameter '%s' has no value", q.novalue);
-      return false;
-    }
+  if (!check_query (c, rt->query, r))
+    return false;
 
   if (!rt->body && rq->len > 0)
     {
@@ -525,7 +267,7 @@ route (struct request *rq, const char *url, const char *method,
     {
       ctype = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_CONTENT_TYPE);
-      if (ctype && !media_type_is_json (ctype))
+      if (ctype && !check_media_type_json (ctype))
         {
           reply_error (r, 415, "unsupported-media-type",
                        "request body must be application/json");
@@ -554,6 +296,8 @@ static void
 pumping_link (struct api_server *s, struct pumping *pg)
 {
   pthread_mutex_lock (&s->lock);
+  if (s->stopping)
+    pump_cancel (pg->p);
   pg->prev = NULL;
   pg->next = s->pumping;
   if (s->pumping)
@@ -719,7 +463,8 @@ on_head (struct listener *l, struct request *rq, const char *url,
 {
   struct MHD_Connection *c = rq->c;
   struct reply *e = &rq->early;
-  struct header_count clen;
+  const char *clen;
+  unsigned nclen;
   const char *expect;
 
   if (!check_framing (c, e))
@@ -729,7 +474,7 @@ on_head (struct listener *l, struct request *rq, const char *url,
     }
   if (!check_url (c, url, e))
     ;
-  else if (!authorized (l, c))
+  else if (l->tcp && !check_token (c, l->s->token))
     {
       reply_error (e, 401, "unauthorized",
                    "this address needs 'Authorization: Bearer TOKEN' "
@@ -738,8 +483,8 @@ on_head (struct listener *l, struct request *rq, const char *url,
     }
   else
     {
-      clen = header (c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-      if (clen.n == 1 && strtoull (clen.value, NULL, 10) > API_MAX_BODY)
+      nclen = check_header_count (c, MHD_HTTP_HEADER_CONTENT_LENGTH, &clen);
+      if (nclen == 1 && strtoull (clen, NULL, 10) > API_MAX_BODY)
         reply_error (e, 413, "body-too-large",
                      "request body is larger than %d bytes", API_MAX_BODY);
       else
@@ -749,11 +494,11 @@ on_head (struct listener *l, struct request *rq, const char *url,
    * see a broken pipe instead of the answer) unless it waits for leave
    * to send, or is larger than we care to read.
    */
-  clen = header (c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  nclen = check_header_count (c, MHD_HTTP_HEADER_CONTENT_LENGTH, &clen);
   expect = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
                                         MHD_HTTP_HEADER_EXPECT);
   if ((expect && strcasecmp (expect, "100-continue") == 0)
-      || (clen.n == 1 && strtoull (clen.value, NULL, 10) > DRAIN_MAX))
+      || (nclen == 1 && strtoull (clen, NULL, 10) > DRAIN_MAX))
     {
       rq->close = true;
       return answer (rq, method, url, e);
@@ -849,7 +594,7 @@ on_request (void *cls, struct MHD_Connection *c, const char *url,
     case PHASE_DONE:
       break;
     }
-  log_debug ("%s %s -> %d", method, url, rq->reply.status);
+  log_debug ("%s %s -> %d", method, loggable (url), rq->reply.status);
   {
     struct MHD_Response *resp = rq->resp;
 
@@ -1069,7 +814,7 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
           MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS,
           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
           MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+          MHD_OPTION_UNESCAPE_CALLBACK, check_unescape, NULL,
           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
           MHD_OPTION_CONNECTION_LIMIT, s->limit,
           MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
@@ -1121,6 +866,7 @@ api_server_stop (struct api_server *s)
    * are cut; then no connection is suspended and MHD may stop.
    */
   pthread_mutex_lock (&s->lock);
+  s->stopping = true;
   for (struct pumping *pg = s->pumping; pg; pg = pg->next)
     pump_cancel (pg->p);
   while (s->inflight > 0)
