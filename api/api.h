@@ -63,6 +63,16 @@ struct api_server *api_server_start (struct registry *reg,
                                      char *const *addresses, size_t n,
                                      const char *token, char *err,
                                      size_t errlen);
+
+/* Stop accepting connections; requests that arrive on open connections
+ * from now on get 503 "shutting-down".  Requests being handled go on.
+ * Does not wait.  Call it before the engine starts to end its VMs.
+ */
+void api_server_quiesce (struct api_server *s);
+
+/* Quiesce, wait for the requests being handled to finish (streamed
+ * answers are cut short), close every connection and the listeners.
+ */
 void api_server_stop (struct api_server *s);
 
 #endif /* PULLBACK_API_H */

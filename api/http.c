@@ -1,20 +1,33 @@
 /* pullback: the HTTP server (libmicrohttpd).
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * One MHD daemon per listen address, a thread per connection: a request
- * may wait on a VM's owner, and must not hold up requests for other VMs.
- * Bodies are collected up to API_MAX_BODY (larger: 413, at once when
- * Content-Length says so), then the route's handler runs and its reply
- * becomes the response.  TCP listeners require a bearer token.
+ * Connections are accepted by the door (door.h), which holds them until
+ * their first request head is complete and checked, then hands them to
+ * one MHD daemon per listen address: a small pool of epoll threads that
+ * only parse, check and send, so an idle connection costs a file
+ * descriptor and some memory, never a thread.  A request that passes the
+ * checks (check.h: URL, framing, token, media type, query) runs its
+ * route's handler on a worker thread of its own (a handler may wait
+ * seconds for a VM's owner) while its connection is suspended; the
+ * handler's reply is sent when the connection resumes.  A streamed reply
+ * (extents) keeps its worker as the producer (pump.h).
+ *
+ * Bodies are collected up to API_MAX_BODY; a larger one, or one sent with
+ * a refused request, is read and dropped (up to DRAIN_MAX) so that the
+ * client sees the answer instead of a broken pipe.
  */
 
 #include <config.h>
 
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -23,18 +36,34 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "check.h"
 #include "cleanup.h"
+#include "door.h"
 #include "log.h"
 #include "names.h"
+#include "pump.h"
 #include "unixsock.h"
+#include "utf8.h"
 #include "validate.h"
 
 #define MAX_LISTEN 16
-/* Connections at once per listener, and per client address on TCP: each
- * is a thread.
+/* MHD's event-loop threads per listener. */
+#define POOL_THREADS 2
+/* Connections at once per listener (fewer if file descriptors are
+ * short).  No limit per client address: every local user is 127.0.0.1.
  */
-#define MAX_CONNECTIONS 256
-#define MAX_CONNECTIONS_PER_IP 32
+#define MAX_CONNECTIONS 4096
+/* Requests being handled at once (each a thread); more get 503. */
+#define MAX_INFLIGHT 64
+/* Seconds a connection libmicrohttpd has may stay idle: between two
+ * requests, or stalled in a body or in reading an answer.  (Before its
+ * first request, a connection is the door's: HEAD_DEADLINE_MS.)
+ */
+#define IDLE_TIMEOUT 30
+/* A body we do not want is still read, and dropped, up to this much. */
+#define DRAIN_MAX (128ULL * 1024 * 1024)
+/* Request head (request line and headers) and body buffer of MHD. */
+#define CONNECTION_MEMORY (128 * 1024)
 
 struct api_server;
 
@@ -51,164 +80,212 @@ struct api_server
   struct MHD_Daemon *mhd[MAX_LISTEN];
   struct listener listeners[MAX_LISTEN];
   char *unix_paths[MAX_LISTEN];
+  struct stat unix_st[MAX_LISTEN]; /* the socket file we made */
+  int fds[MAX_LISTEN];
   size_t n;
+  unsigned limit; /* connections per MHD daemon */
+  struct door *door;
+
+  pthread_mutex_t lock;
+  pthread_cond_t idle;     /* inflight dropped to 0 */
+  unsigned inflight;       /* worker threads */
+  bool quiescing;          /* no new connections, new requests get 503 */
+  bool stopping;           /* streams are cut */
+  struct pumping *pumping; /* streams being produced */
 };
 
-struct conn_state
+/* A stream being produced, for api_server_stop to cut. */
+struct pumping
 {
+  struct pump *p;
+  struct pumping *next, *prev;
+};
+
+enum phase
+{
+  PHASE_READING, /* head and body */
+  PHASE_RUNNING, /* the handler runs on a worker, connection suspended */
+  PHASE_DONE,    /* resp is ready */
+};
+
+/* One request (MHD's con_cls). */
+struct request
+{
+  struct api_server *s;
+  struct MHD_Connection *c;
+  enum phase phase;
   char *body;
   size_t len;
+  unsigned long long received; /* body bytes, kept or dropped */
   bool too_large;
-  bool answered; /* refused before the body: ignore the rest */
+  /* An answer decided from the head; sent once the body is drained. */
+  struct reply early;
+  bool close; /* answer with Connection: close */
+  /* The route and its handler's answer. */
+  const struct api_route *rt;
+  char params[API_MAX_PARAMS][256];
+  struct reply reply;
+  struct MHD_Response *resp; /* built by the worker */
+  struct pump *pump;
 };
 
-/* A streamed answer handed to MHD: see struct reply. */
-struct stream_ctx
-{
-  ssize_t (*read) (void *stream, char *buf, size_t max);
-  void (*free) (void *stream);
-  void *stream;
-};
+/* ---------------------------------------------------------------- */
+/* Responses. */
 
-static ssize_t
-stream_cb (void *cls, uint64_t pos, char *buf, size_t max)
-{
-  struct stream_ctx *sc = cls;
-  ssize_t n = sc->read (sc->stream, buf, max);
-
-  if (n == 0)
-    return MHD_CONTENT_READER_END_OF_STREAM;
-  if (n < 0)
-    return MHD_CONTENT_READER_END_WITH_ERROR;
-  return n;
-}
-
-static void
-stream_free_cb (void *cls)
-{
-  struct stream_ctx *sc = cls;
-
-  sc->free (sc->stream);
-  free (sc);
-}
-
-static enum MHD_Result
-send_reply (struct MHD_Connection *c, struct reply *r)
+static struct MHD_Response *
+json_response (const char *text, size_t len, enum MHD_ResponseMemoryMode mode)
 {
   struct MHD_Response *resp;
-  enum MHD_Result ret;
-  char *text = NULL;
 
-  if (r->stream)
-    {
-      struct stream_ctx *sc = malloc (sizeof *sc);
+  resp = MHD_create_response_from_buffer (len, (void *)text, mode);
+  if (resp)
+    MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                             "application/json");
+  return resp;
+}
 
-      if (sc == NULL)
-        return MHD_NO;
-      *sc = (struct stream_ctx){ r->stream_read, r->stream_free, r->stream };
-      resp = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 64 * 1024,
-                                                stream_cb, sc, stream_free_cb);
-      if (resp == NULL)
-        {
-          free (sc);
-          return MHD_NO;
-        }
-      /* MHD owns the stream now. */
-      r->stream = NULL;
-      MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                               "application/json");
-      ret = MHD_queue_response (c, (unsigned)r->status, resp);
-      MHD_destroy_response (resp);
-      return ret;
-    }
+/* When even building the error failed (out of memory). */
+static const char fallback_error[]
+    = "{\"error\":{\"code\":\"internal-error\","
+      "\"message\":\"cannot build the answer\"}}\n";
+
+/* Turn R into a response; *STATUS may become 500.  Takes R's stream. */
+static struct MHD_Response *
+make_response (struct reply *r, unsigned *status)
+{
+  struct MHD_Response *resp;
+  char *text, *t2;
+  size_t n;
+
+  *status = (unsigned)r->status;
   if (r->text)
     {
       resp = MHD_create_response_from_buffer (strlen (r->text), r->text,
                                               MHD_RESPMEM_MUST_COPY);
-      if (resp == NULL)
-        return MHD_NO;
-      MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                               "text/plain; version=0.0.4");
-      ret = MHD_queue_response (c, (unsigned)r->status, resp);
-      MHD_destroy_response (resp);
-      return ret;
+      if (resp)
+        MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                 "text/plain; version=0.0.4");
+      return resp;
     }
-  if (r->body)
+  if (r->body == NULL)
     {
-      text = json_dumps (r->body, JSON_COMPACT);
-      if (text == NULL)
-        return MHD_NO;
-      /* A newline makes curl output pleasant; JSON does not mind. */
-      size_t n = strlen (text);
-      char *t2 = realloc (text, n + 2);
-      if (t2 == NULL)
-        {
-          free (text);
-          return MHD_NO;
-        }
-      text = t2;
-      text[n] = '\n';
-      text[n + 1] = '\0';
-      resp = MHD_create_response_from_buffer (n + 1, text,
-                                              MHD_RESPMEM_MUST_FREE);
+      if (r->status < 400)
+        return MHD_create_response_from_buffer (0, (void *)"",
+                                                MHD_RESPMEM_PERSISTENT);
+      /* An error without its body: never an empty answer. */
+      return json_response (fallback_error, strlen (fallback_error),
+                            MHD_RESPMEM_PERSISTENT);
     }
-  else
-    resp = MHD_create_response_from_buffer (0, (void *)"",
-                                            MHD_RESPMEM_PERSISTENT);
-  if (resp == NULL)
+  text = json_dumps (r->body, JSON_COMPACT);
+  if (text == NULL)
+    {
+      *status = 500;
+      return json_response (fallback_error, strlen (fallback_error),
+                            MHD_RESPMEM_PERSISTENT);
+    }
+  /* A newline makes curl output pleasant; JSON does not mind. */
+  n = strlen (text);
+  t2 = realloc (text, n + 2);
+  if (t2 == NULL)
     {
       free (text);
-      return MHD_NO;
+      return NULL;
     }
-  if (r->body)
-    MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                             "application/json");
-  ret = MHD_queue_response (c, (unsigned)r->status, resp);
+  t2[n] = '\n';
+  t2[n + 1] = '\0';
+  resp = json_response (t2, n + 1, MHD_RESPMEM_MUST_FREE);
+  if (resp == NULL)
+    free (t2);
+  return resp;
+}
+
+static enum MHD_Result
+queue (struct request *rq, struct MHD_Response *resp, unsigned status)
+{
+  enum MHD_Result ret;
+
+  if (resp == NULL)
+    return MHD_NO;
+  if (rq->close)
+    MHD_add_response_header (resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  ret = MHD_queue_response (rq->c, status, resp);
   MHD_destroy_response (resp);
   return ret;
 }
 
-struct query_ctx
+/* The URL for the log: not one that could forge a log line. */
+static const char *
+loggable (const char *url)
 {
-  const char *const *allowed;
-  const char *bad;
-  const char *dup;
-  const char *novalue;
-  const char *seen[8];
-  int nseen;
-};
-
-static enum MHD_Result
-check_query_arg (void *cls, enum MHD_ValueKind kind, const char *key,
-                 const char *value)
-{
-  struct query_ctx *q = cls;
-  bool ok = false;
-
-  for (const char *const *a = q->allowed; a && *a; a++)
-    if (strcmp (*a, key) == 0)
-      ok = true;
-  if (!ok)
-    {
-      q->bad = key;
-      return MHD_NO;
-    }
-  for (int i = 0; i < q->nseen; i++)
-    if (strcmp (q->seen[i], key) == 0)
-      {
-        q->dup = key;
-        return MHD_NO;
-      }
-  if (q->nseen < 8)
-    q->seen[q->nseen++] = key;
-  if (value == NULL)
-    {
-      /* "?limit" without "=": not the same as absent. */
-      q->novalue = key;
-      return MHD_NO;
-    }
-  return MHD_YES;
+  return utf8_printable (url, strlen (url)) ? url : "(invalid URL)";
 }
+
+/* Send R now (on an MHD thread: R is small, never a stream). */
+static enum MHD_Result
+answer (struct request *rq, const char *method, const char *url,
+        struct reply *r)
+{
+  struct MHD_Response *resp;
+  unsigned status;
+
+  log_debug ("%s %s -> %d", loggable (method), loggable (url), r->status);
+  resp = make_response (r, &status);
+  reply_clear (r);
+  return queue (rq, resp, status);
+}
+
+/* Route the request and check what can be checked without the engine.
+ * Returns false with R set to the answer.
+ */
+static bool
+route (struct request *rq, const char *url, const char *method,
+       struct reply *r)
+{
+  struct MHD_Connection *c = rq->c;
+  const struct api_route *rt;
+  const char *ctype;
+
+  rt = api_match (method, url, rq->params, r);
+  if (rt == NULL)
+    return false;
+  if (rq->too_large)
+    {
+      reply_error (r, 413, "body-too-large",
+                   "request body is larger than %d bytes", API_MAX_BODY);
+      return false;
+    }
+
+  if (!check_query (c, rt->query, r))
+    return false;
+
+  if (!rt->body && rq->len > 0)
+    {
+      reply_error (r, 400, "unexpected-body", "%s %s takes no request body",
+                   method, rt->pattern);
+      return false;
+    }
+  if (rt->body && rq->len > 0)
+    {
+      ctype = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_CONTENT_TYPE);
+      if (ctype && !check_media_type_json (ctype))
+        {
+          reply_error (r, 415, "unsupported-media-type",
+                       "request body must be application/json");
+          return false;
+        }
+    }
+
+  /* A {vm} in the path is always the first parameter. */
+  if (strstr (rt->pattern, "{vm}")
+      && !validate_path_name (NAME_VM, "vm", rq->params[0], r))
+    return false;
+  rq->rt = rt;
+  return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* Workers. */
 
 static const char *
 lookup_query (void *opaque, const char *key)
@@ -217,116 +294,260 @@ lookup_query (void *opaque, const char *key)
 }
 
 static void
-dispatch (struct api_server *s, struct MHD_Connection *c, const char *url,
-          const char *method, struct conn_state *cs, struct reply *r)
+pumping_link (struct api_server *s, struct pumping *pg)
 {
-  char params[API_MAX_PARAMS][256];
-  const struct api_route *rt = api_match (method, url, params, r);
-  struct query_ctx q = { 0 };
+  pthread_mutex_lock (&s->lock);
+  if (s->stopping)
+    pump_cancel (pg->p);
+  pg->prev = NULL;
+  pg->next = s->pumping;
+  if (s->pumping)
+    s->pumping->prev = pg;
+  s->pumping = pg;
+  pthread_mutex_unlock (&s->lock);
+}
+
+static void
+pumping_unlink (struct api_server *s, struct pumping *pg)
+{
+  pthread_mutex_lock (&s->lock);
+  if (pg->prev)
+    pg->prev->next = pg->next;
+  else
+    s->pumping = pg->next;
+  if (pg->next)
+    pg->next->prev = pg->prev;
+  pthread_mutex_unlock (&s->lock);
+}
+
+static void
+worker_done (struct api_server *s)
+{
+  pthread_mutex_lock (&s->lock);
+  if (--s->inflight == 0)
+    pthread_cond_broadcast (&s->idle);
+  pthread_mutex_unlock (&s->lock);
+}
+
+/* Run the handler, build the response, resume the connection; then, for
+ * a stream, produce it.  RQ may be freed as soon as the connection is
+ * resumed: nothing of it is used after that.
+ */
+static void *
+worker (void *arg)
+{
+  struct request *rq = arg;
+  struct api_server *s = rq->s;
+  struct MHD_Connection *c = rq->c;
   struct api_request req = { 0 };
-  const char *ctype;
-
-  if (rt == NULL)
-    return;
-  if (cs->too_large)
-    {
-      reply_error (r, 413, "body-too-large",
-                   "request body is larger than %d bytes", API_MAX_BODY);
-      return;
-    }
-
-  q.allowed = rt->query;
-  MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, check_query_arg, &q);
-  if (q.bad)
-    {
-      reply_error_field (r, 400, "unknown-parameter", q.bad,
-                         "unknown query parameter '%s'", q.bad);
-      return;
-    }
-  if (q.dup)
-    {
-      reply_error_field (r, 400, "duplicate-parameter", q.dup,
-                         "query parameter '%s' is given twice", q.dup);
-      return;
-    }
-  if (q.novalue)
-    {
-      reply_error_field (r, 400, "invalid-parameter", q.novalue,
-                         "query parameter '%s' has no value", q.novalue);
-      return;
-    }
-
-  if (!rt->body && cs->len > 0)
-    {
-      reply_error (r, 400, "unexpected-body", "%s %s takes no request body",
-                   method, rt->pattern);
-      return;
-    }
-  if (rt->body && cs->len > 0)
-    {
-      ctype = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
-                                           MHD_HTTP_HEADER_CONTENT_TYPE);
-      if (ctype && strncmp (ctype, "application/json", 16) != 0)
-        {
-          reply_error (r, 415, "unsupported-media-type",
-                       "request body must be application/json");
-          return;
-        }
-    }
-
-  /* A {vm} in the path is always the first parameter. */
-  if (strstr (rt->pattern, "{vm}")
-      && !validate_path_name (NAME_VM, "vm", params[0], r))
-    return;
+  struct pump *pump = NULL;
+  struct pumping pg;
+  unsigned status = 500;
 
   req.reg = s->reg;
   for (int i = 0; i < API_MAX_PARAMS; i++)
-    req.params[i] = params[i];
-  req.body = cs->body;
-  req.body_len = cs->len;
+    req.params[i] = rq->params[i];
+  req.body = rq->body;
+  req.body_len = rq->len;
   req.query = lookup_query;
   req.opaque = c;
-  rt->handler (&req, r);
-  if (r->status == 0)
-    reply_error (r, 500, "internal-error", "no reply");
+  rq->rt->handler (&req, &rq->reply);
+  if (rq->reply.status == 0)
+    reply_error (&rq->reply, 500, "internal-error", "no reply");
+
+  if (rq->reply.stream)
+    {
+      pump = pump_new (c, rq->reply.stream_read, rq->reply.stream_free,
+                       rq->reply.stream);
+      rq->reply.stream = NULL;
+      rq->resp = pump ? pump_response (pump) : NULL;
+      if (rq->resp)
+        {
+          MHD_add_response_header (rq->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                   "application/json");
+          status = (unsigned)rq->reply.status;
+        }
+      else
+        {
+          reply_error (&rq->reply, 500, "internal-error", "out of memory");
+          if (pump)
+            pump_unref (pump);
+          pump = NULL;
+        }
+    }
+  if (rq->resp == NULL)
+    rq->resp = make_response (&rq->reply, &status);
+  rq->reply.status = (int)status;
+  rq->pump = pump;
+  if (pump)
+    {
+      pg.p = pump;
+      pumping_link (s, &pg);
+    }
+
+  pthread_mutex_lock (&s->lock);
+  rq->phase = PHASE_DONE;
+  pthread_mutex_unlock (&s->lock);
+  MHD_resume_connection (c);
+
+  if (pump)
+    {
+      pump_run (pump);
+      pumping_unlink (s, &pg);
+      pump_unref (pump);
+    }
+  worker_done (s);
+  return NULL;
 }
 
-/* Compare without leaking where the first difference is. */
+/* Start the handler on a worker; false (R set) if that cannot be. */
 static bool
-token_equal (const char *a, const char *b)
+start_worker (struct request *rq, struct reply *r)
 {
-  size_t na = strlen (a), nb = strlen (b);
-  unsigned char d = na != nb;
+  struct api_server *s = rq->s;
+  pthread_attr_t attr;
+  pthread_t t;
+  int err;
 
-  for (size_t i = 0; i < na; i++)
-    d |= (unsigned char)a[i] ^ (unsigned char)b[i % (nb ? nb : 1)];
-  return d == 0;
+  pthread_mutex_lock (&s->lock);
+  if (s->quiescing)
+    {
+      pthread_mutex_unlock (&s->lock);
+      rq->close = true;
+      reply_error (r, 503, "shutting-down", "pullbackd is stopping");
+      return false;
+    }
+  if (s->inflight >= MAX_INFLIGHT)
+    {
+      pthread_mutex_unlock (&s->lock);
+      reply_error (r, 503, "busy", "%d requests are being handled; try again",
+                   MAX_INFLIGHT);
+      return false;
+    }
+  s->inflight++;
+  rq->phase = PHASE_RUNNING;
+  pthread_mutex_unlock (&s->lock);
+
+  /* Suspend first: the worker may resume it before we return. */
+  MHD_suspend_connection (rq->c);
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  err = pthread_create (&t, &attr, worker, rq);
+  pthread_attr_destroy (&attr);
+  if (err != 0)
+    {
+      unsigned status;
+
+      log_warnx ("cannot start a request thread: %s", strerror (err));
+      reply_error (&rq->reply, 503, "busy", "cannot start a thread: %s",
+                   strerror (err));
+      rq->resp = make_response (&rq->reply, &status);
+      rq->reply.status = (int)status;
+      rq->phase = PHASE_DONE;
+      worker_done (s);
+      MHD_resume_connection (rq->c);
+    }
+  return true;
 }
 
-static bool
-authorized (const struct listener *l, struct MHD_Connection *c)
-{
-  const char *h;
+/* ---------------------------------------------------------------- */
+/* The access handler. */
 
-  if (!l->tcp)
-    return true;
-  h = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
-                                   MHD_HTTP_HEADER_AUTHORIZATION);
-  return h && strncmp (h, "Bearer ", 7) == 0
-         && token_equal (h + 7, l->s->token);
-}
-
-/* Answer before the body is read (MHD then sends no 100 Continue). */
+/* The head is in: decide whatever can be decided from it.  An answer
+ * decided here is sent after the body is drained, except when the client
+ * waits for "100 Continue" (it sends no body then) or the framing is not
+ * to be trusted (the connection is closed after the answer).
+ */
 static enum MHD_Result
-refuse_early (struct MHD_Connection *c, const char *method, const char *url,
-              struct reply *r)
+on_head (struct listener *l, struct request *rq, const char *url,
+         const char *method)
 {
-  enum MHD_Result ret;
+  struct MHD_Connection *c = rq->c;
+  struct reply *e = &rq->early;
+  const char *clen;
+  unsigned nclen;
+  const char *expect;
 
-  log_debug ("%s %s -> %d", method, url, r->status);
-  ret = send_reply (c, r);
-  reply_clear (r);
-  return ret;
+  if (!check_framing (c, e))
+    {
+      rq->close = true;
+      return answer (rq, method, url, e);
+    }
+  if (!check_url (c, url, e))
+    ;
+  else if (l->tcp && !check_token (c, l->s->token))
+    {
+      reply_error (e, 401, "unauthorized",
+                   "this address needs 'Authorization: Bearer TOKEN' "
+                   "with the token of pullbackd's token-file");
+      rq->close = true;
+    }
+  else
+    {
+      nclen = check_header_count (c, MHD_HTTP_HEADER_CONTENT_LENGTH, &clen);
+      if (nclen == 1 && strtoull (clen, NULL, 10) > API_MAX_BODY)
+        reply_error (e, 413, "body-too-large",
+                     "request body is larger than %d bytes", API_MAX_BODY);
+      else
+        return MHD_YES;
+    }
+  /* Refused.  Read the body anyway (the client is sending it and would
+   * see a broken pipe instead of the answer) unless it waits for leave
+   * to send, or is larger than we care to read.
+   */
+  nclen = check_header_count (c, MHD_HTTP_HEADER_CONTENT_LENGTH, &clen);
+  expect = MHD_lookup_connection_value (c, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_EXPECT);
+  if ((expect && strcasecmp (expect, "100-continue") == 0)
+      || (nclen == 1 && strtoull (clen, NULL, 10) > DRAIN_MAX))
+    {
+      rq->close = true;
+      return answer (rq, method, url, e);
+    }
+  return MHD_YES;
+}
+
+static enum MHD_Result
+on_body (struct request *rq, const char *url, const char *method,
+         const char *data, size_t size)
+{
+  rq->received += size;
+  if (rq->early.status)
+    {
+      if (rq->received > DRAIN_MAX)
+        {
+          rq->close = true;
+          return answer (rq, method, url, &rq->early);
+        }
+      return MHD_YES;
+    }
+  if (!rq->too_large && rq->len + size <= API_MAX_BODY)
+    {
+      char *p = realloc (rq->body, rq->len + size + 1);
+
+      if (p == NULL)
+        return MHD_NO;
+      rq->body = p;
+      memcpy (rq->body + rq->len, data, size);
+      rq->len += size;
+      rq->body[rq->len] = '\0';
+      return MHD_YES;
+    }
+  if (!rq->too_large)
+    {
+      rq->too_large = true;
+      free (rq->body);
+      rq->body = NULL;
+      rq->len = 0;
+    }
+  if (rq->received > DRAIN_MAX)
+    {
+      reply_error (&rq->early, 413, "body-too-large",
+                   "request body is larger than %d bytes", API_MAX_BODY);
+      rq->close = true;
+      return answer (rq, method, url, &rq->early);
+    }
+  return MHD_YES;
 }
 
 static enum MHD_Result
@@ -336,88 +557,89 @@ on_request (void *cls, struct MHD_Connection *c, const char *url,
 {
   struct listener *l = cls;
   struct api_server *s = l->s;
-  struct conn_state *cs = *con_cls;
+  struct request *rq = *con_cls;
   struct reply r = { 0 };
-  enum MHD_Result ret;
+  enum phase phase;
 
-  if (cs == NULL)
+  if (rq == NULL)
     {
-      const char *clen = MHD_lookup_connection_value (
-          c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-      cs = calloc (1, sizeof *cs);
-      if (cs == NULL)
+      rq = calloc (1, sizeof *rq);
+      if (rq == NULL)
         return MHD_NO;
-      *con_cls = cs;
-      if (!authorized (l, c))
-        {
-          reply_error (&r, 401, "unauthorized",
-                       "this address needs 'Authorization: Bearer TOKEN' "
-                       "with the token of pullbackd's token-file");
-          cs->answered = true;
-          return refuse_early (c, method, url, &r);
-        }
-      if (clen && strtoull (clen, NULL, 10) > API_MAX_BODY)
-        {
-          reply_error (&r, 413, "body-too-large",
-                       "request body is larger than %d bytes", API_MAX_BODY);
-          cs->answered = true;
-          return refuse_early (c, method, url, &r);
-        }
-      return MHD_YES;
-    }
-  if (cs->answered)
-    {
-      *upload_size = 0;
-      return MHD_YES;
+      *con_cls = rq;
+      rq->s = s;
+      rq->c = c;
+      return on_head (l, rq, url, method);
     }
   if (*upload_size > 0)
     {
-      if (!cs->too_large && cs->len + *upload_size <= API_MAX_BODY)
-        {
-          char *p = realloc (cs->body, cs->len + *upload_size + 1);
+      size_t size = *upload_size;
 
-          if (p == NULL)
-            return MHD_NO;
-          cs->body = p;
-          memcpy (cs->body + cs->len, upload_data, *upload_size);
-          cs->len += *upload_size;
-          cs->body[cs->len] = '\0';
-        }
-      else
-        cs->too_large = true;
       *upload_size = 0;
-      return MHD_YES;
+      return on_body (rq, url, method, upload_data, size);
     }
 
-  dispatch (s, c, url, method, cs, &r);
-  log_debug ("%s %s -> %d", method, url, r.status);
-  ret = send_reply (c, &r);
-  reply_clear (&r);
-  return ret;
+  pthread_mutex_lock (&s->lock);
+  phase = rq->phase;
+  pthread_mutex_unlock (&s->lock);
+  switch (phase)
+    {
+    case PHASE_READING:
+      if (rq->early.status)
+        return answer (rq, method, url, &rq->early);
+      if (!route (rq, url, method, &r) || !start_worker (rq, &r))
+        return answer (rq, method, url, &r);
+      return MHD_YES;
+    case PHASE_RUNNING:
+      return MHD_YES; /* not resumed yet */
+    case PHASE_DONE:
+      break;
+    }
+  log_debug ("%s %s -> %d", method, loggable (url), rq->reply.status);
+  {
+    struct MHD_Response *resp = rq->resp;
+
+    rq->resp = NULL;
+    return queue (rq, resp, (unsigned)rq->reply.status);
+  }
 }
 
 static void
 on_completed (void *cls, struct MHD_Connection *c, void **con_cls,
               enum MHD_RequestTerminationCode toe)
 {
-  struct conn_state *cs = *con_cls;
+  struct request *rq = *con_cls;
 
-  if (cs)
+  if (rq)
     {
-      free (cs->body);
-      free (cs);
+      free (rq->body);
+      reply_clear (&rq->early);
+      reply_clear (&rq->reply);
+      if (rq->resp)
+        MHD_destroy_response (rq->resp);
+      free (rq);
     }
   *con_cls = NULL;
 }
+
+/* ---------------------------------------------------------------- */
+/* Listeners. */
 
 static int
 listen_unix (const char *path, char *err, size_t errlen)
 {
   int fd = unix_listen (path, 0660);
 
-  if (fd == -1)
-    snprintf (err, errlen, "listen on %s: %s", path, strerror (errno));
+  /* A longer queue than unix_listen's: connect(2) on a unix socket
+   * blocks while the queue is full.
+   */
+  if (fd == -1 || listen (fd, SOMAXCONN) == -1)
+    {
+      snprintf (err, errlen, "listen on %s: %s", path, strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      return -1;
+    }
   return fd;
 }
 
@@ -451,7 +673,7 @@ listen_tcp (const char *addr, char *err, size_t errlen)
   if (fd == -1
       || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1
       || bind (fd, res->ai_addr, res->ai_addrlen) == -1
-      || listen (fd, 64) == -1)
+      || listen (fd, SOMAXCONN) == -1)
     {
       snprintf (err, errlen, "listen on %s: %s", addr, strerror (errno));
       if (fd >= 0)
@@ -462,11 +684,90 @@ listen_tcp (const char *addr, char *err, size_t errlen)
   return fd;
 }
 
+/* Connections need file descriptors: take the hard limit.  Returns how
+ * many connections there may be in all (some are kept for QMP, NBD,
+ * state files...).
+ */
+static unsigned
+fd_budget (void)
+{
+  struct rlimit rl;
+  rlim_t avail;
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) == -1)
+    return 512;
+  if (rl.rlim_cur < rl.rlim_max)
+    {
+      struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+      if (setrlimit (RLIMIT_NOFILE, &want) == 0)
+        rl = want;
+    }
+  avail = rl.rlim_cur > 1024 ? rl.rlim_cur - 512 : rl.rlim_cur / 2;
+  if (avail > 2 * MAX_CONNECTIONS * MAX_LISTEN)
+    avail = 2 * MAX_CONNECTIONS * MAX_LISTEN;
+  if (avail < 256)
+    log_warnx ("REST API: only %llu connections (RLIMIT_NOFILE)",
+               (unsigned long long)avail);
+  return (unsigned)avail;
+}
+
+/* libmicrohttpd's own messages: debug only (for a connection handed over
+ * from a unix socket it reports that TCP options do not apply).
+ */
+static void
+mhd_log (void *cls, const char *fmt, va_list ap)
+{
+  char msg[512];
+  size_t n;
+
+  if (!log_debug_enabled ())
+    return;
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  n = strlen (msg);
+  while (n > 0 && msg[n - 1] == '\n')
+    msg[--n] = '\0';
+  log_debug ("libmicrohttpd: %s", msg);
+}
+
+/* The door hands over a connection whose first head is complete. */
+static bool
+pass (void *cls, size_t index, int fd, const struct sockaddr *sa,
+      socklen_t salen, struct reply *r)
+{
+  struct api_server *s = cls;
+  const union MHD_DaemonInfo *info;
+  bool quiescing;
+
+  pthread_mutex_lock (&s->lock);
+  quiescing = s->quiescing;
+  pthread_mutex_unlock (&s->lock);
+  if (quiescing)
+    {
+      reply_error (r, 503, "shutting-down", "pullbackd is stopping");
+      return false;
+    }
+  info = MHD_get_daemon_info (s->mhd[index],
+                              MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+  if (info && info->num_connections >= s->limit)
+    {
+      reply_error (r, 503, "busy",
+                   "%u connections are open on this address; try again",
+                   s->limit);
+      return false;
+    }
+  /* MHD closes FD if it cannot take it. */
+  if (MHD_add_connection (s->mhd[index], fd, sa, salen) != MHD_YES)
+    log_warn ("REST API: cannot add a connection");
+  return true;
+}
+
 struct api_server *
 api_server_start (struct registry *reg, char *const *addresses, size_t n,
                   const char *token, char *err, size_t errlen)
 {
   struct api_server *s = calloc (1, sizeof *s);
+  unsigned budget;
 
   if (s == NULL || (token && (s->token = strdup (token)) == NULL))
     {
@@ -474,9 +775,18 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
       free (s);
       return NULL;
     }
+  pthread_mutex_init (&s->lock, NULL);
+  pthread_cond_init (&s->idle, NULL);
   s->reg = reg;
   if (n > MAX_LISTEN)
     n = MAX_LISTEN;
+  /* Half for connections that wait for their head, half for those
+   * libmicrohttpd serves.
+   */
+  budget = fd_budget ();
+  s->limit = budget / 2 / (n ? n : 1);
+  if (s->limit > MAX_CONNECTIONS)
+    s->limit = MAX_CONNECTIONS;
   for (size_t i = 0; i < n; i++)
     {
       const char *a = addresses[i];
@@ -499,13 +809,17 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
         }
       s->listeners[s->n] = (struct listener){ s, !is_unix };
       s->mhd[s->n] = MHD_start_daemon (
-          MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-          NULL, NULL, on_request, &s->listeners[s->n],
-          MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-          on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-          MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-          MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-          (unsigned)(is_unix ? 0 : MAX_CONNECTIONS_PER_IP), MHD_OPTION_END);
+          MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
+              | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
+          0, NULL, NULL, on_request, &s->listeners[s->n],
+          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS,
+          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+          MHD_OPTION_UNESCAPE_CALLBACK, check_unescape, NULL,
+          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
+          MHD_OPTION_CONNECTION_LIMIT, s->limit,
+          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+          MHD_OPTION_END);
       if (s->mhd[s->n] == NULL)
         {
           snprintf (err, errlen, "cannot start the HTTP server on %s", a);
@@ -513,25 +827,70 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
           api_server_stop (s);
           return NULL;
         }
+      s->fds[s->n] = fd;
       s->unix_paths[s->n] = is_unix ? strdup (a) : NULL;
+      if (is_unix && lstat (a, &s->unix_st[s->n]) == -1)
+        s->unix_st[s->n].st_ino = 0;
       s->n++;
       log_info ("REST API listening on %s", a);
+    }
+  s->door = door_start (s->fds, s->n, budget / 2, pass, s, err, errlen);
+  if (s->door == NULL)
+    {
+      api_server_stop (s);
+      return NULL;
     }
   return s;
 }
 
 void
-api_server_stop (struct api_server *s)
+api_server_quiesce (struct api_server *s)
 {
   if (s == NULL)
     return;
+  pthread_mutex_lock (&s->lock);
+  s->quiescing = true;
+  pthread_mutex_unlock (&s->lock);
+  door_quiesce (s->door);
+}
+
+void
+api_server_stop (struct api_server *s)
+{
+  struct stat st;
+
+  if (s == NULL)
+    return;
+  api_server_quiesce (s);
+  if (s->door)
+    door_stop (s->door); /* closes the listening sockets */
+  else
+    for (size_t i = 0; i < s->n; i++)
+      close (s->fds[i]);
+  /* Requests being handled finish (their VMs are still there); streams
+   * are cut; then no connection is suspended and MHD may stop.
+   */
+  pthread_mutex_lock (&s->lock);
+  s->stopping = true;
+  for (struct pumping *pg = s->pumping; pg; pg = pg->next)
+    pump_cancel (pg->p);
+  while (s->inflight > 0)
+    pthread_cond_wait (&s->idle, &s->lock);
+  pthread_mutex_unlock (&s->lock);
   for (size_t i = 0; i < s->n; i++)
     {
       MHD_stop_daemon (s->mhd[i]);
-      if (s->unix_paths[i])
+      /* Only the socket file we made: another daemon may have made one
+       * there since (after ours was removed by hand, say).
+       */
+      if (s->unix_paths[i] && lstat (s->unix_paths[i], &st) == 0
+          && st.st_dev == s->unix_st[i].st_dev
+          && st.st_ino == s->unix_st[i].st_ino)
         unlink (s->unix_paths[i]);
       free (s->unix_paths[i]);
     }
+  pthread_cond_destroy (&s->idle);
+  pthread_mutex_destroy (&s->lock);
   free (s->token);
   free (s);
 }

@@ -226,6 +226,15 @@ h_backup_end (struct api_request *req, struct reply *r)
   backup_op (req, r, VM_OP_BACKUP_END, NULL);
 }
 
+/* A string member of OBJ, or "" (never NULL, so never strcmp (NULL)). */
+static const char *
+member (const json_t *obj, const char *key)
+{
+  const char *v = json_string_value (json_object_get (obj, key));
+
+  return v ? v : "";
+}
+
 /* GET .../disks/{disk}/extents?context=&offset=&length=&limit= */
 
 #define EXTENTS_MAX_LIMIT 100000
@@ -294,19 +303,15 @@ h_extents (struct api_request *req, struct reply *r)
       *r = b;
       return;
     }
-  if (strcmp (json_string_value (json_object_get (b.body, "phase")), "ready")
-      != 0)
+  if (strcmp (member (b.body, "phase"), "ready") != 0)
     {
       reply_error (r, 409, "backup-not-ready", "backup %s is %s",
-                   req->params[1],
-                   json_string_value (json_object_get (b.body, "phase")));
+                   req->params[1], member (b.body, "phase"));
       reply_clear (&b);
       return;
     }
   json_array_foreach (json_object_get (b.body, "disks"), i, d)
-    if (strcmp (json_string_value (json_object_get (d, "name")),
-                req->params[2])
-        == 0)
+    if (strcmp (member (d, "name"), req->params[2]) == 0)
       disk = d;
   if (disk == NULL)
     {
@@ -317,6 +322,13 @@ h_extents (struct api_request *req, struct reply *r)
     }
   uri = json_string_value (
       json_object_get (json_object_get (disk, "nbd"), "uri"));
+  if (uri == NULL)
+    {
+      reply_error (r, 502, "nbd-error", "disk %s of backup %s has no export",
+                   req->params[2], req->params[1]);
+      reply_clear (&b);
+      return;
+    }
   if (context && strcmp (context, "dirty") == 0)
     {
       ctx = json_string_value (json_object_get (json_object_get (disk, "nbd"),

@@ -214,7 +214,7 @@ main (int argc, char **argv)
   char *token = NULL;
   char err[1024], vmsdir[PATH_MAX];
   sigset_t set;
-  int c, sig, lock_fd, run_lock_fd, rc = EXIT_SUCCESS;
+  int c, sig, lock_fd, run_lock_fd, rc = EXIT_SUCCESS, rc_shutdown;
 
   while ((c = getopt_long (argc, argv, short_options, long_options, NULL))
          != -1)
@@ -361,8 +361,14 @@ main (int argc, char **argv)
       break;
     }
 
+  /* No new connection or request; then the VMs finish what they are
+   * doing (a begin under way is undone and answered 503) and end their
+   * backups; their answers go out before the HTTP server stops.
+   */
+  api_server_quiesce (api);
+  rc_shutdown = registry_shutdown (&reg);
   api_server_stop (api);
-  if (registry_shutdown (&reg) == -1)
+  if (rc_shutdown == -1)
     {
       log_warnx ("the last state of some VMs could not be written; they "
                  "are cleaned up from their older state at the next start");

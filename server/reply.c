@@ -9,21 +9,29 @@
 #include <stdlib.h>
 
 #include "reply.h"
+#include "utf8.h"
 
+/* The message may quote anything (a client's name, QEMU's words) and
+ * may be cut by the buffer inside a character: it is made valid UTF-8
+ * first, so the body is always the documented error object and never
+ * "{}" (json_string refuses invalid UTF-8).
+ */
 static int
 verror (struct reply *r, int status, const char *code, const char *field,
         const char *fmt, va_list ap)
 {
-  char msg[1024];
+  char raw[1024], msg[1024], fld[256];
   json_t *e;
 
-  vsnprintf (msg, sizeof msg, fmt, ap);
+  vsnprintf (raw, sizeof raw, fmt, ap);
+  utf8_sanitize (raw, msg, sizeof msg);
   e = json_pack ("{s:s, s:s}", "code", code, "message", msg);
   if (field && e)
-    json_object_set_new (e, "field", json_string (field));
+    json_object_set_new (e, "field",
+                         json_string (utf8_sanitize (field, fld, sizeof fld)));
   json_decref (r->body);
   r->status = status;
-  r->body = json_pack ("{s:o*}", "error", e);
+  r->body = e ? json_pack ("{s:o}", "error", e) : NULL;
   return -1;
 }
 
