@@ -95,6 +95,26 @@ test -S "$PB_API"
 expect 200 GET /v1/health >/dev/null
 expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
 
+# A daemon removes only the socket file it made: here another one took
+# the name after this one's file was removed by hand.
+B_API=$dir/b.sock
+"$PULLBACKD" -f --state-dir "$dir/stateB" --run-dir "$dir/runB" \
+  --listen "$B_API" >"$dir/b.log" 2>&1 &
+B_PID=$!
+track_pid $B_PID
+wait_for 10 test -S "$B_API"
+rm "$B_API"
+"$PULLBACKD" -f --state-dir "$dir/stateC" --run-dir "$dir/runC" \
+  --listen "$B_API" >"$dir/c.log" 2>&1 &
+C_PID=$!
+track_pid $C_PID
+wait_for 10 sh -c "curl -sS --unix-socket '$B_API' http://localhost/v1/health | jq -e .status"
+kill -TERM "$B_PID"; wait "$B_PID"
+test -S "$B_API"
+curl -sS --unix-socket "$B_API" http://localhost/v1/health | jq -e .status >/dev/null
+kill -TERM "$C_PID"; wait "$C_PID"
+test ! -e "$B_API"
+
 # --- 6. unregistering a VM that has checkpoints ---------------------------
 reg () { expect 201 POST /v1/vms "{\"name\":\"$1\",\"qmp\":\"$Q3\",\"nbd\":\"unix:$G\"}" >/dev/null; wait_vm_connected "$1"; }
 reg vm2
