@@ -55,7 +55,7 @@ for d in disk0 disk1; do
   qmpcmd "$QMP_TEST_SOCK" block-dirty-bitmap-add \
     "{\"node\":\"$d\",\"name\":\"c2\",\"persistent\":true}" >/dev/null
 done
-jq '.checkpoint_pending = {"name": "c2", "disks": [{"disk": "disk0", "node": "disk0"}, {"disk": "disk1", "node": "disk1"}]}' \
+jq '.checkpoint_pending = {"name": "c2", "disks": [{"disk": "disk0", "node": "disk0", "bitmap": "c2"}, {"disk": "disk1", "node": "disk1", "bitmap": "c2"}]}' \
   "$dir/state/vms/vm1.json" > "$dir/state.tmp"
 mv "$dir/state.tmp" "$dir/state/vms/vm1.json"
 start_pullbackd "$dir" --vm "vm1=$QMP_SOCK,nbd=unix:$G"
