@@ -31,14 +31,6 @@
 
 struct pb_stats pb_stats;
 
-static json_t *
-active_backup (const struct vm *vm)
-{
-  json_t *b = json_object_get (vm->state, "backup");
-
-  return json_is_object (b) ? b : NULL;
-}
-
 static const char *
 str (const json_t *o, const char *key)
 {
@@ -49,7 +41,8 @@ str (const json_t *o, const char *key)
 static int
 clear_backup (struct vm *vm)
 {
-  json_object_set_new (vm->state, "backup", json_null ());
+  backup_free (vm->backup);
+  vm->backup = NULL;
   return vm_save (vm);
 }
 
@@ -64,48 +57,75 @@ new_backup_id (char *buf, size_t len)
 }
 
 json_t *
-backup_to_api (const struct vm *vm, const json_t *b)
+backup_to_api (const struct vm *vm, const struct backup *b)
 {
   json_t *disks = json_array ();
-  bool ready = strcmp (str (b, "phase"), "ready") == 0;
-  size_t i;
-  json_t *d;
+  bool ready = b->phase == BACKUP_READY;
 
-  json_array_foreach (json_object_get (b, "disks"), i, d)
+  for (size_t i = 0; i < b->ndisks; i++)
     {
-      bool incr = strcmp (str (d, "mode"), "incremental") == 0;
+      const struct backup_disk *d = &b->disks[i];
+      bool incr = d->mode == DISK_INCREMENTAL;
+      char tmp[NAME_MAX_LEN + 16];
       json_t *nbd = json_null ();
 
+      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
       if (ready)
-        nbd = json_pack (
-            "{s:o, s:s, s:o}", "uri", nbd_uri (vm, str (d, "name")), "export",
-            str (d, "name"), "dirty_bitmap_context",
-            incr ? json_sprintf ("qemu:dirty-bitmap:%s", str (d, "tmp_bitmap"))
-                 : json_null ());
+        nbd = json_pack ("{s:o, s:s, s:o}", "uri", nbd_uri (vm, d->name),
+                         "export", d->name, "dirty_bitmap_context",
+                         incr ? json_sprintf ("qemu:dirty-bitmap:%s", tmp)
+                              : json_null ());
       json_array_append_new (
-          disks, json_pack ("{s:O, s:O, s:O, s:O?, s:o}", "name",
-                            json_object_get (d, "name"), "size",
-                            json_object_get (d, "size"), "mode",
-                            json_object_get (d, "mode"), "reason",
-                            json_object_get (d, "reason"), "nbd", nbd));
+          disks,
+          json_pack ("{s:s, s:I, s:s, s:s?, s:o}", "name", d->name, "size",
+                     (json_int_t)d->size, "mode", disk_mode_name (d->mode),
+                     "reason", disk_reason_name (d->reason), "nbd", nbd));
     }
   return json_pack (
-      "{s:O, s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, "
-      "s:O?, s:o}",
-      "id", json_object_get (b, "id"), "vm", vm->name, "phase",
-      json_object_get (b, "phase"), "checkpoint",
-      json_object_get (b, "checkpoint"), "since", json_object_get (b, "since"),
-      "created", json_object_get (b, "created"), "expires",
-      json_object_get (b, "expires"), "ttl", json_object_get (b, "ttl"),
-      "freeze_ms", json_object_get (b, "freeze_ms"), "scratch_bytes",
-      scratch_allocated (b), "reason", json_object_get (b, "reason"), "disks",
-      disks);
+      "{s:s, s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:o, s:I, "
+      "s:s?, s:o}",
+      "id", b->id, "vm", vm->name, "phase", backup_phase_name (b->phase),
+      "checkpoint", b->checkpoint, "since", b->since, "created",
+      (json_int_t)b->created, "expires", (json_int_t)b->expires, "ttl",
+      (json_int_t)b->ttl, "freeze_ms",
+      b->freeze_ms >= 0 ? json_integer (b->freeze_ms) : json_null (),
+      "scratch_bytes", (json_int_t)scratch_allocated (b), "reason",
+      backup_failure_name (b->failure), "disks", disks);
 }
 
-/* Parse and check the request against the VM; fills PLAN (the backup
- * record to be).  Returns -1 with R set.
+/* Why disk D must be full though an incremental from BASE was asked:
+ * REASON_NONE when it can be incremental.
  */
-static json_t *
+static enum disk_reason
+full_because (const json_t *d, const json_t *base)
+{
+  const char *name = str (d, "name");
+  const json_t *cd = NULL, *e;
+  enum disk_reason why = REASON_NONE;
+  size_t m;
+
+  /* QEMU takes a persistent bitmap on a read-only image but can never
+   * store it: such a disk is exported, full, and holds no checkpoint.
+   */
+  if (strcmp (str (d, "format"), "qcow2") != 0)
+    return REASON_DISK_NOT_QCOW2;
+  if (json_is_true (json_object_get (d, "ro")))
+    return REASON_DISK_READ_ONLY;
+  json_array_foreach (json_object_get (base, "disks"), m, e)
+    if (strcmp (str (e, "disk"), name) == 0)
+      cd = e;
+  if (cd == NULL)
+    return REASON_DISK_ADDED;
+  if (json_is_string (json_object_get (cd, "broken"))
+      && disk_reason_parse (str (cd, "broken"), &why) == -1)
+    why = REASON_CHECKPOINT_MISSING;
+  return why;
+}
+
+/* Parse and check the request against the VM: the backup record to be,
+ * or NULL with R set.
+ */
+static struct backup *
 plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
              struct reply *r)
 {
@@ -115,10 +135,10 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
   json_t *base = NULL;
   char cpname[NAME_MAX_LEN + 16] = "";
   json_int_t ttl = vm->ctx->backup_ttl;
-  json_t *disks, *plan;
-  char id[32];
-  size_t i;
+  CLEANUP_BACKUP struct backup *b = NULL;
+  size_t i, n = 0;
   json_t *d;
+  char id[32];
 
   if (json_is_integer (json_object_get (args, "ttl")))
     ttl = json_integer_value (json_object_get (args, "ttl"));
@@ -167,21 +187,18 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
           return NULL;
         }
 
-  disks = json_array ();
+  b = backup_new (want ? json_array_size (want) : json_array_size (vm->disks));
+  if (b == NULL)
+    {
+      reply_error (r, 500, "out-of-memory", "out of memory");
+      return NULL;
+    }
   json_array_foreach (vm->disks, i, d)
     {
       const char *name = str (d, "name");
-      const char *node = str (d, "node");
-      bool qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
-      /* QEMU takes a persistent bitmap on a read-only image but can never
-       * store it: such a disk is exported, full, and holds no checkpoint.
-       */
-      bool ro = json_is_true (json_object_get (d, "ro"));
-      const char *mode = "full", *reason = NULL;
+      struct backup_disk *bd;
+      bool selected = want == NULL, qcow2, ro;
       char tmp[NAME_MAX_LEN + 16];
-      int idx = (int)json_array_size (disks);
-      json_t *entry;
-      bool selected = want == NULL;
       size_t k;
       json_t *w;
 
@@ -191,74 +208,66 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
       if (!selected)
         continue;
 
-      snprintf (tmp, sizeof tmp, PB_TMP_BITMAP_PREFIX "%s", name);
+      bd = &b->disks[n];
+      bd->index = (int)n++;
+      qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
+      ro = json_is_true (json_object_get (d, "ro"));
+      bd->mode = DISK_FULL;
       if (base)
         {
-          const json_t *cd = NULL;
-          size_t m;
-          json_t *e;
-
-          json_array_foreach (json_object_get (base, "disks"), m, e)
-            if (strcmp (str (e, "disk"), name) == 0)
-              cd = e;
-          if (!qcow2)
-            reason = "disk-not-qcow2";
-          else if (ro)
-            reason = "disk-read-only";
-          else if (cd == NULL)
-            reason = "disk-added";
-          else if (json_is_string (json_object_get (cd, "broken")))
-            reason = str (cd, "broken");
-          else
-            mode = "incremental";
+          bd->reason = full_because (d, base);
+          if (bd->reason == REASON_NONE)
+            bd->mode = DISK_INCREMENTAL;
         }
-      if (strcmp (mode, "incremental") == 0
-          && json_object_get (json_object_get (bitmaps, node), tmp))
+      snprintf (tmp, sizeof tmp, PB_TMP_BITMAP_PREFIX "%s", name);
+      if (bd->mode == DISK_INCREMENTAL
+          && json_object_get (json_object_get (bitmaps, str (d, "node")), tmp))
         {
-          json_decref (disks);
           reply_error (r, 409, "bitmap-exists",
                        "a bitmap named '%s' already exists on disk %s of "
                        "VM %s",
                        tmp, name, vm->name);
           return NULL;
         }
-
-      entry = json_pack (
-          "{s:s, s:s, s:O, s:O, s:s, s:s?, s:i, s:s?, s:b, "
-          "s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-          "name", name, "node", node, "size", json_object_get (d, "size"),
-          "format", json_object_get (d, "format"), "mode", mode, "reason",
-          reason, "index", idx, "tmp_bitmap",
-          strcmp (mode, "incremental") == 0 ? tmp : NULL, "checkpoint_bitmap",
-          qcow2 && !ro && cpname[0], "scratch",
-          json_sprintf ("%s/pullback-%s.%d.qcow2", vm->scratch_dir, vm->name,
-                        idx),
-          "fleece", json_sprintf (PB_FLEECE_PREFIX "%d", idx), "cbw",
-          json_sprintf (PB_CBW_PREFIX "%d", idx), "job",
-          json_sprintf (PB_JOB_PREFIX "%d", idx), "export_id",
-          json_sprintf (PB_EXPORT_PREFIX "%d", idx), "scratch_node",
-          json_sprintf (PB_SCRATCH_PREFIX "%d", idx), "mkfile_job",
-          json_sprintf (PB_MKJOB_PREFIX "file-%d", idx), "mkqcow2_job",
-          json_sprintf (PB_MKJOB_PREFIX "qcow2-%d", idx));
-      json_array_append_new (disks, entry);
+      bd->checkpoint_bitmap = qcow2 && !ro && cpname[0];
+      bd->size = json_integer_value (json_object_get (d, "size"));
+      bd->name = strdup (name);
+      bd->node = strdup (str (d, "node"));
+      bd->format = strdup (str (d, "format"));
+      if (asprintf (&bd->scratch, "%s/pullback-%s.%d.qcow2", vm->scratch_dir,
+                    vm->name, bd->index)
+          == -1)
+        bd->scratch = NULL;
+      if (bd->name == NULL || bd->node == NULL || bd->format == NULL
+          || bd->scratch == NULL)
+        {
+          reply_error (r, 500, "out-of-memory", "out of memory");
+          return NULL;
+        }
     }
-  if (json_array_size (disks) == 0)
+  b->ndisks = n;
+  if (n == 0)
     {
-      json_decref (disks);
       reply_error (r, 422, "no-disks", "VM %s has no disks to back up",
                    vm->name);
       return NULL;
     }
 
   new_backup_id (id, sizeof id);
-  plan = json_pack ("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:n, s:n, "
-                    "s:b, s:o}",
-                    "id", id, "phase", "starting", "checkpoint",
-                    cpname[0] ? cpname : NULL, "since", since, "created",
-                    (json_int_t)now_seconds (), "expires",
-                    (json_int_t)(now_seconds () + ttl), "ttl", ttl,
-                    "freeze_ms", "reason", "txn_done", 0, "disks", disks);
-  return plan;
+  b->id = strdup (id);
+  b->checkpoint = cpname[0] ? strdup (cpname) : NULL;
+  b->since = since ? strdup (since) : NULL;
+  if (b->id == NULL || (cpname[0] && b->checkpoint == NULL)
+      || (since && b->since == NULL))
+    {
+      reply_error (r, 500, "out-of-memory", "out of memory");
+      return NULL;
+    }
+  b->phase = BACKUP_STARTING;
+  b->created = now_seconds ();
+  b->ttl = ttl;
+  b->expires = b->created + ttl;
+  return TAKE_PTR (b);
 }
 
 static int
@@ -269,67 +278,88 @@ qemu_failed (struct reply *r, const char *what, const struct qmp_error *err)
 }
 
 static int
-run_transaction (struct vm *vm, json_t *b, struct reply *r)
+run_transaction (struct vm *vm, struct backup *b, struct reply *r)
 {
-  const char *cp = str (b, "checkpoint");
-  const char *since = str (b, "since");
   struct qmp_error err;
   struct qmp_txn *t = qmp_txn_new ();
-  size_t i;
-  json_t *d;
   int rc;
 
-  json_array_foreach (json_object_get (b, "disks"), i, d)
+  for (size_t i = 0; i < b->ndisks; i++)
     {
-      qmp_txn_addf (t, "blockdev-backup", "{s:O, s:O, s:O, s:s, s:O}",
-                    "job-id", json_object_get (d, "job"), "device",
-                    json_object_get (d, "node"), "target",
-                    json_object_get (d, "fleece"), "sync", "none",
-                    "filter-node-name", json_object_get (d, "cbw"));
-      if (json_is_true (json_object_get (d, "checkpoint_bitmap")))
-        qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
-                      json_object_get (d, "node"), "name", cp, "persistent",
-                      1);
-      if (json_is_string (json_object_get (d, "tmp_bitmap")))
+      const struct backup_disk *d = &b->disks[i];
+      char job[64], fleece[64], cbw[64], tmp[NAME_MAX_LEN + 16];
+
+      backup_disk_object (d, PB_JOB_PREFIX, job, sizeof job);
+      backup_disk_object (d, PB_FLEECE_PREFIX, fleece, sizeof fleece);
+      backup_disk_object (d, PB_CBW_PREFIX, cbw, sizeof cbw);
+      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      qmp_txn_addf (t, "blockdev-backup", "{s:s, s:s, s:s, s:s, s:s}",
+                    "job-id", job, "device", d->node, "target", fleece, "sync",
+                    "none", "filter-node-name", cbw);
+      if (d->checkpoint_bitmap)
+        qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node",
+                      d->node, "name", b->checkpoint, "persistent", 1);
+      if (d->mode == DISK_INCREMENTAL)
         {
-          qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:O, s:b}", "node",
-                        json_object_get (d, "node"), "name",
-                        json_object_get (d, "tmp_bitmap"), "disabled", 1);
-          qmp_txn_addf (t, "block-dirty-bitmap-merge", "{s:O, s:O, s:[s]}",
-                        "node", json_object_get (d, "node"), "target",
-                        json_object_get (d, "tmp_bitmap"), "bitmaps", since);
+          qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node",
+                        d->node, "name", tmp, "disabled", 1);
+          qmp_txn_addf (t, "block-dirty-bitmap-merge", "{s:s, s:s, s:[s]}",
+                        "node", d->node, "target", tmp, "bitmaps", b->since);
         }
     }
   rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
   qmp_txn_free (t);
+  /* Done, or unknown (a timeout, a lost connection): QEMU may have
+   * applied it, and the names were checked free, so undo removes the
+   * bitmaps too.
+   */
   if (rc == 0 || err.kind != QMP_ERR_QEMU)
-    {
-      /* Done, or unknown (a timeout, a lost connection): QEMU may have
-       * applied it, and the names were checked free, so undo removes
-       * the bitmaps too.
-       */
-      json_object_set_new (b, "txn_done", json_true ());
-    }
+    b->txn_done = true;
   if (rc == -1)
     return qemu_failed (r, "backup transaction", &err);
   return 0;
 }
 
 static void
-add_checkpoint_record (struct vm *vm, const json_t *b)
+add_checkpoint_record (struct vm *vm, const struct backup *b)
 {
   json_t *disks = json_array ();
-  size_t i;
-  json_t *d;
 
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (json_is_true (json_object_get (d, "checkpoint_bitmap")))
-      json_array_append_new (disks,
-                             checkpoint_disk (str (d, "name"), str (d, "node"),
-                                              str (b, "checkpoint")));
-  checkpoint_append (vm, str (b, "checkpoint"),
-                     json_integer_value (json_object_get (b, "created")),
-                     disks);
+  for (size_t i = 0; i < b->ndisks; i++)
+    if (b->disks[i].checkpoint_bitmap)
+      json_array_append_new (
+          disks,
+          checkpoint_disk (b->disks[i].name, b->disks[i].node, b->checkpoint));
+  checkpoint_append (vm, b->checkpoint, b->created, disks);
+}
+
+/* Export every disk of B over NBD. */
+static int
+export_all (struct vm *vm, const struct backup *b, struct reply *r)
+{
+  for (size_t i = 0; i < b->ndisks; i++)
+    {
+      const struct backup_disk *d = &b->disks[i];
+      char id[64], fleece[64], tmp[NAME_MAX_LEN + 16];
+      struct qmp_error err;
+      json_t *args, *ret;
+
+      backup_disk_object (d, PB_EXPORT_PREFIX, id, sizeof id);
+      backup_disk_object (d, PB_FLEECE_PREFIX, fleece, sizeof fleece);
+      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      args = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b}", "type", "nbd", "id",
+                        id, "node-name", fleece, "name", d->name, "writable",
+                        0, "allocation-depth", 1);
+      if (d->mode == DISK_INCREMENTAL)
+        json_object_set_new (
+            args, "bitmaps",
+            json_pack ("[{s:s, s:s}]", "node", d->node, "name", tmp));
+      ret = vm_qmp (vm, "block-export-add", args, &err);
+      if (ret == NULL)
+        return qemu_failed (r, "exporting over NBD", &err);
+      json_decref (ret);
+    }
+  return 0;
 }
 
 int
@@ -337,15 +367,15 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
 {
   CLEANUP_JSON json_t *bitmaps = NULL;
   struct qmp_error err;
-  json_t *old = active_backup (vm), *b, *disks, *d;
+  struct backup *old = vm->backup, *b;
   struct qga *g = NULL;
   int64_t t_begin = monotonic_us (), t_freeze = 0, t_txn;
-  size_t i;
+  json_t *disks;
 
-  if (old && strcmp (str (old, "phase"), "failed") != 0)
+  if (old && old->phase != BACKUP_FAILED)
     return reply_error (r, 409, "backup-active",
                         "VM %s already has an active backup %s", vm->name,
-                        str (old, "id"));
+                        old->id);
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     return reply_error (r, 503, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
@@ -373,7 +403,8 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
     }
 
   /* From here on, a crash is cleaned up from this record. */
-  json_object_set_new (vm->state, "backup", b);
+  backup_free (vm->backup);
+  vm->backup = b;
   if (vm_save (vm) == -1)
     {
       clear_backup (vm);
@@ -386,7 +417,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
 
   if (json_is_true (json_object_get (args, "quiesce")))
     {
-      g = quiesce_freeze (vm, str (b, "id"), &t_freeze, r);
+      g = quiesce_freeze (vm, b->id, &t_freeze, r);
       if (g == NULL)
         goto undo;
       test_pause ("after-freeze");
@@ -401,8 +432,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   t_txn = monotonic_us () - t_txn;
   if (g)
     {
-      json_object_set_new (b, "freeze_ms",
-                           json_integer (monotonic_ms () - t_freeze));
+      b->freeze_ms = monotonic_ms () - t_freeze;
       /* A guest left frozen fails the begin (502 thaw-failed), although
        * the snapshot is good: a 2xx says that all that was asked for
        * happened, and "quiesce" is freeze, snapshot, thaw; clients
@@ -420,38 +450,13 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
    * written before the transaction is enough, and one fsync less.
    */
 
-  if (nbd_ensure_server (vm, r) == -1)
+  if (nbd_ensure_server (vm, r) == -1 || export_all (vm, b, r) == -1)
     goto undo;
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    {
-      json_t *args2 = json_pack ("{s:s, s:O, s:O, s:O, s:b, s:b}", "type",
-                                 "nbd", "id", json_object_get (d, "export_id"),
-                                 "node-name", json_object_get (d, "fleece"),
-                                 "name", json_object_get (d, "name"),
-                                 "writable", 0, "allocation-depth", 1);
-      json_t *ret;
 
-      if (json_is_string (json_object_get (d, "tmp_bitmap")))
-        json_object_set_new (args2, "bitmaps",
-                             json_pack ("[{s:O, s:O}]", "node",
-                                        json_object_get (d, "node"), "name",
-                                        json_object_get (d, "tmp_bitmap")));
-      ret = vm_qmp (vm, "block-export-add", args2, &err);
-      if (ret == NULL)
-        {
-          qemu_failed (r, "exporting over NBD", &err);
-          goto undo;
-        }
-      json_decref (ret);
-    }
-
-  if (str (b, "checkpoint"))
+  if (b->checkpoint)
     add_checkpoint_record (vm, b);
-  json_object_set_new (b, "phase", json_string ("ready"));
-  json_object_set_new (
-      b, "expires",
-      json_integer (now_seconds ()
-                    + json_integer_value (json_object_get (b, "ttl"))));
+  b->phase = BACKUP_READY;
+  b->expires = now_seconds () + b->ttl;
   if (vm_save (vm) == -1)
     {
       /* On disk it is still "starting": recovery would drop the
@@ -459,26 +464,26 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
        */
       json_t *list = json_object_get (vm->state, "checkpoints");
 
-      if (str (b, "checkpoint"))
+      if (b->checkpoint)
         json_array_remove (list, json_array_size (list) - 1);
-      json_object_set_new (b, "phase", json_string ("starting"));
+      b->phase = BACKUP_STARTING;
       reply_error (r, 500, "state-write-failed",
                    "cannot record the backup in the state directory");
       goto undo;
     }
   atomic_fetch_add (&pb_stats.backups_begun, 1);
-  log_info (
-      "VM %s: backup %s ready: %zu disks in %.2f ms (transaction "
-      "%.2f ms)",
-      vm->name, str (b, "id"), json_array_size (json_object_get (b, "disks")),
-      (double)(monotonic_us () - t_begin) / 1000.0, (double)t_txn / 1000.0);
+  log_info ("VM %s: backup %s ready: %zu disks in %.2f ms (transaction "
+            "%.2f ms)",
+            vm->name, b->id, b->ndisks,
+            (double)(monotonic_us () - t_begin) / 1000.0,
+            (double)t_txn / 1000.0);
   return reply_ok (r, 201, backup_to_api (vm, b));
 
 undo:
   /* Nothing of a backup that never became readable may stay, not even
    * its new checkpoint.
    */
-  log_warnx ("VM %s: backup %s failed to start: %s", vm->name, str (b, "id"),
+  log_warnx ("VM %s: backup %s failed to start: %s", vm->name, b->id,
              str (json_object_get (r->body, "error"), "message"));
   backup_retire (vm, b, true);
   clear_backup (vm);
@@ -486,16 +491,16 @@ undo:
   return -1;
 }
 
-static json_t *
+static struct backup *
 find_backup (struct vm *vm, const json_t *args, struct reply *r)
 {
   const char *id = str (args, "id");
-  json_t *b = active_backup (vm);
+  struct backup *b = vm->backup;
 
-  if (b == NULL || strcmp (str (b, "id"), id) != 0)
+  if (b == NULL || id == NULL || strcmp (b->id, id) != 0)
     {
       reply_error (r, 404, "backup-not-found", "VM %s has no backup '%s'",
-                   vm->name, id);
+                   vm->name, id ? id : "");
       return NULL;
     }
   return b;
@@ -504,7 +509,7 @@ find_backup (struct vm *vm, const json_t *args, struct reply *r)
 int
 backup_get (struct vm *vm, const json_t *args, struct reply *r)
 {
-  json_t *b = find_backup (vm, args, r);
+  struct backup *b = find_backup (vm, args, r);
 
   if (b == NULL)
     return -1;
@@ -514,29 +519,28 @@ backup_get (struct vm *vm, const json_t *args, struct reply *r)
 int
 backup_patch (struct vm *vm, const json_t *args, struct reply *r)
 {
-  json_t *b = find_backup (vm, args, r);
+  struct backup *b = find_backup (vm, args, r);
   json_int_t ttl = json_integer_value (json_object_get (args, "ttl"));
-  CLEANUP_JSON json_t *old_ttl = NULL;
-  CLEANUP_JSON json_t *old_expires = NULL;
+  int64_t old_ttl, old_expires;
 
   if (b == NULL)
     return -1;
-  if (strcmp (str (b, "phase"), "ready") != 0)
-    return reply_error (r, 409, "backup-not-ready", "backup %s is %s",
-                        str (b, "id"), str (b, "phase"));
+  if (b->phase != BACKUP_READY)
+    return reply_error (r, 409, "backup-not-ready", "backup %s is %s", b->id,
+                        backup_phase_name (b->phase));
   if (ttl > vm->ctx->backup_ttl_max)
     return reply_error_field (r, 422, "ttl-too-large", "ttl",
                               "ttl %lld is above the maximum of %d seconds",
                               (long long)ttl, vm->ctx->backup_ttl_max);
-  old_ttl = json_incref (json_object_get (b, "ttl"));
-  old_expires = json_incref (json_object_get (b, "expires"));
-  json_object_set_new (b, "ttl", json_integer (ttl));
-  json_object_set_new (b, "expires", json_integer (now_seconds () + ttl));
+  old_ttl = b->ttl;
+  old_expires = b->expires;
+  b->ttl = ttl;
+  b->expires = now_seconds () + ttl;
   if (vm_save (vm) == -1)
     {
       /* Nothing but the record changed: put it back. */
-      json_object_set (b, "ttl", old_ttl);
-      json_object_set (b, "expires", old_expires);
+      b->ttl = old_ttl;
+      b->expires = old_expires;
       return reply_error (r, 500, "state-write-failed",
                           "cannot record the new ttl in the state "
                           "directory; the backup keeps its old expiry");
@@ -547,15 +551,15 @@ backup_patch (struct vm *vm, const json_t *args, struct reply *r)
 int
 backup_end (struct vm *vm, const json_t *args, struct reply *r)
 {
-  json_t *b = find_backup (vm, args, r);
+  struct backup *b = find_backup (vm, args, r);
 
   if (b == NULL)
     return -1;
-  if (strcmp (str (b, "phase"), "ready") == 0)
+  if (b->phase == BACKUP_READY)
     {
       backup_retire (vm, b, false);
       atomic_fetch_add (&pb_stats.backups_ended, 1);
-      log_info ("VM %s: backup %s ended", vm->name, str (b, "id"));
+      log_info ("VM %s: backup %s ended", vm->name, b->id);
     }
   /* QEMU is torn down already; what is in memory is the truth and is
    * written as soon as it can be.  Until then a restart finds the old
@@ -575,32 +579,32 @@ backup_end (struct vm *vm, const json_t *args, struct reply *r)
 int
 backup_tick (struct vm *vm)
 {
-  json_t *b = active_backup (vm);
-  json_int_t left;
+  struct backup *b = vm->backup;
+  int64_t left;
   char why[512];
 
-  if (b == NULL || strcmp (str (b, "phase"), "starting") == 0)
+  if (b == NULL || b->phase == BACKUP_STARTING)
     return -1;
-  left = json_integer_value (json_object_get (b, "expires")) - now_seconds ();
+  left = b->expires - now_seconds ();
   if (left > 0)
     {
-      bool ready = strcmp (str (b, "phase"), "ready") == 0;
+      bool ready = b->phase == BACKUP_READY;
 
       if (ready && scratch_used_up (vm, b, why, sizeof why))
         {
           log_warnx ("VM %s: backup %s: %s; ending it before the guest's "
                      "writes fail",
-                     vm->name, str (b, "id"), why);
-          backup_fail (vm, "scratch-full");
+                     vm->name, b->id, why);
+          backup_fail (vm, FAILURE_SCRATCH_FULL);
           return backup_tick (vm);
         }
       if (ready)
         return SCRATCH_CHECK_MS;
       return left > 3600 ? 3600 * 1000 : (int)left * 1000;
     }
-  log_info ("VM %s: backup %s expired", vm->name, str (b, "id"));
+  log_info ("VM %s: backup %s expired", vm->name, b->id);
   /* A failed backup has nothing left in QEMU; only its record goes. */
-  if (strcmp (str (b, "phase"), "ready") == 0)
+  if (b->phase == BACKUP_READY)
     {
       backup_retire (vm, b, false);
       atomic_fetch_add (&pb_stats.backups_expired, 1);
@@ -610,16 +614,17 @@ backup_tick (struct vm *vm)
 }
 
 void
-backup_fail (struct vm *vm, const char *reason)
+backup_fail (struct vm *vm, enum backup_failure why)
 {
-  json_t *b = active_backup (vm);
+  struct backup *b = vm->backup;
 
-  if (b == NULL || strcmp (str (b, "phase"), "failed") == 0)
+  if (b == NULL || b->phase == BACKUP_FAILED)
     return;
-  log_warnx ("VM %s: backup %s failed: %s", vm->name, str (b, "id"), reason);
+  log_warnx ("VM %s: backup %s failed: %s", vm->name, b->id,
+             backup_failure_name (why));
   atomic_fetch_add (&pb_stats.backups_failed, 1);
-  json_object_set_new (b, "phase", json_string ("failed"));
-  json_object_set_new (b, "reason", json_string (reason));
+  b->phase = BACKUP_FAILED;
+  b->failure = why;
   /* QEMU may live on (-no-shutdown, as under libvirt; a full scratch):
    * tear down now.  Without a connection, what QEMU holds is remembered and
    * removed at the next connect; the scratch files go now.  Our NBD
@@ -632,16 +637,16 @@ backup_fail (struct vm *vm, const char *reason)
 void
 backup_on_write_threshold (struct vm *vm, const json_t *ev)
 {
-  json_t *b = active_backup (vm);
+  struct backup *b = vm->backup;
   char why[512];
 
-  if (b == NULL || strcmp (str (b, "phase"), "ready") != 0
+  if (b == NULL || b->phase != BACKUP_READY
       || scratch_threshold_reached (vm, b, ev, why, sizeof why) == 0)
     return;
   log_warnx ("VM %s: backup %s: %s; ending it before the guest's writes "
              "fail",
-             vm->name, str (b, "id"), why);
-  backup_fail (vm, "scratch-full");
+             vm->name, b->id, why);
+  backup_fail (vm, FAILURE_SCRATCH_FULL);
 }
 
 void
@@ -651,16 +656,22 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
   const json_t *data = json_object_get (ev, "data");
   bool export = strcmp (name, "BLOCK_EXPORT_DELETED") == 0;
   const char *id = str (data, export ? "id" : "device");
-  json_t *b = active_backup (vm);
-  const json_t *hit = NULL;
+  struct backup *b = vm->backup;
+  const struct backup_disk *hit = NULL;
   size_t i;
-  json_t *d;
 
-  if (b == NULL || id == NULL || strcmp (str (b, "phase"), "ready") != 0)
+  if (b == NULL || id == NULL || b->phase != BACKUP_READY)
     return;
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (strcmp (str (d, export ? "export_id" : "job"), id) == 0)
-      hit = d;
+  for (i = 0; i < b->ndisks; i++)
+    {
+      char obj[64];
+
+      backup_disk_object (&b->disks[i],
+                          export ? PB_EXPORT_PREFIX : PB_JOB_PREFIX, obj,
+                          sizeof obj);
+      if (strcmp (obj, id) == 0)
+        hit = &b->disks[i];
+    }
   if (hit == NULL)
     return;
   /* QEMU deletes exports and cancels jobs when it exits, too: then the
@@ -683,51 +694,54 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
     }
   log_warnx ("VM %s: backup %s: %s for %s of disk %s, not by pullbackd; "
              "ending the backup",
-             vm->name, str (b, "id"), name, id, str (hit, "name"));
+             vm->name, b->id, name, id, hit->name);
   /* Without its job, an export serves the live disk, not the snapshot:
    * cut every export off now, before the slower teardown.
    */
   if (!export)
-    json_array_foreach (json_object_get (b, "disks"), i, d)
-      vm_qmp_quietly (vm, "block-export-del",
-                      json_pack ("{s:s, s:s}", "id", str (d, "export_id"),
-                                 "mode", "hard"));
-  backup_fail (vm, export                                  ? "export-deleted"
-                   : strcmp (name, "BLOCK_JOB_ERROR") == 0 ? "job-error"
-                                                           : "job-ended");
+    for (i = 0; i < b->ndisks; i++)
+      {
+        char obj[64];
+
+        backup_disk_object (&b->disks[i], PB_EXPORT_PREFIX, obj, sizeof obj);
+        vm_qmp_quietly (vm, "block-export-del",
+                        json_pack ("{s:s, s:s}", "id", obj, "mode", "hard"));
+      }
+  backup_fail (vm, export ? FAILURE_EXPORT_DELETED
+                   : strcmp (name, "BLOCK_JOB_ERROR") == 0
+                       ? FAILURE_JOB_ERROR
+                       : FAILURE_JOB_ENDED);
 }
 
 void
 backup_undo_begin (struct vm *vm)
 {
-  json_t *b = active_backup (vm);
+  struct backup *b = vm->backup;
   json_t *list = json_object_get (vm->state, "checkpoints");
   size_t n = json_array_size (list);
-  const char *cp;
 
-  if (b == NULL || strcmp (str (b, "phase"), "ready") != 0)
+  if (b == NULL || b->phase != BACKUP_READY)
     return;
   /* The checkpoint it made is the newest one. */
-  cp = str (b, "checkpoint");
-  if (cp && n > 0
-      && strcmp (str (json_array_get (list, n - 1), "name"), cp) == 0)
+  if (b->checkpoint && n > 0
+      && strcmp (str (json_array_get (list, n - 1), "name"), b->checkpoint)
+             == 0)
     json_array_remove (list, n - 1);
-  log_info ("VM %s: undoing backup %s", vm->name, str (b, "id"));
-  backup_retire (vm, b, cp != NULL);
+  log_info ("VM %s: undoing backup %s", vm->name, b->id);
+  backup_retire (vm, b, b->checkpoint != NULL);
   clear_backup (vm);
 }
 
 void
 backup_end_for_shutdown (struct vm *vm)
 {
-  json_t *b = active_backup (vm);
+  struct backup *b = vm->backup;
 
   if (b == NULL)
     return;
-  if (strcmp (str (b, "phase"), "ready") == 0)
+  if (b->phase == BACKUP_READY)
     {
-      log_info ("VM %s: ending backup %s for shutdown", vm->name,
-                str (b, "id"));
+      log_info ("VM %s: ending backup %s for shutdown", vm->name, b->id);
       backup_retire (vm, b, false);
     }
   clear_backup (vm);

@@ -101,7 +101,7 @@ int backup_begin (struct vm *vm, const json_t *args, struct reply *r);
 int backup_get (struct vm *vm, const json_t *args, struct reply *r);
 int backup_patch (struct vm *vm, const json_t *args, struct reply *r);
 int backup_end (struct vm *vm, const json_t *args, struct reply *r);
-json_t *backup_to_api (const struct vm *vm, const json_t *b);
+json_t *backup_to_api (const struct vm *vm, const struct backup *b);
 /* Periodic duties of the active backup: end it when its TTL has passed,
  * fail it when its scratch budget is spent.  Returns ms until the next
  * call is due, or -1 if none.
@@ -110,7 +110,7 @@ int backup_tick (struct vm *vm);
 /* Fail the active backup with REASON (QEMU shut down or went away, the
  * scratch space ran out): tear it down, keep it visible as failed.
  */
-void backup_fail (struct vm *vm, const char *reason);
+void backup_fail (struct vm *vm, enum backup_failure why);
 /* A BLOCK_WRITE_THRESHOLD event. */
 void backup_on_write_threshold (struct vm *vm, const json_t *event);
 /* BLOCK_JOB_COMPLETED/CANCELLED/ERROR, BLOCK_EXPORT_DELETED: a backup
@@ -164,21 +164,21 @@ void test_pause (const char *point);
  * add the fleece overlays (blockdev-create, blockdev-add).  Returns 0, or
  * -1 with R set; what was made is removed by teardown_backup.
  */
-int scratch_add_all (struct vm *vm, json_t *backup, struct reply *r);
+int scratch_add_all (struct vm *vm, struct backup *b, struct reply *r);
 /* Put a write threshold on every scratch at its share of the space left
  * (507 scratch-space when there is too little to begin).
  */
-int scratch_arm (struct vm *vm, json_t *backup, struct reply *r);
+int scratch_arm (struct vm *vm, struct backup *b, struct reply *r);
 /* A BLOCK_WRITE_THRESHOLD event: re-arm and return 0, or return -1 with
  * WHY set when the scratch space is used up and the backup must end.
  * Events of nodes that are not this backup's return 0.
  */
-int scratch_threshold_reached (struct vm *vm, json_t *backup,
+int scratch_threshold_reached (struct vm *vm, struct backup *b,
                                const json_t *event, char *why, size_t len);
 /* The budget re-checked from the files (thresholds only fire on writes
  * submitted after they are set): true, with WHY, when it is spent.
  */
-bool scratch_used_up (struct vm *vm, const json_t *backup, char *why,
+bool scratch_used_up (struct vm *vm, const struct backup *b, char *why,
                       size_t len);
 /* Remove the scratch file PATH if it is a regular file, through its
  * directory's descriptor (a symlink or special file there is left, with
@@ -186,7 +186,7 @@ bool scratch_used_up (struct vm *vm, const json_t *backup, char *why,
  */
 void scratch_remove_file (const char *path);
 /* Bytes allocated by the backup's scratch files. */
-json_int_t scratch_allocated (const json_t *backup);
+int64_t scratch_allocated (const struct backup *b);
 /* Dismiss (cancelling first if it still runs) a blockdev-create job. */
 void scratch_job_remove (struct vm *vm, const char *job);
 
@@ -197,12 +197,12 @@ void recovery_cleanup (struct vm *vm);
  * backup was creating.  Returns 0 when everything is confirmed gone, -1
  * when something may be left (logged).
  */
-int teardown_backup (struct vm *vm, json_t *backup, bool drop_checkpoint);
+int teardown_backup (struct vm *vm, struct backup *b, bool drop_checkpoint);
 /* Tear a backup down; what is not confirmed gone (QEMU unreachable, an
  * export that would not close) is kept in the state's "cleanup" list and
  * retried by cleanup_retry, at every connect and before every begin.
  */
-void backup_retire (struct vm *vm, json_t *backup, bool drop_checkpoint);
+void backup_retire (struct vm *vm, struct backup *b, bool drop_checkpoint);
 /* Retry the pending cleanups; returns how many are still pending. */
 size_t cleanup_retry (struct vm *vm);
 /* The same, before a change: 0 when nothing is pending, else -1 with R

@@ -20,6 +20,7 @@
 #include "deadline.h"
 #include "engine.h"
 #include "log.h"
+#include "names.h"
 #include "nbd.h"
 
 /* How long a connected client may keep a "safe" export delete waiting
@@ -116,62 +117,63 @@ cancel_job (struct vm *vm, const char *job)
 }
 
 int
-teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
+teardown_backup (struct vm *vm, struct backup *b, bool drop_checkpoint)
 {
-  bool txn = json_is_true (json_object_get (b, "txn_done"));
-  const char *cp = str (b, "checkpoint");
   bool connected = vm->qmp && qmp_is_connected (vm->qmp);
-  json_t *disks = json_object_get (b, "disks");
   int rc = connected ? 0 : -1;
   size_t i;
-  json_t *d;
 
   /* Exports first, all of them; "gone" marks the disks whose export is
    * confirmed deleted.
    */
-  json_array_foreach (disks, i, d)
-    json_object_set_new (
-        d, "gone",
-        json_boolean (connected && delete_export (vm, str (d, "export_id"))));
-
-  json_array_foreach (disks, i, d)
+  for (i = 0; i < b->ndisks; i++)
     {
-      if (!connected)
-        break;
-      if (!json_is_true (json_object_get (d, "gone")))
+      char id[64];
+
+      backup_disk_object (&b->disks[i], PB_EXPORT_PREFIX, id, sizeof id);
+      b->disks[i].gone = connected && delete_export (vm, id);
+    }
+
+  for (i = 0; i < b->ndisks && connected; i++)
+    {
+      const struct backup_disk *d = &b->disks[i];
+      char job[64], fleece[64], scratch[64], tmp[NAME_MAX_LEN + 16];
+
+      backup_disk_object (d, PB_JOB_PREFIX, job, sizeof job);
+      backup_disk_object (d, PB_FLEECE_PREFIX, fleece, sizeof fleece);
+      backup_disk_object (d, PB_SCRATCH_PREFIX, scratch, sizeof scratch);
+      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      if (!d->gone)
         {
           /* Never cancel the job under a live export. */
           log_warnx ("VM %s: leaving job %s: its export is still there",
-                     vm->name, str (d, "job"));
+                     vm->name, job);
           rc = -1;
           continue;
         }
-      if (!cancel_job (vm, str (d, "job"))
-          || vm_qmp_quietly (
-                 vm, "blockdev-del",
-                 json_pack ("{s:s}", "node-name", str (d, "fleece")))
+      if (!cancel_job (vm, job)
+          || vm_qmp_quietly (vm, "blockdev-del",
+                             json_pack ("{s:s}", "node-name", fleece))
                  == -1
-          || (str (d, "scratch_node")
-              && vm_qmp_quietly (
-                     vm, "blockdev-del",
-                     json_pack ("{s:s}", "node-name", str (d, "scratch_node")))
-                     == -1))
+          || vm_qmp_quietly (vm, "blockdev-del",
+                             json_pack ("{s:s}", "node-name", scratch))
+                 == -1)
         {
           rc = -1;
           continue;
         }
-      scratch_remove_file (str (d, "scratch"));
-      if (txn && str (d, "tmp_bitmap")
-          && vm_qmp_quietly (vm, "block-dirty-bitmap-remove",
-                             json_pack ("{s:s, s:s}", "node", str (d, "node"),
-                                        "name", str (d, "tmp_bitmap")))
-                 == -1)
-        rc = -1;
-      if (txn && drop_checkpoint && cp
-          && json_is_true (json_object_get (d, "checkpoint_bitmap"))
+      scratch_remove_file (d->scratch);
+      if (b->txn_done && d->mode == DISK_INCREMENTAL
           && vm_qmp_quietly (
                  vm, "block-dirty-bitmap-remove",
-                 json_pack ("{s:s, s:s}", "node", str (d, "node"), "name", cp))
+                 json_pack ("{s:s, s:s}", "node", d->node, "name", tmp))
+                 == -1)
+        rc = -1;
+      if (b->txn_done && drop_checkpoint && b->checkpoint
+          && d->checkpoint_bitmap
+          && vm_qmp_quietly (vm, "block-dirty-bitmap-remove",
+                             json_pack ("{s:s, s:s}", "node", d->node, "name",
+                                        b->checkpoint))
                  == -1)
         rc = -1;
     }
@@ -182,18 +184,12 @@ teardown_backup (struct vm *vm, json_t *b, bool drop_checkpoint)
    */
   if (!vm->qmp || !qmp_is_connected (vm->qmp))
     {
-      json_array_foreach (disks, i, d)
-        scratch_remove_file (str (d, "scratch"));
+      for (i = 0; i < b->ndisks; i++)
+        scratch_remove_file (b->disks[i].scratch);
       return -1;
     }
   nbd_stop_if_idle (vm);
   return rc;
-}
-
-static json_t *
-cleanup_list (struct vm *vm)
-{
-  return vm_state_array (vm, "cleanup");
 }
 
 /* After a retry that left something, the next waits this long (but for
@@ -202,65 +198,65 @@ cleanup_list (struct vm *vm)
 #define CLEANUP_RETRY_MS 30000
 
 static bool
-cleanup_listed (struct vm *vm, const json_t *b)
+cleanup_listed (struct vm *vm, const struct backup *b)
 {
-  size_t i;
-  json_t *e;
-
-  json_array_foreach (cleanup_list (vm), i, e)
-    if (strcmp (str (e, "id"), str (b, "id")) == 0)
+  for (size_t i = 0; i < vm->cleanup.len; i++)
+    if (strcmp (vm->cleanup.ptr[i]->id, b->id) == 0)
       return true;
   return false;
 }
 
 void
-backup_retire (struct vm *vm, json_t *b, bool drop_checkpoint)
+backup_retire (struct vm *vm, struct backup *b, bool drop_checkpoint)
 {
-  json_t *copy;
+  struct backup *copy;
 
   if (teardown_backup (vm, b, drop_checkpoint) == 0)
     return;
   log_warnx ("VM %s: backup %s is not fully removed from QEMU yet; "
              "pullbackd retries at the next connection and before the next "
              "backup",
-             vm->name, str (b, "id"));
+             vm->name, b->id);
   if (cleanup_listed (vm, b))
     return; /* already listed (a failed backup torn down again) */
-  copy = json_deep_copy (b);
-  json_object_set_new (copy, "drop_checkpoint",
-                       json_boolean (drop_checkpoint));
-  json_array_append_new (cleanup_list (vm), copy);
+  copy = backup_copy (b);
+  if (copy == NULL || backup_vector_append (&vm->cleanup, copy) == -1)
+    {
+      log_warnx ("VM %s: out of memory: backup %s is left to the next start",
+                 vm->name, b->id);
+      backup_free (copy);
+      return;
+    }
+  copy->drop_checkpoint = drop_checkpoint;
 }
 
 size_t
 cleanup_retry (struct vm *vm)
 {
-  json_t *l = cleanup_list (vm);
-  size_t i = 0, n = json_array_size (l), left;
+  size_t i = 0, n = vm->cleanup.len, left;
 
   if (monotonic_ms () < vm->cleanup_next_ms)
     return n
            + json_is_object (json_object_get (vm->state, "checkpoint_pending"))
            + json_is_object (
                json_object_get (vm->state, "checkpoint_deleting"));
-  while (i < json_array_size (l))
+  while (i < vm->cleanup.len)
     {
-      json_t *b = json_array_get (l, i);
+      struct backup *b = vm->cleanup.ptr[i];
 
-      if (teardown_backup (
-              vm, b, json_is_true (json_object_get (b, "drop_checkpoint")))
-          == 0)
+      if (teardown_backup (vm, b, b->drop_checkpoint) == 0)
         {
           log_info ("VM %s: removed what was left of backup %s", vm->name,
-                    str (b, "id"));
-          json_array_remove (l, i);
+                    b->id);
+          backup_free (b);
+          backup_vector_remove (&vm->cleanup, i);
         }
       else
         i++;
     }
-  if (json_array_size (l) != n)
+  if (vm->cleanup.len != n)
     vm_save (vm);
-  left = json_array_size (l) + (checkpoint_settle_pending (vm) == -1)
+  left = vm->cleanup.len + (checkpoint_settle_pending (vm) == -1)
          + (checkpoint_settle_deleting (vm) == -1);
   vm->cleanup_next_ms = left ? monotonic_ms () + CLEANUP_RETRY_MS : 0;
   return left;
@@ -391,24 +387,21 @@ remove_scratch_files (struct vm *vm)
 void
 recovery_cleanup (struct vm *vm)
 {
-  json_t *b = json_object_get (vm->state, "backup");
+  struct backup *b = vm->backup;
 
-  /* A guest we left frozen first: it is the guest's I/O that waits. */
-  quiesce_tick (vm, true);
-  if (json_is_object (b))
+  if (b)
     {
-      const char *phase = str (b, "phase");
-      bool starting = phase && strcmp (phase, "starting") == 0;
-      bool failed = phase && strcmp (phase, "failed") == 0;
+      bool starting = b->phase == BACKUP_STARTING;
+      bool failed = b->phase == BACKUP_FAILED;
 
-      log_info ("VM %s: cleaning up backup %s left %s", vm->name,
-                str (b, "id"), phase ? phase : "?");
+      log_info ("VM %s: cleaning up backup %s left %s", vm->name, b->id,
+                backup_phase_name (b->phase));
       /* A crash may have come between the transaction and the record of
        * it; the names were checked free before, so what carries them is
        * ours.  Only a backup still starting has a checkpoint that is not
        * in the metadata yet.
        */
-      json_object_set_new (b, "txn_done", json_true ());
+      b->txn_done = true;
       vm->cleanup_next_ms = 0; /* a new connection: try now */
       cleanup_retry (vm);
       /* A failed backup listed for cleanup was just tried. */
@@ -418,7 +411,10 @@ recovery_cleanup (struct vm *vm)
        * deleted or expires; any other is over.
        */
       if (!failed)
-        json_object_set_new (vm->state, "backup", json_null ());
+        {
+          backup_free (vm->backup);
+          vm->backup = NULL;
+        }
     }
   else
     {

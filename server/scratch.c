@@ -79,10 +79,10 @@ open_dir_of (const char *path, int *dirfd)
 
 /* fstatat of disk D's scratch file, not following a symlink there. */
 static int
-stat_scratch (const json_t *d, struct stat *st)
+stat_scratch (const struct backup_disk *d, struct stat *st)
 {
   CLEANUP_CLOSE int dirfd = -1;
-  const char *name = open_dir_of (str (d, "scratch"), &dirfd);
+  const char *name = open_dir_of (d->scratch, &dirfd);
 
   if (name == NULL)
     return -1;
@@ -115,13 +115,11 @@ scratch_remove_file (const char *path)
  * would overwrite its target.  Returns 0, or -1 with R set.
  */
 static int
-require_free_names (struct vm *vm, const json_t *disks, struct reply *r)
+require_free_names (struct vm *vm, const struct backup *b, struct reply *r)
 {
-  size_t i;
-  json_t *d;
-
-  json_array_foreach (disks, i, d)
+  for (size_t i = 0; i < b->ndisks; i++)
     {
+      const struct backup_disk *d = &b->disks[i];
       struct stat st;
 
       if (stat_scratch (d, &st) == 0)
@@ -129,14 +127,13 @@ require_free_names (struct vm *vm, const json_t *disks, struct reply *r)
             r, 409, "scratch-exists",
             "disk %s: %s already exists (a %s) and pullbackd did not make "
             "it; remove it",
-            str (d, "name"), str (d, "scratch"),
+            d->name, d->scratch,
             S_ISLNK (st.st_mode)   ? "symbolic link"
             : S_ISREG (st.st_mode) ? "regular file"
                                    : "special file");
       if (errno != ENOENT)
         return reply_error (r, 500, "scratch-failed", "disk %s: %s: %s",
-                            str (d, "name"), str (d, "scratch"),
-                            strerror (errno));
+                            d->name, d->scratch, strerror (errno));
     }
   (void)vm;
   return 0;
@@ -147,10 +144,10 @@ require_free_names (struct vm *vm, const json_t *disks, struct reply *r)
  * symlink put there since.
  */
 static void
-make_private (struct vm *vm, const json_t *d)
+make_private (struct vm *vm, const struct backup_disk *d)
 {
   CLEANUP_CLOSE int dirfd = -1, fd = -1;
-  const char *name = open_dir_of (str (d, "scratch"), &dirfd);
+  const char *name = open_dir_of (d->scratch, &dirfd);
   struct stat st;
 
   if (name)
@@ -159,7 +156,7 @@ make_private (struct vm *vm, const json_t *d)
   if (fd == -1 || fstat (fd, &st) == -1 || !S_ISREG (st.st_mode)
       || fchmod (fd, 0600) == -1)
     log_warnx ("VM %s: cannot make %s private (mode 0600): %s", vm->name,
-               str (d, "scratch"),
+               d->scratch,
                fd != -1 && !S_ISREG (st.st_mode) ? "not a regular file"
                                                  : strerror (errno));
 }
@@ -200,38 +197,41 @@ scratch_job_remove (struct vm *vm, const char *job)
  * dismiss them.  Returns 0, or -1 with R set.
  */
 static int
-create_step (struct vm *vm, const json_t *disks, const char *step,
+create_step (struct vm *vm, const struct backup *b, const char *step,
              struct reply *r)
 {
   bool file = strcmp (step, "file") == 0;
-  const char *key = file ? "mkfile_job" : "mkqcow2_job";
+  const char *prefix
+      = file ? PB_MKJOB_PREFIX "file-" : PB_MKJOB_PREFIX "qcow2-";
   size_t i, started = 0;
   CLEANUP_JSON json_t *jobs = NULL;
   int64_t deadline = deadline_after (vm->ctx->qmp_timeout_ms);
   enum qmp_error_kind why_kind = QMP_ERR_NONE;
   struct qmp_error err;
   char why[600] = "";
-  json_t *d, *j;
+  json_t *j;
 
-  json_array_foreach (disks, i, d)
+  for (i = 0; i < b->ndisks; i++)
     {
-      const char *job = str (d, key);
+      const struct backup_disk *d = &b->disks[i];
+      char job[64], node[64];
       json_t *opts, *ret;
 
+      backup_disk_object (d, prefix, job, sizeof job);
+      backup_disk_object (d, PB_SCRATCH_PREFIX, node, sizeof node);
       if (file)
-        opts = json_pack ("{s:s, s:O, s:i}", "driver", "file", "filename",
-                          json_object_get (d, "scratch"), "size", 0);
+        opts = json_pack ("{s:s, s:s, s:i}", "driver", "file", "filename",
+                          d->scratch, "size", 0);
       else
-        opts = json_pack ("{s:s, s:O, s:O}", "driver", "qcow2", "file",
-                          json_object_get (d, "scratch_node"), "size",
-                          json_object_get (d, "size"));
+        opts = json_pack ("{s:s, s:s, s:I}", "driver", "qcow2", "file", node,
+                          "size", (json_int_t)d->size);
       ret = vm_qmp (vm, "blockdev-create",
                     json_pack ("{s:s, s:o}", "job-id", job, "options", opts),
                     &err);
       if (ret == NULL)
         {
-          snprintf (why, sizeof why, "disk %s: blockdev-create: %s",
-                    str (d, "name"), err.desc);
+          snprintf (why, sizeof why, "disk %s: blockdev-create: %s", d->name,
+                    err.desc);
           why_kind = err.kind;
           break;
         }
@@ -241,16 +241,16 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
 
   for (i = 0; i < started; i++)
     {
+      char job[64];
       json_t *ev;
 
-      d = json_array_get (disks, i);
-      ev = qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE", job_concluded,
-                           (void *)str (d, key), deadline_remaining (deadline),
-                           &err);
+      backup_disk_object (&b->disks[i], prefix, job, sizeof job);
+      ev = qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE", job_concluded, job,
+                           deadline_remaining (deadline), &err);
       if (ev == NULL && why[0] == '\0')
         {
           snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
-                    str (d, "name"), step, err.desc);
+                    b->disks[i].name, step, err.desc);
           why_kind = err.kind;
         }
       json_decref (ev);
@@ -268,17 +268,25 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
     }
   json_array_foreach (jobs, i, j)
     {
-      size_t k;
+      for (size_t k = 0; k < started; k++)
+        {
+          char job[64];
 
-      json_array_foreach (disks, k, d)
-        if (k < started && json_is_string (json_object_get (j, "error"))
-            && strcmp (str (j, "id"), str (d, key)) == 0 && why[0] == '\0')
-          snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
-                    str (d, "name"), step, str (j, "error"));
+          backup_disk_object (&b->disks[k], prefix, job, sizeof job);
+          if (json_is_string (json_object_get (j, "error"))
+              && strcmp (str (j, "id") ?: "", job) == 0 && why[0] == '\0')
+            snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
+                      b->disks[k].name, step, str (j, "error"));
+        }
     }
 
   for (i = 0; i < started; i++)
-    scratch_job_remove (vm, str (json_array_get (disks, i), key));
+    {
+      char job[64];
+
+      backup_disk_object (&b->disks[i], prefix, job, sizeof job);
+      scratch_job_remove (vm, job);
+    }
   if (why[0])
     return reply_error (r, why_kind == QMP_ERR_TIMEOUT ? 504 : 502,
                         "scratch-failed", "%s", why);
@@ -286,31 +294,32 @@ create_step (struct vm *vm, const json_t *disks, const char *step,
 }
 
 static int
-add_nodes (struct vm *vm, const json_t *disks, bool fleece, struct reply *r)
+add_nodes (struct vm *vm, const struct backup *b, bool fleece, struct reply *r)
 {
   struct qmp_error err;
-  size_t i;
-  json_t *d;
 
-  json_array_foreach (disks, i, d)
+  for (size_t i = 0; i < b->ndisks; i++)
     {
+      const struct backup_disk *d = &b->disks[i];
+      char node[64], fleece_node[64];
       json_t *args, *ret;
 
+      backup_disk_object (d, PB_SCRATCH_PREFIX, node, sizeof node);
+      backup_disk_object (d, PB_FLEECE_PREFIX, fleece_node,
+                          sizeof fleece_node);
       if (fleece)
-        args = json_pack ("{s:s, s:O, s:O, s:O}", "driver", "qcow2",
-                          "node-name", json_object_get (d, "fleece"), "file",
-                          json_object_get (d, "scratch_node"), "backing",
-                          json_object_get (d, "node"));
+        args = json_pack ("{s:s, s:s, s:s, s:s}", "driver", "qcow2",
+                          "node-name", fleece_node, "file", node, "backing",
+                          d->node);
       else
-        args = json_pack ("{s:s, s:O, s:O, s:{s:b}}", "driver", "file",
-                          "node-name", json_object_get (d, "scratch_node"),
-                          "filename", json_object_get (d, "scratch"), "cache",
+        args = json_pack ("{s:s, s:s, s:s, s:{s:b}}", "driver", "file",
+                          "node-name", node, "filename", d->scratch, "cache",
                           "no-flush", 1);
       ret = vm_qmp (vm, "blockdev-add", args, &err);
       if (ret == NULL)
         return reply_error (
             r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502, "scratch-failed",
-            "disk %s: adding the %s: %s", str (d, "name"),
+            "disk %s: adding the %s: %s", d->name,
             fleece ? "fleece overlay" : "scratch file", err.desc);
       json_decref (ret);
       /* It will hold a copy of the guest's data: private before any is
@@ -329,10 +338,10 @@ add_nodes (struct vm *vm, const json_t *disks, bool fleece, struct reply *r)
  * something is at its name, see require_free_names).
  */
 static int
-write_scratch (const json_t *d, const struct ucred *cred)
+write_scratch (const struct backup_disk *d, const struct ucred *cred)
 {
   CLEANUP_CLOSE int dirfd = -1, fd = -1;
-  const char *name = open_dir_of (str (d, "scratch"), &dirfd);
+  const char *name = open_dir_of (d->scratch, &dirfd);
   int e;
 
   if (name == NULL)
@@ -343,9 +352,7 @@ write_scratch (const json_t *d, const struct ucred *cred)
     return -1;
   if (((cred->uid != geteuid () || cred->gid != getegid ())
        && fchown (fd, cred->uid, cred->gid) == -1)
-      || qcow2_write_empty (
-             fd, (uint64_t)json_integer_value (json_object_get (d, "size")))
-             == -1)
+      || qcow2_write_empty (fd, (uint64_t)d->size) == -1)
     {
       e = errno;
       unlinkat (dirfd, name, 0); /* made by us just now (O_EXCL) */
@@ -390,11 +397,10 @@ qemu_credentials (struct vm *vm, struct ucred *cred)
  * make them (nothing left behind), -1 with R set on failure.
  */
 static int
-write_scratches (struct vm *vm, const json_t *disks, struct reply *r)
+write_scratches (struct vm *vm, const struct backup *b, struct reply *r)
 {
   struct ucred cred;
   size_t i, k;
-  json_t *d;
 
   if (vm->ctx->scratch_via_qemu)
     return 0;
@@ -405,13 +411,14 @@ write_scratches (struct vm *vm, const json_t *disks, struct reply *r)
                  vm->name);
       return 0;
     }
-  json_array_foreach (disks, i, d)
-    if (write_scratch (d, &cred) == -1)
+  for (i = 0; i < b->ndisks; i++)
+    if (write_scratch (&b->disks[i], &cred) == -1)
       {
+        const struct backup_disk *d = &b->disks[i];
         int e = errno;
 
         for (k = 0; k < i; k++)
-          scratch_remove_file (str (json_array_get (disks, k), "scratch"));
+          scratch_remove_file (b->disks[k].scratch);
         if (e == EPERM || e == EACCES || e == EROFS)
           {
             log_debug ("VM %s: cannot make scratch files for uid %u (%s); "
@@ -420,27 +427,26 @@ write_scratches (struct vm *vm, const json_t *disks, struct reply *r)
             return 0;
           }
         return reply_error (r, 500, "scratch-failed",
-                            "disk %s: creating %s: %s", str (d, "name"),
-                            str (d, "scratch"), strerror (e));
+                            "disk %s: creating %s: %s", d->name, d->scratch,
+                            strerror (e));
       }
   return 1;
 }
 
 int
-scratch_add_all (struct vm *vm, json_t *b, struct reply *r)
+scratch_add_all (struct vm *vm, struct backup *b, struct reply *r)
 {
-  const json_t *disks = json_object_get (b, "disks");
   int here;
 
-  if (require_free_names (vm, disks, r) == -1)
+  if (require_free_names (vm, b, r) == -1)
     return -1;
-  here = write_scratches (vm, disks, r);
+  here = write_scratches (vm, b, r);
   if (here == -1)
     return -1;
-  if ((here == 0 && create_step (vm, disks, "file", r) == -1)
-      || add_nodes (vm, disks, false, r) == -1
-      || (here == 0 && create_step (vm, disks, "qcow2", r) == -1)
-      || add_nodes (vm, disks, true, r) == -1)
+  if ((here == 0 && create_step (vm, b, "file", r) == -1)
+      || add_nodes (vm, b, false, r) == -1
+      || (here == 0 && create_step (vm, b, "qcow2", r) == -1)
+      || add_nodes (vm, b, true, r) == -1)
     return -1;
   return 0;
 }
@@ -448,17 +454,15 @@ scratch_add_all (struct vm *vm, json_t *b, struct reply *r)
 /* Less than this per disk left: the backup ends. */
 #define SCRATCH_MIN_SHARE (INT64_C (1) << 20)
 
-json_int_t
-scratch_allocated (const json_t *b)
+int64_t
+scratch_allocated (const struct backup *b)
 {
-  json_int_t total = 0;
-  size_t i;
-  json_t *d;
+  int64_t total = 0;
   struct stat st;
 
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (stat_scratch (d, &st) == 0 && S_ISREG (st.st_mode))
-      total += (json_int_t)st.st_blocks * 512;
+  for (size_t i = 0; i < b->ndisks; i++)
+    if (stat_scratch (&b->disks[i], &st) == 0 && S_ISREG (st.st_mode))
+      total += (int64_t)st.st_blocks * 512;
   return total;
 }
 
@@ -466,9 +470,9 @@ scratch_allocated (const json_t *b)
  * too little is left.
  */
 static int64_t
-scratch_share (struct vm *vm, const json_t *b, char *why, size_t len)
+scratch_share (struct vm *vm, const struct backup *b, char *why, size_t len)
 {
-  size_t n = json_array_size (json_object_get (b, "disks"));
+  size_t n = b->ndisks;
   int64_t avail, budget;
   struct statvfs st;
 
@@ -499,44 +503,44 @@ scratch_share (struct vm *vm, const json_t *b, char *why, size_t len)
  * and the end of the write that fired the last event (AT).
  */
 static int
-set_threshold (struct vm *vm, const json_t *d, int64_t at, int64_t share,
-               struct qmp_error *err)
+set_threshold (struct vm *vm, const struct backup_disk *d, int64_t at,
+               int64_t share, struct qmp_error *err)
 {
   struct stat st;
+  char node[64];
   json_t *ret;
 
   if (stat_scratch (d, &st) == 0 && S_ISREG (st.st_mode) && st.st_size > at)
     at = st.st_size;
+  backup_disk_object (d, PB_SCRATCH_PREFIX, node, sizeof node);
   ret = vm_qmp (vm, "block-set-write-threshold",
-                json_pack ("{s:O, s:I}", "node-name",
-                           json_object_get (d, "scratch_node"),
-                           "write-threshold", (json_int_t)(at + share)),
+                json_pack ("{s:s, s:I}", "node-name", node, "write-threshold",
+                           (json_int_t)(at + share)),
                 err);
   json_decref (ret);
   return ret ? 0 : -1;
 }
 
 int
-scratch_arm (struct vm *vm, json_t *b, struct reply *r)
+scratch_arm (struct vm *vm, struct backup *b, struct reply *r)
 {
   struct qmp_error err;
   char why[512];
   int64_t share = scratch_share (vm, b, why, sizeof why);
-  size_t i;
-  json_t *d;
 
   if (share == -1)
     return reply_error (r, 507, "scratch-space", "%s", why);
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (set_threshold (vm, d, 0, share, &err) == -1)
-      return reply_error (
-          r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502, "qemu-error",
-          "disk %s: block-set-write-threshold: %s", str (d, "name"), err.desc);
+  for (size_t i = 0; i < b->ndisks; i++)
+    if (set_threshold (vm, &b->disks[i], 0, share, &err) == -1)
+      return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+                          "qemu-error",
+                          "disk %s: block-set-write-threshold: %s",
+                          b->disks[i].name, err.desc);
   return 0;
 }
 
 int
-scratch_threshold_reached (struct vm *vm, json_t *b, const json_t *ev,
+scratch_threshold_reached (struct vm *vm, struct backup *b, const json_t *ev,
                            char *why, size_t len)
 {
   const json_t *data = json_object_get (ev, "data");
@@ -544,16 +548,20 @@ scratch_threshold_reached (struct vm *vm, json_t *b, const json_t *ev,
   int64_t at
       = json_integer_value (json_object_get (data, "write-threshold"))
         + json_integer_value (json_object_get (data, "amount-exceeded"));
-  const json_t *disk = NULL;
+  const struct backup_disk *disk = NULL;
   struct qmp_error err;
   int64_t share;
   size_t i;
-  json_t *d;
 
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (node && str (d, "scratch_node")
-        && strcmp (node, str (d, "scratch_node")) == 0)
-      disk = d;
+  for (i = 0; i < b->ndisks; i++)
+    {
+      char scratch_node[64];
+
+      backup_disk_object (&b->disks[i], PB_SCRATCH_PREFIX, scratch_node,
+                          sizeof scratch_node);
+      if (node && strcmp (node, scratch_node) == 0)
+        disk = &b->disks[i];
+    }
   if (disk == NULL)
     return 0; /* not ours */
   share = scratch_share (vm, b, why, len);
@@ -562,20 +570,22 @@ scratch_threshold_reached (struct vm *vm, json_t *b, const json_t *ev,
   /* Every disk gets the new, smaller share: the old ones were cut from
    * more free space and could overrun the reserve together.
    */
-  json_array_foreach (json_object_get (b, "disks"), i, d)
-    if (set_threshold (vm, d, d == disk ? at : 0, share, &err) == -1)
+  for (i = 0; i < b->ndisks; i++)
+    if (set_threshold (vm, &b->disks[i], &b->disks[i] == disk ? at : 0, share,
+                       &err)
+        == -1)
       {
         snprintf (why, len, "disk %s: block-set-write-threshold: %s",
-                  str (d, "name"), err.desc);
+                  b->disks[i].name, err.desc);
         return -1;
       }
   log_debug ("VM %s: scratch of disk %s may grow %" PRId64 " bytes more",
-             vm->name, str (disk, "name"), share);
+             vm->name, disk->name, share);
   return 0;
 }
 
 bool
-scratch_used_up (struct vm *vm, const json_t *b, char *why, size_t len)
+scratch_used_up (struct vm *vm, const struct backup *b, char *why, size_t len)
 {
   return scratch_share (vm, b, why, len) == -1;
 }

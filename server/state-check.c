@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "names.h"
+#include "records.h"
 #include "state.h"
 
 struct checker
@@ -93,45 +94,7 @@ want_integer (struct checker *c, const json_t *o, const char *where,
   return true;
 }
 
-static bool
-want_boolean (struct checker *c, const json_t *o, const char *where,
-              const char *key, enum opt opt)
-{
-  const json_t *v = json_object_get (o, key);
-
-  if (v == NULL && opt == OPTIONAL)
-    return true;
-  if (!json_is_boolean (v))
-    return fail (c, "%s: \"%s\" must be true or false", where, key);
-  return true;
-}
-
-static bool
-want_one_of (struct checker *c, const json_t *o, const char *where,
-             const char *key, const char *const *values)
-{
-  const char *s = json_string_value (json_object_get (o, key));
-
-  for (; s && *values; values++)
-    if (strcmp (s, *values) == 0)
-      return true;
-  return fail (c, "%s: \"%s\" has an unknown value", where, key);
-}
-
 /* The string KEY of O is exactly PREFIX followed by INDEX. */
-static bool
-want_indexed (struct checker *c, const json_t *o, const char *where,
-              const char *key, const char *prefix, json_int_t index)
-{
-  char buf[64];
-
-  snprintf (buf, sizeof buf, "%s%lld", prefix, (long long)index);
-  if (!want_string (c, o, where, key, REQUIRED))
-    return false;
-  if (strcmp (json_string_value (json_object_get (o, key)), buf) != 0)
-    return fail (c, "%s: \"%s\" must be \"%s\"", where, key, buf);
-  return true;
-}
 
 /* One disk of a checkpoint (or of a pending one). */
 static bool
@@ -218,108 +181,16 @@ check_deleted (struct checker *c, const json_t *list)
   return true;
 }
 
-/* One disk of a backup record.  The QEMU object names are the ones the
- * engine gives (engine.h): teardown deletes what they name.
- */
-static bool
-check_backup_disk (struct checker *c, const json_t *d, const char *vm,
-                   const char *where)
-{
-  static const char *const modes[] = { "full", "incremental", NULL };
-  const char *name, *scratch, *base;
-  json_int_t idx;
-  char expect[NAME_MAX_LEN * 2 + 32];
-
-  if (!json_is_object (d))
-    return fail (c, "%s: a disk must be an object", where);
-  if (!want_string (c, d, where, "name", REQUIRED)
-      || !want_string (c, d, where, "node", REQUIRED)
-      || !want_one_of (c, d, where, "mode", modes)
-      || !want_string (c, d, where, "reason", OPTIONAL)
-      || !want_integer (c, d, where, "index", REQUIRED)
-      || !want_integer (c, d, where, "size", OPTIONAL)
-      || !want_string (c, d, where, "format", OPTIONAL)
-      || !want_boolean (c, d, where, "checkpoint_bitmap", REQUIRED)
-      || !want_boolean (c, d, where, "gone", OPTIONAL)
-      || !want_string (c, d, where, "scratch", REQUIRED))
-    return false;
-  name = json_string_value (json_object_get (d, "name"));
-  idx = json_integer_value (json_object_get (d, "index"));
-  if (!want_indexed (c, d, where, "fleece", PB_FLEECE_PREFIX, idx)
-      || !want_indexed (c, d, where, "cbw", PB_CBW_PREFIX, idx)
-      || !want_indexed (c, d, where, "job", PB_JOB_PREFIX, idx)
-      || !want_indexed (c, d, where, "export_id", PB_EXPORT_PREFIX, idx)
-      || !want_indexed (c, d, where, "scratch_node", PB_SCRATCH_PREFIX, idx)
-      || !want_indexed (c, d, where, "mkfile_job", PB_MKJOB_PREFIX "file-",
-                        idx)
-      || !want_indexed (c, d, where, "mkqcow2_job", PB_MKJOB_PREFIX "qcow2-",
-                        idx))
-    return false;
-
-  /* The temporary bitmap is backup-<disk>, and only for incrementals. */
-  snprintf (expect, sizeof expect, PB_TMP_BITMAP_PREFIX "%s", name);
-  if (strcmp (json_string_value (json_object_get (d, "mode")), "incremental")
-      == 0)
-    {
-      if (!want_string (c, d, where, "tmp_bitmap", REQUIRED))
-        return false;
-      if (strcmp (json_string_value (json_object_get (d, "tmp_bitmap")),
-                  expect)
-          != 0)
-        return fail (c, "%s: \"tmp_bitmap\" must be \"%s\"", where, expect);
-    }
-  else if (!json_is_null (json_object_get (d, "tmp_bitmap"))
-           && json_object_get (d, "tmp_bitmap") != NULL)
-    return fail (c, "%s: a full disk has no \"tmp_bitmap\"", where);
-
-  /* The scratch file is an absolute path ending in our own file name:
-   * teardown unlinks it.
-   */
-  snprintf (expect, sizeof expect, "pullback-%s.%lld.qcow2", vm,
-            (long long)idx);
-  scratch = json_string_value (json_object_get (d, "scratch"));
-  base = strrchr (scratch, '/');
-  if (scratch[0] != '/' || base == NULL || strcmp (base + 1, expect) != 0
-      || strstr (scratch, "/../") || strstr (scratch, "/./"))
-    return fail (c, "%s: \"scratch\" must be an absolute path to %s", where,
-                 expect);
-  return true;
-}
-
 static bool
 check_backup (struct checker *c, const json_t *b, const char *vm,
               const char *where)
 {
-  static const char *const phases[] = { "starting", "ready", "failed", NULL };
-  const json_t *disks = json_object_get (b, "disks");
-  char dwhere[192];
-  size_t i;
-  json_t *d;
+  char why[512];
+  struct backup *rec = state_backup_from_json (b, vm, where, why, sizeof why);
 
-  if (!json_is_object (b))
-    return fail (c, "%s must be an object", where);
-  if (!want_name (c, b, where, "id", NAME_BACKUP, REQUIRED)
-      || !want_one_of (c, b, where, "phase", phases)
-      || !want_name (c, b, where, "checkpoint", NAME_CHECKPOINT, OPTIONAL)
-      || !want_name (c, b, where, "since", NAME_CHECKPOINT, OPTIONAL)
-      || !want_integer (c, b, where, "created", REQUIRED)
-      || !want_integer (c, b, where, "expires", REQUIRED)
-      || !want_integer (c, b, where, "ttl", REQUIRED)
-      || !want_integer (c, b, where, "freeze_ms", OPTIONAL)
-      || !want_string (c, b, where, "reason", OPTIONAL)
-      || !want_boolean (c, b, where, "txn_done", OPTIONAL)
-      || !want_boolean (c, b, where, "drop_checkpoint", OPTIONAL))
-    return false;
-  if (!json_is_array (disks) || json_array_size (disks) == 0)
-    return fail (c, "%s: \"disks\" must be a non-empty array", where);
-  json_array_foreach (disks, i, d)
-    {
-      snprintf (dwhere, sizeof dwhere, "%s, disk %zu", where, i);
-      if (!check_backup_disk (c, d, vm, dwhere))
-        return false;
-      if (json_integer_value (json_object_get (d, "index")) != (json_int_t)i)
-        return fail (c, "%s: \"index\" must be %zu", dwhere, i);
-    }
+  if (rec == NULL)
+    return fail (c, "%s", why);
+  backup_free (rec);
   return true;
 }
 

@@ -12,6 +12,7 @@
 #ifndef PULLBACK_STATE_H
 #define PULLBACK_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -39,6 +40,19 @@ json_t *state_load (const char *dir, const char *vm, char *err, size_t errlen);
  * 0, or -1 with what is wrong in ERR (state-check.c).
  */
 int state_check (const json_t *doc, const char *vm, char *err, size_t errlen);
+
+struct backup;
+
+/* A backup record as the state file holds it (state-backup.c); with
+ * CLEANUP, as an entry of the cleanup list.
+ */
+json_t *state_backup_to_json (const struct backup *b, bool cleanup);
+/* Read one back, checking it (WHERE names it in the message): NULL with
+ * the problem in ERR.
+ */
+struct backup *state_backup_from_json (const json_t *o, const char *vm,
+                                       const char *where, char *err,
+                                       size_t errlen);
 
 /* Keep the state file of VM for the administrator, renamed aside to
  * <vm>.json.rejected-<seconds since the epoch>; its new name goes to

@@ -96,6 +96,9 @@ vm_free (struct vm *vm)
   qmp_close (vm->qmp);
   qmp_schema_free (vm->schema);
   json_decref (vm->state);
+  backup_free (vm->backup);
+  backup_vector_iter (&vm->cleanup, backup_free);
+  backup_vector_reset (&vm->cleanup);
   json_decref (vm->disks);
   json_decref (vm->summary);
   if (vm->wake[0] >= 0)
@@ -111,6 +114,38 @@ vm_free (struct vm *vm)
   free (vm->scratch_dir);
   free (vm->nbd_adopt);
   free (vm);
+}
+
+/* Move the backup and the cleanup list of the (checked) state document
+ * STATE into records.
+ */
+static int
+take_backups (struct vm *vm, json_t *state)
+{
+  const json_t *b = json_object_get (state, "backup");
+  size_t i;
+  json_t *e;
+  char err[512];
+
+  if (json_is_object (b)
+      && (vm->backup
+          = state_backup_from_json (b, vm->name, "backup", err, sizeof err))
+             == NULL)
+    return -1;
+  json_array_foreach (json_object_get (state, "cleanup"), i, e)
+    {
+      struct backup *c
+          = state_backup_from_json (e, vm->name, "cleanup", err, sizeof err);
+
+      if (c == NULL || backup_vector_append (&vm->cleanup, c) == -1)
+        {
+          backup_free (c);
+          return -1;
+        }
+    }
+  json_object_del (state, "backup");
+  json_object_del (state, "cleanup");
+  return 0;
 }
 
 struct vm *
@@ -184,12 +219,17 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
       return NULL;
     }
   if (state == NULL)
-    state = json_pack ("{s:i, s:[], s:n}", "version", 1, "checkpoints",
-                       "backup");
+    state = json_pack ("{s:i, s:[]}", "version", 1, "checkpoints");
   if (!json_is_array (json_object_get (state, "checkpoints")))
     json_object_set_new (state, "checkpoints", json_array ());
-  if (json_object_get (state, "backup") == NULL)
-    json_object_set_new (state, "backup", json_null ());
+  /* Checked above: the backups become records. */
+  if (take_backups (vm, state) == -1)
+    {
+      seterr (err, errlen, "out of memory");
+      json_decref (state);
+      vm_free (vm);
+      return NULL;
+    }
   vm->state = state;
   vm->disks = json_array ();
   publish_summary (vm);
@@ -201,6 +241,9 @@ vm_save (struct vm *vm)
 {
   char err[512];
 
+  CLEANUP_JSON json_t *doc = NULL;
+  json_t *cleanup;
+
   /* The file of a VM out of service is the administrator's now. */
   if (vm->state_error)
     return -1;
@@ -209,8 +252,26 @@ vm_save (struct vm *vm)
     json_object_set_new (vm->state, "registration", vm_registration (vm));
   else
     json_object_del (vm->state, "registration");
-  if (state_save (vm->ctx->state_dir, vm->name, vm->state, err, sizeof err)
-      == -1)
+  /* The records join the document for the file only. */
+  doc = json_copy (vm->state);
+  cleanup = json_array ();
+  for (size_t i = 0; i < vm->cleanup.len; i++)
+    json_array_append_new (cleanup,
+                           state_backup_to_json (vm->cleanup.ptr[i], true));
+  if (doc == NULL || cleanup == NULL
+      || json_object_set_new (doc, "backup",
+                              vm->backup
+                                  ? state_backup_to_json (vm->backup, false)
+                                  : json_null ())
+             == -1
+      || json_object_set_new (doc, "cleanup", cleanup) == -1)
+    {
+      log_warnx ("VM %s: saving state: out of memory", vm->name);
+      vm->save_failed = true;
+      vm->save_retry_ms = monotonic_ms () + SAVE_RETRY_MS;
+      return -1;
+    }
+  if (state_save (vm->ctx->state_dir, vm->name, doc, err, sizeof err) == -1)
     {
       log_warnx ("VM %s: saving state: %s", vm->name, err);
       /* What is in memory is the truth (QEMU may have changed already):
@@ -424,7 +485,7 @@ handle_events (struct vm *vm)
       if (name && strcmp (name, "SHUTDOWN") == 0)
         {
           log_info ("VM %s: QEMU is shutting down", vm->name);
-          backup_fail (vm, "qemu-shutdown");
+          backup_fail (vm, FAILURE_QEMU_SHUTDOWN);
         }
       else if (name && strcmp (name, "BLOCK_WRITE_THRESHOLD") == 0)
         backup_on_write_threshold (vm, ev);
@@ -444,7 +505,7 @@ lost_connection (struct vm *vm, const char *why)
   vm->up = false;
   log_warnx ("VM %s: lost QMP connection: %s", vm->name, why);
   snprintf (vm->last_error, sizeof vm->last_error, "%s", why);
-  backup_fail (vm, "qemu-disconnected");
+  backup_fail (vm, FAILURE_QEMU_DISCONNECTED);
   vm->nbd_ours = false;
   vm->next_connect_ms = monotonic_ms () + 100;
 }
@@ -476,7 +537,7 @@ vm_status_error (const struct vm *vm)
 static void
 publish_summary (struct vm *vm)
 {
-  json_t *b = vm->state ? json_object_get (vm->state, "backup") : NULL;
+  const struct backup *b = vm->backup;
   json_t *sum = vm_registration (vm);
 
   if (sum == NULL)
@@ -492,10 +553,9 @@ publish_summary (struct vm *vm)
                        json_integer ((json_int_t)json_array_size (
                            json_object_get (vm->state, "checkpoints"))));
   json_object_set_new (sum, "backup",
-                       json_is_object (b) ? json_pack (
-                           "{s:O, s:O}", "id", json_object_get (b, "id"),
-                           "phase", json_object_get (b, "phase"))
-                                          : json_null ());
+                       b ? json_pack ("{s:s, s:s}", "id", b->id, "phase",
+                                      backup_phase_name (b->phase))
+                         : json_null ());
   pthread_mutex_lock (&vm->lock);
   json_decref (vm->summary);
   vm->summary = sum;
@@ -526,8 +586,7 @@ vm_summary (struct vm *vm)
 static int
 vm_retire (struct vm *vm, const json_t *args, struct reply *r)
 {
-  json_t *b = vm->state ? json_object_get (vm->state, "backup") : NULL;
-  const char *phase = json_string_value (json_object_get (b, "phase"));
+  const struct backup *b = vm->backup;
   const char *cps = json_string_value (json_object_get (args, "checkpoints"));
   bool reload = json_is_true (json_object_get (args, "reload"));
   size_t n = json_array_size (json_object_get (vm->state, "checkpoints"));
@@ -556,7 +615,7 @@ vm_retire (struct vm *vm, const json_t *args, struct reply *r)
       vm->keep_state = true;
       goto retired;
     }
-  if (phase && strcmp (phase, "failed") != 0)
+  if (b && b->phase != BACKUP_FAILED)
     return reply_error (r, 409, "backup-active",
                         "VM %s has an active backup; end it first", vm->name);
   if (!reload && n > 0 && cps == NULL)
@@ -579,7 +638,7 @@ vm_retire (struct vm *vm, const json_t *args, struct reply *r)
       if (cleanup_require_none (vm, r) == -1)
         return -1;
     }
-  else if (json_array_size (json_object_get (vm->state, "cleanup")) > 0)
+  else if (vm->cleanup.len > 0)
     log_warnx ("VM %s: unregistered while QEMU is unreachable; anything an "
                "earlier backup left in it stays",
                vm->name);
@@ -630,7 +689,7 @@ run_request (struct vm *vm, struct vm_request *req)
     {
     case VM_OP_GET:
       {
-        json_t *b = json_object_get (vm->state, "backup");
+        const struct backup *b = vm->backup;
         json_t *body = vm_registration (vm);
         int major = 0, minor = 0, micro = 0;
 
@@ -650,15 +709,12 @@ run_request (struct vm *vm, struct vm_request *req)
                              json_integer ((json_int_t)json_array_size (
                                  json_object_get (vm->state, "checkpoints"))));
         json_object_set_new (body, "backup",
-                             json_is_object (b) ? json_string (
-                                 json_string_value (json_object_get (b, "id")))
-                                                : json_null ());
+                             b ? json_string (b->id) : json_null ());
         json_object_set_new (body, "source",
                              json_string (vm->from_api ? "api" : "config"));
         /* Backups whose teardown QEMU has not confirmed yet. */
         json_object_set_new (body, "cleanup_pending",
-                             json_integer ((json_int_t)json_array_size (
-                                 json_object_get (vm->state, "cleanup"))));
+                             json_integer ((json_int_t)vm->cleanup.len));
         quiesce_describe (vm, body);
         reply_ok (r, 200, body);
         break;

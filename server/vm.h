@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "qmp.h"
+#include "records.h"
 #include "reply.h"
 
 struct daemon_ctx; /* settings shared by all VMs (server/daemon.h) */
@@ -82,8 +83,10 @@ struct vm
   /* Owned by the thread. */
   struct qmp *qmp;
   struct qmp_schema *schema;
-  json_t *state; /* the persisted document */
-  json_t *disks; /* discovered: [{name, node, format, size, ro}] */
+  json_t *state;         /* the persisted document, but for the backups: */
+  struct backup *backup; /* the active (or failed) backup, or NULL */
+  backup_vector cleanup; /* torn down, QEMU has not confirmed it yet */
+  json_t *disks;         /* discovered: [{name, node, format, size, ro}] */
   int64_t next_connect_ms;
   bool up;          /* connected as far as the owner has noticed */
   bool retired;     /* VM_OP_RETIRE succeeded */

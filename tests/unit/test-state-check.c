@@ -84,7 +84,7 @@ Test (state_check, wrong_shapes)
     { "{\"deleted\":[1]}", "deleted" },
     { "{\"deleted\":[[\"a\"]]}", "deleted" },
     { "{\"backup\":5}", "backup" },
-    { "{\"backup\":{}}", "id" },
+    { "{\"backup\":{}}", "disks" },
     { "{\"cleanup\":[{\"id\":\"bk-1\",\"phase\":\"ready\",\"created\":1,"
       "\"expires\":1,\"ttl\":1,\"disks\":[]}]}",
       "non-empty" },

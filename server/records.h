@@ -1,0 +1,124 @@
+/* pullback: the engine's records, in C types.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * A backup and its disks are structs here; JSON exists only at the two
+ * edges: the state file (state-backup.c) and the API answer (api/).
+ * The QEMU objects of a backup disk are named from its index (engine.h)
+ * and not stored.
+ */
+
+#ifndef PULLBACK_RECORDS_H
+#define PULLBACK_RECORDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vector.h"
+
+enum backup_phase
+{
+  BACKUP_STARTING, /* recorded, not yet readable */
+  BACKUP_READY,    /* exported */
+  BACKUP_FAILED,   /* torn down; kept visible with its reason */
+};
+
+enum disk_mode
+{
+  DISK_FULL,
+  DISK_INCREMENTAL,
+};
+
+/* Why a disk is exported full though an incremental was asked, which is
+ * also why a checkpoint is broken on a disk.  The words are the API's.
+ */
+enum disk_reason
+{
+  REASON_NONE,
+  REASON_DISK_NOT_QCOW2,
+  REASON_DISK_READ_ONLY,
+  REASON_DISK_ADDED,
+  REASON_DISK_MISSING,
+  REASON_CHECKPOINT_MISSING,
+  REASON_BITMAP_INCONSISTENT,
+  REASON_BITMAP_NOT_RECORDING,
+};
+
+/* Why a backup failed: it is over without a request. */
+enum backup_failure
+{
+  FAILURE_NONE,
+  FAILURE_QEMU_SHUTDOWN,
+  FAILURE_QEMU_DISCONNECTED,
+  FAILURE_SCRATCH_FULL,
+  FAILURE_EXPORT_DELETED,
+  FAILURE_JOB_ERROR,
+  FAILURE_JOB_ENDED,
+};
+
+struct backup_disk
+{
+  char *name;   /* the disk's name: the export name */
+  char *node;   /* the disk's format node */
+  char *format; /* its driver */
+  int64_t size;
+  enum disk_mode mode;
+  enum disk_reason reason; /* REASON_NONE unless full though asked */
+  int index;               /* names its QEMU objects: pb-fleece-INDEX ... */
+  bool checkpoint_bitmap;  /* the new checkpoint's bitmap is made here */
+  char *scratch;           /* the scratch file's path */
+  bool gone;               /* its export is confirmed deleted */
+};
+
+struct backup
+{
+  char *id;
+  enum backup_phase phase;
+  char *checkpoint; /* the checkpoint it creates, or NULL */
+  char *since;      /* the checkpoint it is incremental from, or NULL */
+  int64_t created, expires, ttl;
+  int64_t freeze_ms; /* -1: not quiesced */
+  enum backup_failure failure;
+  bool txn_done;        /* the transaction may have been applied */
+  bool drop_checkpoint; /* in the cleanup list: remove its checkpoint too */
+  size_t ndisks;
+  struct backup_disk *disks;
+};
+
+/* New backup with NDISKS zeroed disks; NULL if out of memory. */
+struct backup *backup_new (size_t ndisks);
+void backup_free (struct backup *b);
+/* A deep copy; NULL if out of memory. */
+struct backup *backup_copy (const struct backup *b);
+
+/* The disk called NAME, or NULL. */
+struct backup_disk *backup_disk_find (const struct backup *b,
+                                      const char *name);
+
+/* The temporary bitmap of an incremental disk: "backup-<name>". */
+void backup_disk_tmp_bitmap (const struct backup_disk *d, char *buf,
+                             size_t len);
+/* The name of disk D's QEMU object of kind PREFIX (PB_FLEECE_PREFIX...):
+ * PREFIX followed by its index.
+ */
+void backup_disk_object (const struct backup_disk *d, const char *prefix,
+                         char *buf, size_t len);
+
+const char *backup_phase_name (enum backup_phase p);
+const char *disk_mode_name (enum disk_mode m);
+/* NULL for REASON_NONE. */
+const char *disk_reason_name (enum disk_reason r);
+/* NULL for FAILURE_NONE. */
+const char *backup_failure_name (enum backup_failure f);
+/* Parse the words back (state files): 0, or -1 if unknown. */
+int backup_phase_parse (const char *s, enum backup_phase *p);
+int disk_mode_parse (const char *s, enum disk_mode *m);
+int disk_reason_parse (const char *s, enum disk_reason *r);
+int backup_failure_parse (const char *s, enum backup_failure *f);
+
+DEFINE_VECTOR_TYPE (backup_vector, struct backup *)
+
+#define CLEANUP_BACKUP __attribute__ ((cleanup (cleanup_backup)))
+void cleanup_backup (struct backup **b);
+
+#endif /* PULLBACK_RECORDS_H */
