@@ -7,13 +7,14 @@
 # SIGHUP (a removed one 401, a new one 200, a broken file keeps the old
 # ones); with tls-client-ca a client certificate is required and checked
 # (none, another CA's, one not for clients: 403; a good one: 200, still
-# with a token); idle TCP connections and hanging handshakes lock no
-# client out and cost no thread.  Certificates are made here (certtool).
+# with a token); a backup begun, its extents streamed (the same as on the
+# unix socket) and ended over HTTPS; idle TCP connections and hanging
+# handshakes lock no client out and cost no thread.  Certificates are made here (certtool).
 # SPDX-License-Identifier: BSD-3-Clause
 
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/functions-pullbackd.sh"
-requires curl jq python3 certtool
+requires curl jq python3 certtool qemu-storage-daemon qemu-img nbdsh
 set -e
 
 make_tmpdir dir
@@ -200,7 +201,14 @@ fails grep -q "PRIVATE\|$t1\|$t2\|$t3" "$PB_LOG"
 printf '%s\n' "$t1" "$t2" > tokens
 printf '%s\n' "token-file = $dir/tokens" "$tls" "tls-client-ca = $dir/ca.pem" \
   > mtls.conf
-start_pullbackd "$dir" -c mtls.conf --listen "127.0.0.1:$p1"
+start_qsd "$dir" 1 256M
+qsd_writer_exports "$dir"
+# Data every 128 KiB (two qcow2 clusters): thousands of extents, a
+# streamed answer of several chunks.
+PATH="/usr/bin:$PATH" nbdsh -u "nbd+unix:///guest-disk0?socket=$dir/guest.sock" \
+  -c "for i in range(2048): h.pwrite(b'x' * 4096, i * 131072)" -c "h.flush()"
+start_pullbackd "$dir" -c mtls.conf --listen "127.0.0.1:$p1" \
+  --vm "vm1=$QMP_SOCK,nbd=unix:$dir/guest.sock"
 mine=(--cert client.pem --key client-key.pem)
 wait_for 10 curl -sf --cacert ca.pem "${mine[@]}" -H "$(bearer $t1)" "$u1/v1/health"
 out=$(curl -sS --cacert ca.pem "${mine[@]}" -H "$(bearer $t2)" "$u1/v1/health")
@@ -223,6 +231,20 @@ test "$(status --cert stranger.pem --key stranger-key.pem -H "$(bearer $t1)" \
          -X POST -H 'Content-Type: application/json' \
          -d '{"name":"x","qmp":"/x.sock"}' "$u1/v1/vms")" = 403
 test ! -e state/vms/x.json
+# A backup over HTTPS: begin, extents (streamed), end.
+wait_vm_connected vm1
+api_tls () { curl -sS --cacert ca.pem "${mine[@]}" -H "$(bearer $t2)" "$@"; }
+b=$(api_tls -H 'Content-Type: application/json' -d '{"checkpoint":"c1"}' \
+      -w '\n%{http_code}' "$u1/v1/vms/vm1/backups")
+test "$(tail -1 <<<"$b")" = 201
+id=$(head -1 <<<"$b" | jq -r .id)
+E=/v1/vms/vm1/backups/$id/disks/disk0/extents
+api_tls "$u1$E" > extents-https.json
+expect 200 GET "$E" > extents-unix.json
+cmp extents-https.json extents-unix.json
+test "$(jq '.extents | length' extents-https.json)" -ge 4096
+test "$(stat -c %s extents-https.json)" -gt $((3 * 65536))
+test "$(status "${mine[@]}" -H "$(bearer $t2)" -X DELETE "$u1/v1/vms/vm1/backups/$id")" = 204
 kill_pullbackd
 
 # --- Idle connections lock no one out ---------------------------------------
