@@ -63,7 +63,6 @@ struct conn
   /* Handed over to libmicrohttpd (TLS): the door's duplicate of FD, and
    * the socket's identity.
    */
-  bool handed;
   int dup;
   dev_t dev;
   ino_t ino;
@@ -379,7 +378,6 @@ hand_over (struct door *d, struct conn *k)
     }
   k->dev = st.st_dev;
   k->ino = st.st_ino;
-  k->handed = true;
 
   pthread_mutex_lock (&d->lock);
   if (!byfd_reserve (d, k->fd))

@@ -585,7 +585,7 @@ on_head (struct listener *l, struct request *rq, const char *url,
     {
       reply_error (e, 401, "unauthorized",
                    "this address needs 'Authorization: Bearer TOKEN' "
-                   "with the token of pullbackd's token-file");
+                   "with a token of pullbackd's token-file");
       rq->close = true;
     }
   else
