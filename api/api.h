@@ -54,15 +54,39 @@ const struct api_route *api_match (const char *method, const char *path,
 /* HTTP server (libmicrohttpd). */
 struct api_server;
 
+/* HTTPS: PEM texts, and the files they came from (for messages). */
+struct api_tls
+{
+  const char *cert;      /* the server's certificate, then its chain */
+  const char *key;       /* its private key */
+  const char *client_ca; /* CAs of the client certificates, or NULL */
+  const char *cert_path, *key_path, *client_ca_path;
+};
+
+/* Check that TLS's certificate and key can be used together, and that
+ * client_ca holds certificates.  -1 with the reason in ERR (which names
+ * the files, never the key).
+ */
+int api_tls_check (const struct api_tls *tls, char *err, size_t errlen);
+
 /* Listen on each address ("HOST:PORT" or an absolute unix socket path).
- * Requests over TCP must carry "Authorization: Bearer TOKEN" (TOKEN may
- * be NULL only when every address is a unix socket, whose mode 0660 is
- * the access control).
+ * Requests over TCP must carry "Authorization: Bearer TOKEN" with one of
+ * TOKENS[0..NTOKENS) (there may be none only when every address is a unix
+ * socket, whose mode 0660 is the access control).  With TLS (else NULL),
+ * every TCP address serves HTTPS only, and with its client_ca every
+ * request needs a client certificate it signed.  The strings are copied.
  */
 struct api_server *api_server_start (struct registry *reg,
                                      char *const *addresses, size_t n,
-                                     const char *token, char *err,
+                                     char *const *tokens, size_t ntokens,
+                                     const struct api_tls *tls, char *err,
                                      size_t errlen);
+
+/* Replace the bearer tokens (at SIGHUP).  -1 with ERR, the old tokens
+ * kept, if there are none and a TCP address needs them, or no memory.
+ */
+int api_server_set_tokens (struct api_server *s, char *const *tokens, size_t n,
+                           char *err, size_t errlen);
 
 /* Stop accepting connections; requests that arrive on open connections
  * from now on get 503 "shutting-down".  Requests being handled go on.

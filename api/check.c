@@ -176,30 +176,36 @@ check_framing (struct MHD_Connection *c, struct reply *r)
   return true;
 }
 
-/* Compare without leaking where the first difference is. */
-static bool
-token_equal (const char *a, const char *b)
+/* 0 if A equals B; compared without leaking where the first difference
+ * is (the time depends on A's length only).
+ */
+static unsigned char
+token_diff (const char *a, const char *b)
 {
   size_t na = strlen (a), nb = strlen (b);
   unsigned char d = na != nb;
 
   for (size_t i = 0; i < na; i++)
     d |= (unsigned char)a[i] ^ (unsigned char)b[i % (nb ? nb : 1)];
-  return d == 0;
+  return d;
 }
 
 bool
-check_token (struct MHD_Connection *c, const char *token)
+check_token (struct MHD_Connection *c, char *const *tokens, size_t n)
 {
   struct header_count h;
   const char *t;
+  /* Volatile: every token is compared, even after a match. */
+  volatile unsigned char match = 0;
 
   h = header (c, MHD_HTTP_HEADER_AUTHORIZATION);
   if (h.n != 1 || strncasecmp (h.value, "Bearer ", 7) != 0)
     return false;
   for (t = h.value + 7; *t == ' '; t++)
     ;
-  return token_equal (t, token);
+  for (size_t i = 0; i < n; i++)
+    match |= token_diff (t, tokens[i]) == 0;
+  return match != 0;
 }
 
 /* "application/json", any case, optionally with parameters. */

@@ -38,8 +38,10 @@ unsigned check_header_count (struct MHD_Connection *c, const char *name,
  */
 bool check_framing (struct MHD_Connection *c, struct reply *r);
 
-/* One "Authorization: Bearer TOKEN" (the scheme in any case). */
-bool check_token (struct MHD_Connection *c, const char *token);
+/* One "Authorization: Bearer TOKEN" (the scheme in any case), TOKEN one
+ * of TOKENS[0..N): each is compared, in constant time, whatever matched.
+ */
+bool check_token (struct MHD_Connection *c, char *const *tokens, size_t n);
 
 /* CTYPE is application/json, in any case, with or without parameters. */
 bool check_media_type_json (const char *ctype);

@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -22,6 +23,7 @@
 #include "door.h"
 #include "head.h"
 #include "log.h"
+#include "tls.h"
 
 #define MAX_LISTEN 16
 /* After a refusal, the client's input is read and dropped for at most
@@ -31,6 +33,9 @@
 #define DRAIN_MAX (128ULL * 1024 * 1024)
 /* Listening paused for lack of file descriptors. */
 #define PAUSE_MS 100
+
+_Static_assert(HEAD_MAX + 1 >= TLS_RECORD_MAX,
+               "the door's buffer holds a TLS record");
 
 enum kind
 {
@@ -55,6 +60,12 @@ struct conn
   int64_t deadline;
   bool draining;
   unsigned long long drained;
+  /* Handed over to libmicrohttpd (TLS): the door's duplicate of FD, and
+   * the socket's identity.
+   */
+  int dup;
+  dev_t dev;
+  ino_t ino;
   struct conn *prev, *next;
 };
 
@@ -71,6 +82,7 @@ struct door
 {
   int ep, wake;
   int fds[MAX_LISTEN];
+  bool tls[MAX_LISTEN];
   struct listen_ref refs[MAX_LISTEN];
   enum kind wake_kind;
   size_t n, max_waiting;
@@ -82,6 +94,14 @@ struct door
   bool listening;     /* the thread's own */
   int64_t paused_until;
   struct queue heads, drains;
+  /* Under lock: TLS connections handed over that have not sent their
+   * first request (door_release), in the order of their deadlines; how
+   * many per listener; and by their file descriptor number.
+   */
+  struct queue handed;
+  size_t pending[MAX_LISTEN];
+  struct conn **byfd;
+  size_t nbyfd;
   char buf[HEAD_MAX + 1];
 };
 
@@ -112,12 +132,72 @@ dequeue (struct queue *q, struct conn *k)
   q->len--;
 }
 
+/* Into a queue whose deadlines are almost in order: from the tail. */
+static void
+enqueue_sorted (struct queue *q, struct conn *k)
+{
+  struct conn *after = q->tail;
+
+  while (after && after->deadline > k->deadline)
+    after = after->prev;
+  k->prev = after;
+  k->next = after ? after->next : q->head;
+  if (k->next)
+    k->next->prev = k;
+  else
+    q->tail = k;
+  if (after)
+    after->next = k;
+  else
+    q->head = k;
+  q->len++;
+}
+
 static void
 conn_close (struct door *d, struct conn *k)
 {
   dequeue (k->draining ? &d->drains : &d->heads, k);
   close (k->fd); /* also leaves the epoll set */
   free (k);
+}
+
+/* File descriptors held for connections that wait (lock held). */
+static size_t
+waiting (struct door *d)
+{
+  return d->heads.len + d->drains.len + 2 * d->handed.len;
+}
+
+/* K, handed over, is no longer the door's (lock held).  END: end the
+ * connection too (libmicrohttpd sees the client gone and closes it).
+ */
+static void
+handed_drop (struct door *d, struct conn *k, bool end)
+{
+  dequeue (&d->handed, k);
+  if ((size_t)k->fd < d->nbyfd && d->byfd[k->fd] == k)
+    d->byfd[k->fd] = NULL;
+  d->pending[k->index]--;
+  if (end)
+    shutdown (k->dup, SHUT_RDWR);
+  close (k->dup);
+  free (k);
+}
+
+/* Close the oldest waiting connection (lock held): one being drained
+ * first, else the one accepted first.
+ */
+static void
+close_oldest (struct door *d)
+{
+  struct conn *h = d->heads.head, *t = d->handed.head;
+
+  if (d->drains.head)
+    conn_close (d, d->drains.head);
+  else if (t && (h == NULL || t->deadline < h->deadline))
+    handed_drop (d, t, true);
+  else if (h)
+    conn_close (d, h);
 }
 
 static void
@@ -232,11 +312,15 @@ examine (struct door *d, struct conn *k, bool hup)
     }
   dequeue (&d->heads, k);
   epoll_ctl (d->ep, EPOLL_CTL_DEL, k->fd, NULL);
-  if (d->pass (d->cls, k->index, k->fd, (struct sockaddr *)&k->sa, k->salen,
-               &r))
+  switch (d->pass (d->cls, k->index, k->fd, (struct sockaddr *)&k->sa,
+                   k->salen, 0, &r))
     {
+    case DOOR_TAKEN:
+    case DOOR_LOST:
       free (k);
       return;
+    case DOOR_REFUSED:
+      break;
     }
   /* Not taken: answer here. */
   {
@@ -247,6 +331,123 @@ examine (struct door *d, struct conn *k, bool hup)
     epoll_ctl (d->ep, EPOLL_CTL_ADD, k->fd, &ev);
     refuse (d, k, &r);
   }
+}
+
+/* Room in byfd for FD (lock held). */
+static bool
+byfd_reserve (struct door *d, int fd)
+{
+  struct conn **p;
+  size_t n = d->nbyfd ? d->nbyfd : 64;
+
+  if ((size_t)fd < d->nbyfd)
+    return true;
+  while (n <= (size_t)fd)
+    n *= 2;
+  p = realloc (d->byfd, n * sizeof *p);
+  if (p == NULL)
+    return false;
+  memset (p + d->nbyfd, 0, (n - d->nbyfd) * sizeof *p);
+  d->byfd = p;
+  d->nbyfd = n;
+  return true;
+}
+
+/* K's ClientHello is in: hand K over, keeping a duplicate of its socket
+ * until it has sent its first request.
+ */
+static void
+hand_over (struct door *d, struct conn *k)
+{
+  struct reply r = { 0 };
+  struct stat st;
+  size_t pending;
+  enum door_pass res;
+
+  dequeue (&d->heads, k);
+  epoll_ctl (d->ep, EPOLL_CTL_DEL, k->fd, NULL);
+  k->dup = fcntl (k->fd, F_DUPFD_CLOEXEC, 0);
+  if (k->dup == -1 || fstat (k->dup, &st) == -1)
+    {
+      log_warn ("REST API: cannot hand over a TLS connection");
+      if (k->dup >= 0)
+        close (k->dup);
+      close (k->fd);
+      free (k);
+      return;
+    }
+  k->dev = st.st_dev;
+  k->ino = st.st_ino;
+
+  pthread_mutex_lock (&d->lock);
+  if (!byfd_reserve (d, k->fd))
+    {
+      pthread_mutex_unlock (&d->lock);
+      close (k->dup);
+      close (k->fd);
+      free (k);
+      return;
+    }
+  /* One more descriptor held (the duplicate): make room if need be. */
+  while (waiting (d) + 2 > d->max_waiting && waiting (d) > 0)
+    close_oldest (d);
+  enqueue_sorted (&d->handed, k);
+  d->byfd[k->fd] = k;
+  pending = d->pending[k->index]++;
+  pthread_mutex_unlock (&d->lock);
+
+  /* Not under the lock: libmicrohttpd may call door_release at once. */
+  res = d->pass (d->cls, k->index, k->fd, (struct sockaddr *)&k->sa, k->salen,
+                 pending, &r);
+  reply_clear (&r);
+  if (res == DOOR_TAKEN)
+    return;
+  if (res == DOOR_REFUSED)
+    {
+      /* No answer in the clear to a TLS client. */
+      log_debug ("door: a TLS connection refused (busy or stopping)");
+      shutdown (k->fd, SHUT_RDWR);
+      close (k->fd);
+    }
+  pthread_mutex_lock (&d->lock);
+  handed_drop (d, k, false);
+  pthread_mutex_unlock (&d->lock);
+}
+
+/* Look at what K, on a TLS listener, has sent so far. */
+static void
+examine_tls (struct door *d, struct conn *k, bool hup)
+{
+  struct reply r = { 0 };
+  ssize_t n;
+
+  n = recv (k->fd, d->buf, TLS_RECORD_MAX, MSG_PEEK | MSG_DONTWAIT);
+  if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+  if (n <= 0)
+    {
+      conn_close (d, k);
+      return;
+    }
+  switch (tls_hello_check ((const unsigned char *)d->buf, (size_t)n))
+    {
+    case TLS_HELLO_MORE:
+      if (hup)
+        conn_close (d, k);
+      return;
+    case TLS_HELLO_HTTP:
+      reply_error (&r, 400, "https-required",
+                   "this address serves HTTPS only: use https://");
+      refuse (d, k, &r);
+      return;
+    case TLS_HELLO_BAD:
+      log_debug ("door: not TLS on a TLS address; closed");
+      conn_close (d, k);
+      return;
+    case TLS_HELLO_OK:
+      hand_over (d, k);
+      return;
+    }
 }
 
 static void
@@ -269,11 +470,18 @@ accept_all (struct door *d, size_t index)
           free (k);
           if (e == EINTR || e == ECONNABORTED)
             continue;
-          if ((e == EMFILE || e == ENFILE) && d->heads.head)
+          if (e == EMFILE || e == ENFILE)
             {
+              size_t w;
+
               /* Make room: the oldest waiter goes. */
-              conn_close (d, d->heads.head);
-              continue;
+              pthread_mutex_lock (&d->lock);
+              w = waiting (d);
+              if (w > 0)
+                close_oldest (d);
+              pthread_mutex_unlock (&d->lock);
+              if (w > 0)
+                continue;
             }
           if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
             {
@@ -283,8 +491,10 @@ accept_all (struct door *d, size_t index)
             }
           return;
         }
-      if (d->heads.len + d->drains.len >= d->max_waiting)
-        conn_close (d, d->drains.head ? d->drains.head : d->heads.head);
+      pthread_mutex_lock (&d->lock);
+      while (waiting (d) + 1 > d->max_waiting && waiting (d) > 0)
+        close_oldest (d);
+      pthread_mutex_unlock (&d->lock);
       k->kind = KIND_CONN;
       k->index = index;
       k->deadline = monotonic_ms () + HEAD_DEADLINE_MS;
@@ -307,6 +517,19 @@ expire (struct door *d, struct queue *q, int64_t now)
     conn_close (d, q->head);
 }
 
+/* TLS connections that have not sent their first request in time. */
+static void
+expire_handed (struct door *d, int64_t now)
+{
+  pthread_mutex_lock (&d->lock);
+  while (d->handed.head && d->handed.head->deadline <= now)
+    {
+      log_debug ("door: a TLS connection sent no request in time; ended");
+      handed_drop (d, d->handed.head, true);
+    }
+  pthread_mutex_unlock (&d->lock);
+}
+
 static int
 next_timeout (struct door *d, int64_t now)
 {
@@ -316,6 +539,10 @@ next_timeout (struct door *d, int64_t now)
     t = d->heads.head->deadline;
   if (d->drains.head && d->drains.head->deadline < t)
     t = d->drains.head->deadline;
+  pthread_mutex_lock (&d->lock);
+  if (d->handed.head && d->handed.head->deadline < t)
+    t = d->handed.head->deadline;
+  pthread_mutex_unlock (&d->lock);
   if (!d->listening && d->paused_until < t)
     t = d->paused_until;
   if (t == INT64_MAX)
@@ -347,6 +574,7 @@ door_thread (void *arg)
         set_listening (d, true);
       expire (d, &d->heads, now);
       expire (d, &d->drains, now);
+      expire_handed (d, now);
 
       n = epoll_wait (d->ep, evs, 64, next_timeout (d, now));
       for (int i = 0; i < n; i++)
@@ -371,12 +599,15 @@ door_thread (void *arg)
             {
               struct conn *k = (struct conn *)kind;
 
+              bool hup
+                  = (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+
               if (k->draining)
                 drain (d, k);
+              else if (d->tls[k->index])
+                examine_tls (d, k, hup);
               else
-                examine (d, k,
-                         (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                             != 0);
+                examine (d, k, hup);
             }
         }
     }
@@ -384,8 +615,8 @@ door_thread (void *arg)
 }
 
 struct door *
-door_start (const int *fds, size_t n, size_t max_waiting, door_pass_fn pass,
-            void *cls, char *err, size_t errlen)
+door_start (const int *fds, const bool *tls, size_t n, size_t max_waiting,
+            door_pass_fn pass, void *cls, char *err, size_t errlen)
 {
   struct door *d = calloc (1, sizeof *d);
   struct epoll_event ev;
@@ -418,6 +649,7 @@ door_start (const int *fds, size_t n, size_t max_waiting, door_pass_fn pass,
       if (fl == -1 || fcntl (fds[i], F_SETFL, fl | O_NONBLOCK) == -1)
         goto fail;
       d->fds[i] = fds[i];
+      d->tls[i] = tls[i];
       d->refs[i] = (struct listen_ref){ KIND_LISTEN, i };
       ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &d->refs[i] };
       if (epoll_ctl (d->ep, EPOLL_CTL_ADD, fds[i], &ev) == -1)
@@ -478,10 +710,29 @@ door_stop (struct door *d)
     conn_close (d, d->heads.head);
   while (d->drains.head)
     conn_close (d, d->drains.head);
+  /* libmicrohttpd ends those when it stops. */
+  while (d->handed.head)
+    handed_drop (d, d->handed.head, false);
+  free (d->byfd);
   for (size_t i = 0; i < d->n; i++)
     close (d->fds[i]);
   close (d->ep);
   close (d->wake);
   pthread_mutex_destroy (&d->lock);
   free (d);
+}
+
+void
+door_release (struct door *d, int fd, dev_t dev, ino_t ino)
+{
+  struct conn *k;
+
+  pthread_mutex_lock (&d->lock);
+  k = fd >= 0 && (size_t)fd < d->nbyfd ? d->byfd[fd] : NULL;
+  /* The number may have been reused; the socket is the same only if its
+   * inode is (the duplicate keeps it from being reused).
+   */
+  if (k && k->dev == dev && k->ino == ino)
+    handed_drop (d, k, false);
+  pthread_mutex_unlock (&d->lock);
 }

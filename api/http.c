@@ -15,6 +15,12 @@
  * Bodies are collected up to API_MAX_BODY; a larger one, or one sent with
  * a refused request, is read and dropped (up to DRAIN_MAX) so that the
  * client sees the answer instead of a broken pipe.
+ *
+ * With TLS, every TCP listener serves HTTPS (libmicrohttpd's GnuTLS) with
+ * one certificate; the door hands a connection over after its ClientHello
+ * and lets go of it at its first request (on_request) or its end
+ * (on_connection).  A client certificate, when asked for, is checked at
+ * each connection's first request, before the token.
  */
 
 #include <config.h>
@@ -42,6 +48,7 @@
 #include "log.h"
 #include "names.h"
 #include "pump.h"
+#include "tls.h"
 #include "unixsock.h"
 #include "utf8.h"
 #include "validate.h"
@@ -71,20 +78,27 @@ struct listener
 {
   struct api_server *s;
   bool tcp; /* requests must carry the token */
+  bool tls; /* HTTPS */
 };
 
 struct api_server
 {
   struct registry *reg;
-  char *token;
+  /* Bearer tokens; replaced at SIGHUP. */
+  pthread_rwlock_t tokens_lock;
+  char **tokens;
+  size_t ntokens;
+  bool need_tokens; /* there is a TCP listener */
+  /* PEM texts for libmicrohttpd (kept while it runs). */
+  char *tls_cert, *tls_key, *tls_client_ca;
   struct MHD_Daemon *mhd[MAX_LISTEN];
   struct listener listeners[MAX_LISTEN];
   char *unix_paths[MAX_LISTEN];
   struct stat unix_st[MAX_LISTEN]; /* the socket file we made */
   int fds[MAX_LISTEN];
   size_t n;
-  unsigned limit; /* connections per MHD daemon */
-  struct door *door;
+  unsigned limit;    /* connections per MHD daemon */
+  struct door *door; /* under lock for door_release: NULL once stopped */
 
   pthread_mutex_t lock;
   pthread_cond_t idle;     /* inflight dropped to 0 */
@@ -92,6 +106,16 @@ struct api_server
   bool quiescing;          /* no new connections, new requests get 503 */
   bool stopping;           /* streams are cut */
   struct pumping *pumping; /* streams being produced */
+};
+
+/* A TLS connection (MHD's socket context). */
+struct tls_conn
+{
+  int fd;
+  dev_t dev;
+  ino_t ino;
+  bool pending;  /* the door holds it, until its first request */
+  bool verified; /* its client certificate is good */
 };
 
 /* A stream being produced, for api_server_stop to cut. */
@@ -453,6 +477,86 @@ start_worker (struct request *rq, struct reply *r)
 /* ---------------------------------------------------------------- */
 /* The access handler. */
 
+static bool
+token_ok (struct api_server *s, struct MHD_Connection *c)
+{
+  bool ok;
+
+  pthread_rwlock_rdlock (&s->tokens_lock);
+  ok = check_token (c, s->tokens, s->ntokens);
+  pthread_rwlock_unlock (&s->tokens_lock);
+  return ok;
+}
+
+static struct tls_conn *
+tls_conn_of (struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci
+      = MHD_get_connection_info (c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+  return ci ? ci->socket_context : NULL;
+}
+
+/* Fill T with C's socket's identity. */
+static bool
+tls_conn_identify (struct MHD_Connection *c, struct tls_conn *t)
+{
+  const union MHD_ConnectionInfo *ci
+      = MHD_get_connection_info (c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  struct stat st;
+
+  if (ci == NULL || fstat (ci->connect_fd, &st) == -1)
+    return false;
+  *t = (struct tls_conn){
+    .fd = ci->connect_fd, .dev = st.st_dev, .ino = st.st_ino, .pending = true
+  };
+  return true;
+}
+
+/* The door lets go of T (it has sent a request, or is closed). */
+static void
+tls_conn_release (struct api_server *s, struct tls_conn *t)
+{
+  if (!t->pending)
+    return;
+  t->pending = false;
+  pthread_mutex_lock (&s->lock);
+  if (s->door)
+    door_release (s->door, t->fd, t->dev, t->ino);
+  pthread_mutex_unlock (&s->lock);
+}
+
+/* A client certificate is asked for: is it there and good?  Checked once
+ * a connection.
+ */
+static bool
+client_cert_ok (struct MHD_Connection *c, struct reply *e)
+{
+  struct tls_conn *t = tls_conn_of (c);
+  char why[256];
+
+  if (t && t->verified)
+    return true;
+  switch (tls_client_check (c, why, sizeof why))
+    {
+    case TLS_CLIENT_OK:
+      if (t)
+        t->verified = true;
+      return true;
+    case TLS_CLIENT_NONE:
+      reply_error (e, 403, "client-certificate-required",
+                   "this address needs a client certificate signed by a CA "
+                   "of pullbackd's tls-client-ca");
+      break;
+    case TLS_CLIENT_BAD:
+      log_info ("REST API: client certificate refused: %s", why);
+      reply_error (e, 403, "client-certificate-invalid",
+                   "the client certificate is not valid here: %s", why);
+      break;
+    }
+  return false;
+}
+
 /* The head is in: decide whatever can be decided from it.  An answer
  * decided here is sent after the body is drained, except when the client
  * waits for "100 Continue" (it sends no body then) or the framing is not
@@ -473,13 +577,15 @@ on_head (struct listener *l, struct request *rq, const char *url,
       rq->close = true;
       return answer (rq, method, url, e);
     }
-  if (!check_url (c, url, e))
+  if (l->tls && l->s->tls_client_ca && !client_cert_ok (c, e))
+    rq->close = true;
+  else if (!check_url (c, url, e))
     ;
-  else if (l->tcp && !check_token (c, l->s->token))
+  else if (l->tcp && !token_ok (l->s, c))
     {
       reply_error (e, 401, "unauthorized",
                    "this address needs 'Authorization: Bearer TOKEN' "
-                   "with the token of pullbackd's token-file");
+                   "with a token of pullbackd's token-file");
       rq->close = true;
     }
   else
@@ -569,6 +675,18 @@ on_request (void *cls, struct MHD_Connection *c, const char *url,
       *con_cls = rq;
       rq->s = s;
       rq->c = c;
+      if (l->tls)
+        {
+          struct tls_conn *t = tls_conn_of (c), t2;
+
+          /* Without its context (no memory when it started), by its
+           * socket.
+           */
+          if (t == NULL && tls_conn_identify (c, &t2))
+            t = &t2;
+          if (t)
+            tls_conn_release (s, t);
+        }
       return on_head (l, rq, url, method);
     }
   if (*upload_size > 0)
@@ -620,6 +738,33 @@ on_completed (void *cls, struct MHD_Connection *c, void **con_cls,
       free (rq);
     }
   *con_cls = NULL;
+}
+
+/* A TLS connection starts or ends (MHD_OPTION_NOTIFY_CONNECTION). */
+static void
+on_connection (void *cls, struct MHD_Connection *c, void **socket_context,
+               enum MHD_ConnectionNotificationCode code)
+{
+  struct listener *l = cls;
+  struct tls_conn *t = *socket_context;
+
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    {
+      t = calloc (1, sizeof *t);
+      if (t && !tls_conn_identify (c, t))
+        {
+          free (t);
+          t = NULL;
+        }
+      *socket_context = t;
+      return;
+    }
+  if (t)
+    {
+      tls_conn_release (l->s, t);
+      free (t);
+    }
+  *socket_context = NULL;
 }
 
 /* ---------------------------------------------------------------- */
@@ -730,10 +875,12 @@ mhd_log (void *cls, const char *fmt, va_list ap)
   log_debug ("libmicrohttpd: %s", msg);
 }
 
-/* The door hands over a connection whose first head is complete. */
-static bool
+/* The door hands over a connection whose first head is complete (or,
+ * TLS, whose ClientHello is).
+ */
+static enum door_pass
 pass (void *cls, size_t index, int fd, const struct sockaddr *sa,
-      socklen_t salen, struct reply *r)
+      socklen_t salen, size_t pending, struct reply *r)
 {
   struct api_server *s = cls;
   const union MHD_DaemonInfo *info;
@@ -745,41 +892,172 @@ pass (void *cls, size_t index, int fd, const struct sockaddr *sa,
   if (quiescing)
     {
       reply_error (r, 503, "shutting-down", "pullbackd is stopping");
-      return false;
+      return DOOR_REFUSED;
     }
+  /* Those that have not sent a request yet are the door's to count. */
   info = MHD_get_daemon_info (s->mhd[index],
                               MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-  if (info && info->num_connections >= s->limit)
+  if (info && info->num_connections >= s->limit + pending)
     {
       reply_error (r, 503, "busy",
                    "%u connections are open on this address; try again",
                    s->limit);
-      return false;
+      return DOOR_REFUSED;
     }
   /* MHD closes FD if it cannot take it. */
   if (MHD_add_connection (s->mhd[index], fd, sa, salen) != MHD_YES)
-    log_warn ("REST API: cannot add a connection");
-  return true;
+    {
+      log_warn ("REST API: cannot add a connection");
+      return DOOR_LOST;
+    }
+  return DOOR_TAKEN;
+}
+
+static void
+free_strings (char **v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      explicit_bzero (v[i], strlen (v[i]));
+      free (v[i]);
+    }
+  free (v);
+}
+
+static void
+free_secret (char *p)
+{
+  if (p)
+    {
+      explicit_bzero (p, strlen (p));
+      free (p);
+    }
+}
+
+int
+api_server_set_tokens (struct api_server *s, char *const *tokens, size_t n,
+                       char *err, size_t errlen)
+{
+  char **v, **old;
+  size_t nold;
+
+  if (n == 0 && s->need_tokens)
+    {
+      snprintf (err, errlen, "no bearer token, and TCP addresses need one");
+      return -1;
+    }
+  v = calloc (n ? n : 1, sizeof *v);
+  for (size_t i = 0; v && i < n; i++)
+    if ((v[i] = strdup (tokens[i])) == NULL)
+      {
+        free_strings (v, i);
+        v = NULL;
+      }
+  if (v == NULL)
+    {
+      snprintf (err, errlen, "out of memory");
+      return -1;
+    }
+  pthread_rwlock_wrlock (&s->tokens_lock);
+  old = s->tokens;
+  nold = s->ntokens;
+  s->tokens = v;
+  s->ntokens = n;
+  pthread_rwlock_unlock (&s->tokens_lock);
+  if (old)
+    free_strings (old, nold);
+  return 0;
+}
+
+/* libmicrohttpd with TLS: one daemon per listener, all with the same
+ * certificate.
+ */
+static bool
+copy_tls (struct api_server *s, const struct api_tls *tls)
+{
+  if (tls == NULL)
+    return true;
+  s->tls_cert = strdup (tls->cert);
+  s->tls_key = strdup (tls->key);
+  s->tls_client_ca = tls->client_ca ? strdup (tls->client_ca) : NULL;
+  return s->tls_cert && s->tls_key && (s->tls_client_ca || !tls->client_ca);
+}
+
+static struct MHD_Daemon *
+start_mhd (struct api_server *s, struct listener *l, unsigned limit)
+{
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
+                   | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+  struct MHD_OptionItem tls[6];
+  size_t i = 0;
+
+  if (l->tls)
+    {
+      flags |= MHD_USE_TLS;
+      tls[i++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                          s->tls_cert };
+      tls[i++]
+          = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key };
+      tls[i++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                          (void *)TLS_PRIORITIES };
+      tls[i++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+                                          (intptr_t)on_connection, l };
+      /* Asks for a client certificate; tls_client_check checks it. */
+      if (s->tls_client_ca)
+        tls[i++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                            s->tls_client_ca };
+    }
+  tls[i] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+  return MHD_start_daemon (
+      flags, 0, NULL, NULL, on_request, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+      NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      MHD_OPTION_UNESCAPE_CALLBACK, check_unescape, NULL,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
+      MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 }
 
 struct api_server *
 api_server_start (struct registry *reg, char *const *addresses, size_t n,
-                  const char *token, char *err, size_t errlen)
+                  char *const *tokens, size_t ntokens,
+                  const struct api_tls *tls, char *err, size_t errlen)
 {
   struct api_server *s = calloc (1, sizeof *s);
+  bool is_tls[MAX_LISTEN];
   unsigned budget;
 
-  if (s == NULL || (token && (s->token = strdup (token)) == NULL))
+  if (s == NULL)
     {
       snprintf (err, errlen, "out of memory");
-      free (s);
       return NULL;
     }
   pthread_mutex_init (&s->lock, NULL);
   pthread_cond_init (&s->idle, NULL);
+  pthread_rwlock_init (&s->tokens_lock, NULL);
   s->reg = reg;
   if (n > MAX_LISTEN)
     n = MAX_LISTEN;
+  for (size_t i = 0; i < n; i++)
+    s->need_tokens |= addresses[i][0] != '/';
+  if (api_server_set_tokens (s, tokens, ntokens, err, errlen) == -1)
+    {
+      api_server_stop (s);
+      return NULL;
+    }
+  if (!copy_tls (s, tls))
+    {
+      snprintf (err, errlen, "out of memory");
+      api_server_stop (s);
+      return NULL;
+    }
+  if (tls && !MHD_is_feature_supported (MHD_FEATURE_TLS))
+    {
+      snprintf (err, errlen,
+                "this libmicrohttpd has no TLS support: HTTPS is impossible");
+      api_server_stop (s);
+      return NULL;
+    }
   /* Half for connections that wait for their head, half for those
    * libmicrohttpd serves.
    */
@@ -793,36 +1071,26 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
       bool is_unix = a[0] == '/';
       int fd = is_unix ? listen_unix (a, err, errlen)
                        : listen_tcp (a, err, errlen);
+      /* TLS connections stay the door's until their first request, in
+       * MHD all the while: room for them too (at most half of the door's
+       * budget, as each also holds the door's duplicate).
+       */
+      unsigned limit = s->limit;
 
       if (fd == -1)
         {
           api_server_stop (s);
           return NULL;
         }
-      if (!is_unix && s->token == NULL)
-        {
-          /* config_check refuses this; never serve TCP without one. */
-          snprintf (err, errlen, "listen on %s: TCP needs a token", a);
-          close (fd);
-          api_server_stop (s);
-          return NULL;
-        }
-      s->listeners[s->n] = (struct listener){ s, !is_unix };
-      s->mhd[s->n] = MHD_start_daemon (
-          MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
-              | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
-          0, NULL, NULL, on_request, &s->listeners[s->n],
-          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS,
-          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-          MHD_OPTION_UNESCAPE_CALLBACK, check_unescape, NULL,
-          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
-          MHD_OPTION_CONNECTION_LIMIT, s->limit,
-          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-          MHD_OPTION_END);
+      s->listeners[s->n] = (struct listener){ s, !is_unix, !is_unix && tls };
+      is_tls[s->n] = s->listeners[s->n].tls;
+      if (is_tls[s->n])
+        limit += budget / 4;
+      s->mhd[s->n] = start_mhd (s, &s->listeners[s->n], limit);
       if (s->mhd[s->n] == NULL)
         {
-          snprintf (err, errlen, "cannot start the HTTP server on %s", a);
+          snprintf (err, errlen, "cannot start the HTTP%s server on %s",
+                    is_tls[s->n] ? "S" : "", a);
           close (fd);
           api_server_stop (s);
           return NULL;
@@ -832,9 +1100,11 @@ api_server_start (struct registry *reg, char *const *addresses, size_t n,
       if (is_unix && lstat (a, &s->unix_st[s->n]) == -1)
         s->unix_st[s->n].st_ino = 0;
       s->n++;
-      log_info ("REST API listening on %s", a);
+      log_info ("REST API listening on %s%s", a,
+                is_tls[s->n - 1] ? " (HTTPS)" : "");
     }
-  s->door = door_start (s->fds, s->n, budget / 2, pass, s, err, errlen);
+  s->door
+      = door_start (s->fds, is_tls, s->n, budget / 2, pass, s, err, errlen);
   if (s->door == NULL)
     {
       api_server_stop (s);
@@ -857,13 +1127,19 @@ api_server_quiesce (struct api_server *s)
 void
 api_server_stop (struct api_server *s)
 {
+  struct door *door;
   struct stat st;
 
   if (s == NULL)
     return;
   api_server_quiesce (s);
-  if (s->door)
-    door_stop (s->door); /* closes the listening sockets */
+  /* No door_release from now on. */
+  pthread_mutex_lock (&s->lock);
+  door = s->door;
+  s->door = NULL;
+  pthread_mutex_unlock (&s->lock);
+  if (door)
+    door_stop (door); /* closes the listening sockets */
   else
     for (size_t i = 0; i < s->n; i++)
       close (s->fds[i]);
@@ -891,6 +1167,11 @@ api_server_stop (struct api_server *s)
     }
   pthread_cond_destroy (&s->idle);
   pthread_mutex_destroy (&s->lock);
-  free (s->token);
+  pthread_rwlock_destroy (&s->tokens_lock);
+  if (s->tokens)
+    free_strings (s->tokens, s->ntokens);
+  free (s->tls_cert);
+  free_secret (s->tls_key);
+  free (s->tls_client_ca);
   free (s);
 }

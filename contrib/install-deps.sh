@@ -10,7 +10,7 @@ set -eu
 
 packages="
   autoconf automake libtool pkg-config make gcc
-  libjansson-dev libnbd-dev libmicrohttpd-dev libcurl4-openssl-dev
+  libjansson-dev libnbd-dev libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev
   libcriterion-dev nbdkit nbdkit-plugin-dev libnbd-bin python3-libnbd
   qemu-system-x86 qemu-system-common qemu-utils qemu-block-extra
   qemu-guest-agent

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "conf.h"
@@ -64,13 +66,27 @@ vm_config_free (struct vm_config *v)
 }
 
 void
+config_clear_listen (struct config *c)
+{
+  string_vector_iter (&c->listen, (void (*) (char *))free);
+  string_vector_reset (&c->listen);
+  string_vector_iter (&c->listen_origin, (void (*) (char *))free);
+  string_vector_reset (&c->listen_origin);
+}
+
+void
 config_free (struct config *c)
 {
   free (c->state_dir);
   free (c->run_dir);
   free (c->token_file);
-  string_vector_iter (&c->listen, (void (*) (char *))free);
-  string_vector_reset (&c->listen);
+  free (c->tls_cert);
+  free (c->tls_key);
+  free (c->tls_client_ca);
+  free (c->tls_cert_origin);
+  free (c->tls_key_origin);
+  free (c->tls_client_ca_origin);
+  config_clear_listen (c);
   string_vector_iter (&c->allowed_roots, (void (*) (char *))free);
   string_vector_reset (&c->allowed_roots);
   vm_config_vector_iter (&c->vms, vm_config_free);
@@ -261,9 +277,22 @@ loopback (const char *addr)
   return ok;
 }
 
-int
-config_set (struct config *c, const char *key, const char *value, char *err,
-            size_t errlen)
+/* A path key that remembers where it was set (for later errors). */
+static int
+set_path_at (char **dst, char **dst_origin, const char *value,
+             const char *origin, char *err, size_t errlen)
+{
+  if (set_abs_path (dst, value, err, errlen) == -1)
+    return -1;
+  return set_string (dst_origin, origin, err, errlen);
+}
+
+/* Set global KEY to VALUE; ORIGIN says where ("FILE:LINE", or the
+ * command line).
+ */
+static int
+config_set_at (struct config *c, const char *key, const char *value,
+               const char *origin, char *err, size_t errlen)
 {
   char why[256];
   int r;
@@ -277,28 +306,36 @@ config_set (struct config *c, const char *key, const char *value, char *err,
     {
       char *s;
 
+      char *o;
+
+      /* Off loopback it needs HTTPS, which other keys may set later:
+       * config_check.
+       */
       r = check_listen (value, why, sizeof why);
-      if (r == 0 && value[0] != '/' && !loopback (value))
-        {
-          snprintf (why, sizeof why,
-                    "%s is not a loopback address; until pullbackd serves "
-                    "HTTPS, TCP is allowed on loopback only (use a unix "
-                    "socket, or a TLS proxy in front)",
-                    value);
-          r = -1;
-        }
       for (size_t i = 0; r == 0 && i < c->listen.len; i++)
         if (strcmp (c->listen.ptr[i], value) == 0)
           {
             snprintf (why, sizeof why, "%s is given twice", value);
             r = -1;
           }
-      if (r == 0
-          && ((s = strdup (value)) == NULL
-              || string_vector_append (&c->listen, s) == -1))
+      if (r == 0)
         {
-          snprintf (why, sizeof why, "out of memory");
-          r = -1;
+          s = strdup (value);
+          o = strdup (origin);
+          if (s == NULL || o == NULL
+              || string_vector_reserve (&c->listen, 1) == -1
+              || string_vector_reserve (&c->listen_origin, 1) == -1)
+            {
+              free (s);
+              free (o);
+              snprintf (why, sizeof why, "out of memory");
+              r = -1;
+            }
+          else
+            {
+              string_vector_append (&c->listen, s);
+              string_vector_append (&c->listen_origin, o);
+            }
         }
     }
   else if (strcmp (key, "allowed-roots") == 0)
@@ -330,6 +367,15 @@ config_set (struct config *c, const char *key, const char *value, char *err,
     r = parse_seconds (value, &c->backup_ttl_max, why, sizeof why);
   else if (strcmp (key, "token-file") == 0)
     r = set_abs_path (&c->token_file, value, why, sizeof why);
+  else if (strcmp (key, "tls-cert") == 0)
+    r = set_path_at (&c->tls_cert, &c->tls_cert_origin, value, origin, why,
+                     sizeof why);
+  else if (strcmp (key, "tls-key") == 0)
+    r = set_path_at (&c->tls_key, &c->tls_key_origin, value, origin, why,
+                     sizeof why);
+  else if (strcmp (key, "tls-client-ca") == 0)
+    r = set_path_at (&c->tls_client_ca, &c->tls_client_ca_origin, value,
+                     origin, why, sizeof why);
   else if (strcmp (key, "scratch-create") == 0)
     {
       r = strcmp (value, "auto") == 0 || strcmp (value, "qemu") == 0 ? 0 : -1;
@@ -350,6 +396,16 @@ config_set (struct config *c, const char *key, const char *value, char *err,
   if (r == -1)
     seterr (err, errlen, "key '%s': %s", key, why);
   return r;
+}
+
+int
+config_set (struct config *c, const char *key, const char *value, char *err,
+            size_t errlen)
+{
+  char origin[64];
+
+  snprintf (origin, sizeof origin, "--%s", key);
+  return config_set_at (c, key, value, origin, err, errlen);
 }
 
 static int
@@ -501,8 +557,9 @@ config_read_file (struct config *c, const char *path, char *err, size_t errlen)
                   key);
           return -1;
         }
+      snprintf (origin, sizeof origin, "%s:%d", path, lineno);
       if ((vm ? vm_set (vm, key, value, why, sizeof why)
-              : config_set (c, key, value, why, sizeof why))
+              : config_set_at (c, key, value, origin, why, sizeof why))
           == -1)
         {
           seterr (err, errlen, "%s:%d: %s", path, lineno, why);
@@ -577,16 +634,50 @@ config_add_vm_arg (struct config *c, const char *arg, char *err, size_t errlen)
 int
 config_check (const struct config *c, char *err, size_t errlen)
 {
+  bool tls = c->tls_cert && c->tls_key;
+
+  if (c->tls_cert && !c->tls_key)
+    {
+      seterr (err, errlen, "%s: key 'tls-cert': needs 'tls-key' too",
+              c->tls_cert_origin);
+      return -1;
+    }
+  if (c->tls_key && !c->tls_cert)
+    {
+      seterr (err, errlen, "%s: key 'tls-key': needs 'tls-cert' too",
+              c->tls_key_origin);
+      return -1;
+    }
+  if (c->tls_client_ca && !tls)
+    {
+      seterr (err, errlen,
+              "%s: key 'tls-client-ca': client certificates need HTTPS "
+              "('tls-cert' and 'tls-key')",
+              c->tls_client_ca_origin);
+      return -1;
+    }
   for (size_t i = 0; i < c->listen.len; i++)
     {
       const char *a = c->listen.ptr[i];
+      const char *at = c->listen_origin.ptr[i];
 
-      if (a[0] != '/' && c->token_file == NULL)
+      if (a[0] == '/')
+        continue;
+      if (!tls && !loopback (a))
         {
           seterr (err, errlen,
-                  "key 'listen': TCP address %s needs 'token-file' (TCP "
+                  "%s: key 'listen': %s is not a loopback address; off "
+                  "loopback the API is served over HTTPS only: set "
+                  "'tls-cert' and 'tls-key' (or use a unix socket)",
+                  at, a);
+          return -1;
+        }
+      if (c->token_file == NULL)
+        {
+          seterr (err, errlen,
+                  "%s: key 'listen': TCP address %s needs 'token-file' (TCP "
                   "clients must send 'Authorization: Bearer TOKEN')",
-                  a);
+                  at, a);
           return -1;
         }
     }
@@ -616,60 +707,232 @@ config_find_vm (const struct config *c, const char *name)
   return NULL;
 }
 
-int
-config_load_token (const struct config *c, char **token, char *err,
-                   size_t errlen)
-{
-  char buf[4098];
-  struct stat st;
-  size_t n;
-  FILE *fp;
+/* Largest token-file, tls-cert, tls-key or tls-client-ca taken. */
+#define SECRET_FILE_MAX (1024 * 1024)
+#define MAX_TOKENS 1024
+#define TOKEN_MIN 16
+#define TOKEN_MAX 4096
 
-  *token = NULL;
-  if (c->token_file == NULL)
-    return 0;
-  fp = fopen (c->token_file, "re");
-  if (fp == NULL)
+/* Read the regular file PATH (named KEY in messages) into *TEXT, NUL
+ * terminated.  With SECRET, the file must be closed to others and not
+ * writable by its group, and the bytes are read without stdio (no copy
+ * left in its buffers).  -1 with ERR on error.
+ */
+static int
+read_file (const char *key, const char *path, bool secret, char **text,
+           size_t *len, char *err, size_t errlen)
+{
+  struct stat st;
+  char *buf;
+  size_t n = 0;
+  int fd;
+
+  *text = NULL;
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd == -1)
     {
-      seterr (err, errlen, "token-file %s: %s", c->token_file,
-              strerror (errno));
+      seterr (err, errlen, "%s %s: %s", key, path, strerror (errno));
       return -1;
     }
-  n = fread (buf, 1, sizeof buf - 1, fp);
-  if (fstat (fileno (fp), &st) == -1)
-    st.st_mode = 07777;
-  fclose (fp);
+  if (fstat (fd, &st) == -1)
+    {
+      seterr (err, errlen, "%s %s: %s", key, path, strerror (errno));
+      close (fd);
+      return -1;
+    }
+  if (!S_ISREG (st.st_mode))
+    {
+      seterr (err, errlen, "%s %s: not a regular file", key, path);
+      close (fd);
+      return -1;
+    }
+  if (secret && (st.st_mode & 027))
+    {
+      seterr (err, errlen,
+              "%s %s: others may access it or its group may write it "
+              "(mode %03o); make it 0600 or 0640",
+              key, path, (unsigned)(st.st_mode & 0777));
+      close (fd);
+      return -1;
+    }
+  if (st.st_size > SECRET_FILE_MAX)
+    {
+      seterr (err, errlen, "%s %s: larger than %d bytes", key, path,
+              SECRET_FILE_MAX);
+      close (fd);
+      return -1;
+    }
+  buf = malloc ((size_t)st.st_size + 1);
+  if (buf == NULL)
+    {
+      seterr (err, errlen, "out of memory");
+      close (fd);
+      return -1;
+    }
+  /* Up to the size it had: a file growing meanwhile is cut there. */
+  while (n < (size_t)st.st_size)
+    {
+      ssize_t r = read (fd, buf + n, (size_t)st.st_size - n);
+
+      if (r == -1 && errno == EINTR)
+        continue;
+      if (r == -1)
+        {
+          seterr (err, errlen, "%s %s: %s", key, path, strerror (errno));
+          explicit_bzero (buf, n);
+          free (buf);
+          close (fd);
+          return -1;
+        }
+      if (r == 0)
+        break;
+      n += (size_t)r;
+    }
+  close (fd);
   buf[n] = '\0';
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-    buf[--n] = '\0';
-  if (st.st_mode & 007)
+  *text = buf;
+  *len = n;
+  return 0;
+}
+
+static void
+free_secret (char *s)
+{
+  if (s)
+    {
+      explicit_bzero (s, strlen (s));
+      free (s);
+    }
+}
+
+void
+config_free_tokens (string_vector *tokens)
+{
+  string_vector_iter (tokens, free_secret);
+  string_vector_reset (tokens);
+}
+
+/* Take the token on LINE (NUL terminated, no newline) into TOKENS. */
+static int
+add_token (string_vector *tokens, char *line, const char *path, int lineno,
+           char *err, size_t errlen)
+{
+  char *t = trim (line), *end, *copy;
+  size_t n;
+
+  if (*t == '\0' || *t == '#')
+    return 0;
+  n = strcspn (t, " \t");
+  end = trim (t + n);
+  if (*end != '\0' && *end != '#')
     {
       seterr (err, errlen,
-              "token-file %s: others may access it (mode %03o); make it "
-              "0600 or 0640",
-              c->token_file, (unsigned)(st.st_mode & 0777));
+              "token-file %s:%d: one token a line (a comment may follow "
+              "after '#')",
+              path, lineno);
       return -1;
     }
-  if (n < 16 || n >= sizeof buf - 2)
+  if (n < TOKEN_MIN || n > TOKEN_MAX)
     {
       seterr (err, errlen,
-              "token-file %s: the token must be 16 to 4096 characters",
-              c->token_file);
+              "token-file %s:%d: a token must be %d to %d characters", path,
+              lineno, TOKEN_MIN, TOKEN_MAX);
       return -1;
     }
   for (size_t i = 0; i < n; i++)
-    if (buf[i] <= ' ' || buf[i] > '~')
+    if (t[i] <= ' ' || t[i] > '~')
       {
         seterr (err, errlen,
-                "token-file %s: the token must be printable ASCII without "
-                "spaces (one line)",
-                c->token_file);
+                "token-file %s:%d: a token must be printable ASCII without "
+                "spaces",
+                path, lineno);
         return -1;
       }
-  *token = strdup (buf);
-  if (*token == NULL)
+  if (tokens->len == MAX_TOKENS)
     {
+      seterr (err, errlen, "token-file %s: more than %d tokens", path,
+              MAX_TOKENS);
+      return -1;
+    }
+  copy = strndup (t, n);
+  if (copy == NULL || string_vector_append (tokens, copy) == -1)
+    {
+      free (copy);
       seterr (err, errlen, "out of memory");
+      return -1;
+    }
+  return 0;
+}
+
+int
+config_load_tokens (const struct config *c, string_vector *tokens, char *err,
+                    size_t errlen)
+{
+  char *text, *line, *next;
+  size_t len;
+  int lineno = 0, r = 0;
+
+  *tokens = (string_vector)empty_vector;
+  if (c->token_file == NULL)
+    return 0;
+  if (read_file ("token-file", c->token_file, true, &text, &len, err, errlen)
+      == -1)
+    return -1;
+  if (strlen (text) != len)
+    {
+      seterr (err, errlen, "token-file %s: has a NUL byte", c->token_file);
+      r = -1;
+    }
+  for (line = text; r == 0 && line && *line; line = next)
+    {
+      next = strchr (line, '\n');
+      if (next)
+        *next++ = '\0';
+      lineno++;
+      r = add_token (tokens, line, c->token_file, lineno, err, errlen);
+    }
+  explicit_bzero (text, len);
+  free (text);
+  if (r == 0 && tokens->len == 0)
+    {
+      seterr (err, errlen, "token-file %s: no token in it", c->token_file);
+      r = -1;
+    }
+  if (r == -1)
+    config_free_tokens (tokens);
+  return r;
+}
+
+void
+config_free_tls (struct tls_pem *pem)
+{
+  free (pem->cert);
+  free_secret (pem->key);
+  free (pem->client_ca);
+  memset (pem, 0, sizeof *pem);
+}
+
+int
+config_load_tls (const struct config *c, struct tls_pem *pem, char *err,
+                 size_t errlen)
+{
+  size_t len;
+
+  memset (pem, 0, sizeof *pem);
+  if ((c->tls_cert
+       && read_file ("tls-cert", c->tls_cert, false, &pem->cert, &len, err,
+                     errlen)
+              == -1)
+      || (c->tls_key
+          && read_file ("tls-key", c->tls_key, true, &pem->key, &len, err,
+                        errlen)
+                 == -1)
+      || (c->tls_client_ca
+          && read_file ("tls-client-ca", c->tls_client_ca, false,
+                        &pem->client_ca, &len, err, errlen)
+                 == -1))
+    {
+      config_free_tls (pem);
       return -1;
     }
   return 0;

@@ -46,11 +46,18 @@ struct config
   char *state_dir;
   char *run_dir;
   string_vector listen; /* "HOST:PORT" or an absolute unix socket path */
+  string_vector listen_origin; /* "FILE:LINE" or "--listen", per listen */
   /* Directories under which the paths a request names (qmp, qga,
    * scratch_dir, nbd=unix:) must lie; none: requests cannot name paths.
    */
   string_vector allowed_roots;
-  char *token_file; /* bearer token for TCP clients, or NULL */
+  char *token_file; /* bearer tokens for TCP clients, or NULL */
+  /* HTTPS on every TCP listener: PEM files of the certificate (chain)
+   * and its private key, and of the CAs whose client certificates are
+   * required (NULL: none asked for).  Each with where it was set.
+   */
+  char *tls_cert, *tls_key, *tls_client_ca;
+  char *tls_cert_origin, *tls_key_origin, *tls_client_ca_origin;
   enum log_level log_level;
   int backup_ttl;          /* default TTL of a backup, seconds */
   int backup_ttl_max;      /* largest TTL a request may ask for */
@@ -81,17 +88,39 @@ int config_set (struct config *c, const char *key, const char *value,
 int config_add_vm_arg (struct config *c, const char *arg, char *err,
                        size_t errlen);
 
+/* Forget the listen addresses (the command line's replace the file's). */
+void config_clear_listen (struct config *c);
+
 /* Final checks once every source is read: TTLs consistent, every VM with
- * a QMP socket, TCP listeners only on loopback and only with a
- * token-file.
+ * a QMP socket, TCP listeners only with a token-file, and off loopback
+ * only with HTTPS (tls-cert and tls-key); tls-cert, tls-key and
+ * tls-client-ca make sense together.
  */
 int config_check (const struct config *c, char *err, size_t errlen);
 
-/* Read the bearer token from token-file into *TOKEN (malloc'd; NULL when
- * there is no token-file).  The file must not be open to others.
+/* Read the bearer tokens of token-file into TOKENS (malloc'd strings;
+ * none when there is no token-file): one a line, blank lines and lines
+ * starting with '#' skipped, at least one.  The file must not be open to
+ * others nor writable by its group.  Errors name the file and line,
+ * never a token.
  */
-int config_load_token (const struct config *c, char **token, char *err,
-                       size_t errlen);
+int config_load_tokens (const struct config *c, string_vector *tokens,
+                        char *err, size_t errlen);
+
+/* Free the strings of TOKENS (zeroed first) and TOKENS itself. */
+void config_free_tokens (string_vector *tokens);
+
+/* The PEM texts of tls-cert, tls-key and tls-client-ca (malloc'd, NUL
+ * terminated; NULL where the key is not set).  tls-key must not be open
+ * to others nor writable by its group.  Free with config_free_tls.
+ */
+struct tls_pem
+{
+  char *cert, *key, *client_ca;
+};
+int config_load_tls (const struct config *c, struct tls_pem *pem, char *err,
+                     size_t errlen);
+void config_free_tls (struct tls_pem *pem);
 
 const struct vm_config *config_find_vm (const struct config *c,
                                         const char *name);

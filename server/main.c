@@ -90,10 +90,7 @@ build_config (const struct cmdline *cl, struct config *conf, char *err,
     return -1;
 
   if (cl->nlisten > 0)
-    {
-      string_vector_iter (&conf->listen, (void (*) (char *))free);
-      string_vector_reset (&conf->listen);
-    }
+    config_clear_listen (conf);
   for (int i = 0; i < cl->nlisten; i++)
     if (config_set (conf, "listen", cl->listen[i], err, errlen) == -1)
       return -1;
@@ -211,7 +208,9 @@ main (int argc, char **argv)
   struct daemon_ctx ctx;
   struct registry reg;
   struct api_server *api;
-  char *token = NULL;
+  string_vector tokens = empty_vector;
+  struct tls_pem pem = { 0 };
+  struct api_tls tls;
   char err[1024], vmsdir[PATH_MAX];
   sigset_t set;
   int c, sig, lock_fd, run_lock_fd, rc = EXIT_SUCCESS, rc_shutdown;
@@ -270,12 +269,27 @@ main (int argc, char **argv)
     }
 
   log_init ("pullbackd", true, LOG_LEVEL_INFO);
+  tls = (struct api_tls){ 0 };
   if (build_config (&cl, &conf, err, sizeof err) == -1
-      || config_load_token (&conf, &token, err, sizeof err) == -1)
+      || config_load_tokens (&conf, &tokens, err, sizeof err) == -1
+      || config_load_tls (&conf, &pem, err, sizeof err) == -1)
     fatalx ("%s", err);
+  if (pem.cert)
+    {
+      tls = (struct api_tls){ .cert = pem.cert,
+                              .key = pem.key,
+                              .client_ca = pem.client_ca,
+                              .cert_path = conf.tls_cert,
+                              .key_path = conf.tls_key,
+                              .client_ca_path = conf.tls_client_ca };
+      if (api_tls_check (&tls, err, sizeof err) == -1)
+        fatalx ("%s", err);
+    }
   if (cl.check)
     {
       printf ("configuration OK\n");
+      config_free_tokens (&tokens);
+      config_free_tls (&pem);
       config_free (&conf);
       return EXIT_SUCCESS;
     }
@@ -327,9 +341,10 @@ main (int argc, char **argv)
   registry_init (&reg, &ctx);
   registry_load (&reg, &conf);
 
-  api = api_server_start (&reg, conf.listen.ptr, conf.listen.len, token, err,
-                          sizeof err);
-  free (token);
+  api = api_server_start (&reg, conf.listen.ptr, conf.listen.len, tokens.ptr,
+                          tokens.len, pem.cert ? &tls : NULL, err, sizeof err);
+  config_free_tokens (&tokens);
+  config_free_tls (&pem);
   if (api == NULL)
     {
       log_warnx ("%s", err);
@@ -354,6 +369,17 @@ main (int argc, char **argv)
               continue;
             }
           registry_reload (&reg, &fresh);
+          /* The tokens too; the addresses and certificates stay. */
+          if (config_load_tokens (&fresh, &tokens, err, sizeof err) == -1)
+            log_warnx ("reload: %s; keeping the current tokens", err);
+          else if (api_server_set_tokens (api, tokens.ptr, tokens.len, err,
+                                          sizeof err)
+                   == -1)
+            log_warnx ("reload: %s; keeping the current tokens", err);
+          else if (fresh.token_file)
+            log_info ("reload: %zu bearer token%s from %s", tokens.len,
+                      tokens.len == 1 ? "" : "s", fresh.token_file);
+          config_free_tokens (&tokens);
           config_free (&fresh);
           continue;
         }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -136,8 +137,6 @@ static const struct bad bad_files[] = {
     ":3: key 'nbd' of VM 'x': unix: must be followed" },
   { "[vm x]\nqmp = /a\nstate-dir = /x\n",
     ":3: unknown key 'state-dir' in [vm x]" },
-  { "listen = 10.0.0.1:80\n",
-    ":1: key 'listen': 10.0.0.1:80 is not a loopback" },
   { "scratch-max = 12Q\n", ":1: key 'scratch-max': must be a size" },
   { "scratch-max = -1\n", ":1: key 'scratch-max': must be a size" },
   { "scratch-reserve = M\n", ":1: key 'scratch-reserve': must be a size" },
@@ -164,6 +163,126 @@ Test (config, bad_files)
       config_free (&c2);
       unlink (path);
     }
+}
+
+/* Files that read well but do not hold together: config_check says
+ * where.
+ */
+static const struct bad bad_checks[] = {
+  { "token-file = /t\nlisten = 10.0.0.1:80\n",
+    ":2: key 'listen': 10.0.0.1:80 is not a loopback address; off loopback "
+    "the API is served over HTTPS only" },
+  { "token-file = /t\nlisten = [::]:80\ntls-cert = /c\n",
+    ":3: key 'tls-cert': needs 'tls-key' too" },
+  { "tls-key = /k\n", ":1: key 'tls-key': needs 'tls-cert' too" },
+  { "\ntls-client-ca = /ca\n",
+    ":2: key 'tls-client-ca': client certificates need HTTPS" },
+  { "tls-cert = /c\ntls-key = /k\nlisten = 0.0.0.0:80\n",
+    ":3: key 'listen': TCP address 0.0.0.0:80 needs 'token-file'" },
+  { "listen = 127.0.0.1:80\n",
+    ":1: key 'listen': TCP address 127.0.0.1:80 needs 'token-file'" },
+};
+
+Test (config, bad_checks)
+{
+  for (size_t i = 0; i < sizeof bad_checks / sizeof bad_checks[0]; i++)
+    {
+      struct config c2;
+
+      strcpy (path, "/tmp/pullback-config-XXXXXX");
+      write_conf (bad_checks[i].text);
+      config_init (&c2);
+      cr_assert_eq (config_read_file (&c2, path, err, sizeof err), 0, "%s",
+                    err);
+      cr_assert_eq (config_check (&c2, err, sizeof err), -1, "accepted: %s",
+                    bad_checks[i].text);
+      cr_expect (strstr (err, bad_checks[i].want) != NULL,
+                 "for %s got \"%s\", want \"%s\"", bad_checks[i].text, err,
+                 bad_checks[i].want);
+      cr_expect (strncmp (err, path, strlen (path)) == 0,
+                 "error does not name the file: %s", err);
+      config_free (&c2);
+      unlink (path);
+    }
+}
+
+/* TCP off loopback with HTTPS; loopback without; TLS on every TCP
+ * address once set.
+ */
+Test (config, tls)
+{
+  write_conf ("token-file = /t\n"
+              "listen = 0.0.0.0:8961\n"
+              "listen = 127.0.0.1:8960\n"
+              "tls-cert = /etc/pullback/cert.pem\n"
+              "tls-key = /etc/pullback/key.pem\n"
+              "tls-client-ca = /etc/pullback/clients.pem\n");
+  cr_assert_eq (config_read_file (&c, path, err, sizeof err), 0, "%s", err);
+  cr_assert_eq (config_check (&c, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq (c.tls_cert, "/etc/pullback/cert.pem");
+  cr_assert_str_eq (c.tls_key, "/etc/pullback/key.pem");
+  cr_assert_str_eq (c.tls_client_ca, "/etc/pullback/clients.pem");
+  cr_assert_eq (c.listen_origin.len, 2);
+  cr_assert (strstr (c.listen_origin.ptr[1], ":3") != NULL);
+  /* From the command line, the error says so. */
+  config_free (&c);
+  config_init (&c);
+  cr_assert_eq (config_set (&c, "token-file", "/t", err, sizeof err), 0);
+  cr_assert_eq (config_set (&c, "listen", "192.0.2.1:80", err, sizeof err), 0);
+  cr_assert_eq (config_check (&c, err, sizeof err), -1);
+  cr_assert (strncmp (err, "--listen: key 'listen': 192.0.2.1:80 is not", 42)
+                 == 0,
+             "%s", err);
+  cr_assert_eq (config_set (&c, "tls-key", "relative", err, sizeof err), -1);
+  cr_assert (strstr (err, "must be an absolute path") != NULL, "%s", err);
+}
+
+/* token-file: several tokens, comments, blank lines; errors name the
+ * line and never the token; the file closed to others.
+ */
+Test (config, tokens)
+{
+  string_vector tokens;
+  char tpath[] = "/tmp/pullback-tokens-XXXXXX";
+  int fd = mkstemp (tpath);
+  FILE *fp;
+
+  cr_assert_geq (fd, 0);
+  fp = fdopen (fd, "w");
+  fputs ("# clients\n\n  first-token-0123456789\n"
+         "second-token-0123456789 # proxy\n\t\n",
+         fp);
+  fclose (fp);
+  c.token_file = strdup (tpath);
+  cr_assert_eq (config_load_tokens (&c, &tokens, err, sizeof err), 0, "%s",
+                err);
+  cr_assert_eq (tokens.len, 2);
+  cr_assert_str_eq (tokens.ptr[0], "first-token-0123456789");
+  cr_assert_str_eq (tokens.ptr[1], "second-token-0123456789");
+  config_free_tokens (&tokens);
+
+  fp = fopen (tpath, "w");
+  fputs ("first-token-0123456789\nsecret-but-short\x01x\n", fp);
+  fclose (fp);
+  cr_assert_eq (config_load_tokens (&c, &tokens, err, sizeof err), -1);
+  cr_assert (strstr (err, ":2: a token must be printable ASCII") != NULL, "%s",
+             err);
+  cr_assert (strstr (err, "secret") == NULL, "%s", err);
+  cr_assert_eq (tokens.len, 0);
+
+  fp = fopen (tpath, "w");
+  fputs ("first-token-0123456789\n", fp);
+  fclose (fp);
+  chmod (tpath, 0604);
+  cr_assert_eq (config_load_tokens (&c, &tokens, err, sizeof err), -1);
+  cr_assert (strstr (err, "others may access it") != NULL, "%s", err);
+  chmod (tpath, 0620);
+  cr_assert_eq (config_load_tokens (&c, &tokens, err, sizeof err), -1);
+  chmod (tpath, 0640);
+  cr_assert_eq (config_load_tokens (&c, &tokens, err, sizeof err), 0, "%s",
+                err);
+  config_free_tokens (&tokens);
+  unlink (tpath);
 }
 
 Test (config, overlong_line)
