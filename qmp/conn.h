@@ -72,4 +72,8 @@ json_t *conn_wait_reply (struct conn *c, const char *id, int64_t deadline,
 json_t *conn_call (struct conn *c, const char *cmd, json_t *args, int passfd,
                    int64_t deadline, struct qmp_error *err);
 
+/* qmp.c: the connection of a QMP session (for batch.c). */
+struct qmp;
+struct conn *qmp_conn (struct qmp *q);
+
 #endif /* PULLBACK_QMP_CONN_H */

@@ -162,6 +162,12 @@ qmp_version_package (const struct qmp *q)
   return q->package ? q->package : "";
 }
 
+struct conn *
+qmp_conn (struct qmp *q)
+{
+  return &q->conn;
+}
+
 int
 qmp_fd (const struct qmp *q)
 {

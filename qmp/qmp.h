@@ -174,6 +174,23 @@ const json_t *qmp_txn_actions (const struct qmp_txn *t);
 int qmp_txn_execute (struct qmp *q, const struct qmp_txn *t, int timeout_ms,
                      struct qmp_error *err);
 
+/* Pipelining: independent commands sent without waiting for each
+ * reply, then the replies read in order (batch.c).
+ */
+struct qmp_batch;
+
+struct qmp_batch *qmp_batch_new (void);
+void qmp_batch_free (struct qmp_batch *b);
+/* Append CMD with ARGS (stolen; NULL for none). */
+int qmp_batch_add (struct qmp_batch *b, const char *cmd, json_t *args);
+size_t qmp_batch_len (const struct qmp_batch *b);
+/* Send every command, then read every reply.  0 if all succeeded; else
+ * -1 with ERR of the first that failed and its index in *FAILED (may be
+ * NULL).  Commands after a failed one have run too: QEMU does not stop.
+ */
+int qmp_batch_run (struct qmp *q, const struct qmp_batch *b, int timeout_ms,
+                   size_t *failed, struct qmp_error *err);
+
 /* Feature detection from query-qmp-schema.  qemu-storage-daemon and
  * qemu-system offer different commands (e.g. getfd), and arguments come
  * and go between versions.

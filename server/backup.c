@@ -333,16 +333,20 @@ add_checkpoint_record (struct vm *vm, const struct backup *b)
   checkpoint_append (vm, b->checkpoint, b->created, disks);
 }
 
-/* Export every disk of B over NBD. */
+/* Export every disk of B over NBD, the commands pipelined. */
 static int
 export_all (struct vm *vm, const struct backup *b, struct reply *r)
 {
+  struct qmp_batch *batch = qmp_batch_new ();
+  struct qmp_error err;
+  size_t failed;
+  int rc;
+
   for (size_t i = 0; i < b->ndisks; i++)
     {
       const struct backup_disk *d = &b->disks[i];
       char id[64], fleece[64], tmp[NAME_MAX_LEN + 16];
-      struct qmp_error err;
-      json_t *args, *ret;
+      json_t *args;
 
       backup_disk_object (d, PB_EXPORT_PREFIX, id, sizeof id);
       backup_disk_object (d, PB_FLEECE_PREFIX, fleece, sizeof fleece);
@@ -354,11 +358,12 @@ export_all (struct vm *vm, const struct backup *b, struct reply *r)
         json_object_set_new (
             args, "bitmaps",
             json_pack ("[{s:s, s:s}]", "node", d->node, "name", tmp));
-      ret = vm_qmp (vm, "block-export-add", args, &err);
-      if (ret == NULL)
-        return qemu_failed (r, "exporting over NBD", &err);
-      json_decref (ret);
+      qmp_batch_add (batch, "block-export-add", args);
     }
+  rc = vm_qmp_batch (vm, batch, &failed, &err);
+  qmp_batch_free (batch);
+  if (rc == -1)
+    return qemu_failed (r, "exporting over NBD", &err);
   return 0;
 }
 

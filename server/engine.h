@@ -43,6 +43,11 @@ int vm_require_active (struct vm *vm, struct reply *r);
 json_t *vm_state_array (struct vm *vm, const char *key);
 json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,
                 struct qmp_error *err);
+/* Run the commands of B pipelined (qmp_batch_run): 0, or -1 with ERR
+ * and the index of the first that failed in *FAILED.
+ */
+int vm_qmp_batch (struct vm *vm, struct qmp_batch *b, size_t *failed,
+                  struct qmp_error *err);
 /* Run CMD for its effect, treating "not found" as done and logging any
  * other failure: for teardown steps.  Returns 0 (done or not found) or -1.
  */

@@ -296,40 +296,41 @@ create_step (struct vm *vm, const struct backup *b, const char *step,
 static int
 add_nodes (struct vm *vm, const struct backup *b, bool fleece, struct reply *r)
 {
+  struct qmp_batch *batch = qmp_batch_new ();
   struct qmp_error err;
+  size_t failed;
+  int rc;
 
   for (size_t i = 0; i < b->ndisks; i++)
     {
       const struct backup_disk *d = &b->disks[i];
       char node[64], fleece_node[64];
-      json_t *args, *ret;
 
       backup_disk_object (d, PB_SCRATCH_PREFIX, node, sizeof node);
       backup_disk_object (d, PB_FLEECE_PREFIX, fleece_node,
                           sizeof fleece_node);
-      if (fleece)
-        args = json_pack ("{s:s, s:s, s:s, s:s}", "driver", "qcow2",
-                          "node-name", fleece_node, "file", node, "backing",
-                          d->node);
-      else
-        args = json_pack ("{s:s, s:s, s:s, s:{s:b}}", "driver", "file",
-                          "node-name", node, "filename", d->scratch, "cache",
-                          "no-flush", 1);
-      ret = vm_qmp (vm, "blockdev-add", args, &err);
-      if (ret == NULL)
-        return reply_error (
-            r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502, "scratch-failed",
-            "disk %s: adding the %s: %s", d->name,
-            fleece ? "fleece overlay" : "scratch file", err.desc);
-      json_decref (ret);
-      /* It will hold a copy of the guest's data: private before any is
-       * written.  QEMU made it; if QEMU runs as another user and
-       * pullbackd is not root, only the scratch directory's mode
-       * protects it.
-       */
-      if (!fleece)
-        make_private (vm, d);
+      qmp_batch_add (batch, "blockdev-add",
+                     fleece ? json_pack ("{s:s, s:s, s:s, s:s}", "driver",
+                                         "qcow2", "node-name", fleece_node,
+                                         "file", node, "backing", d->node)
+                            : json_pack ("{s:s, s:s, s:s, s:{s:b}}", "driver",
+                                         "file", "node-name", node, "filename",
+                                         d->scratch, "cache", "no-flush", 1));
     }
+  rc = vm_qmp_batch (vm, batch, &failed, &err);
+  qmp_batch_free (batch);
+  if (rc == -1)
+    return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+                        "scratch-failed", "disk %s: adding the %s: %s",
+                        failed < b->ndisks ? b->disks[failed].name : "?",
+                        fleece ? "fleece overlay" : "scratch file", err.desc);
+  /* They will hold a copy of the guest's data: private before any is
+   * written.  QEMU made them; if QEMU runs as another user and pullbackd
+   * is not root, only the scratch directory's mode protects them.
+   */
+  if (!fleece)
+    for (size_t i = 0; i < b->ndisks; i++)
+      make_private (vm, &b->disks[i]);
   return 0;
 }
 
@@ -499,26 +500,42 @@ scratch_share (struct vm *vm, const struct backup *b, char *why, size_t len)
   return budget / (int64_t)n;
 }
 
-/* The threshold of disk D's scratch: SHARE above the larger of its size
- * and the end of the write that fired the last event (AT).
+/* Add to BATCH the threshold of disk D's scratch: SHARE above the
+ * larger of its size and the end of the write that fired the last event
+ * (AT).
  */
-static int
-set_threshold (struct vm *vm, const struct backup_disk *d, int64_t at,
-               int64_t share, struct qmp_error *err)
+static void
+add_threshold (struct qmp_batch *batch, const struct backup_disk *d,
+               int64_t at, int64_t share)
 {
   struct stat st;
   char node[64];
-  json_t *ret;
 
   if (stat_scratch (d, &st) == 0 && S_ISREG (st.st_mode) && st.st_size > at)
     at = st.st_size;
   backup_disk_object (d, PB_SCRATCH_PREFIX, node, sizeof node);
-  ret = vm_qmp (vm, "block-set-write-threshold",
-                json_pack ("{s:s, s:I}", "node-name", node, "write-threshold",
-                           (json_int_t)(at + share)),
-                err);
-  json_decref (ret);
-  return ret ? 0 : -1;
+  qmp_batch_add (batch, "block-set-write-threshold",
+                 json_pack ("{s:s, s:I}", "node-name", node, "write-threshold",
+                            (json_int_t)(at + share)));
+}
+
+/* Set every disk's threshold, the one of AT_DISK from AT (see
+ * add_threshold): 0, or -1 with ERR and the disk in *FAILED.
+ */
+static int
+set_thresholds (struct vm *vm, const struct backup *b,
+                const struct backup_disk *at_disk, int64_t at, int64_t share,
+                size_t *failed, struct qmp_error *err)
+{
+  struct qmp_batch *batch = qmp_batch_new ();
+  int rc;
+
+  for (size_t i = 0; i < b->ndisks; i++)
+    add_threshold (batch, &b->disks[i], &b->disks[i] == at_disk ? at : 0,
+                   share);
+  rc = vm_qmp_batch (vm, batch, failed, err);
+  qmp_batch_free (batch);
+  return rc;
 }
 
 int
@@ -527,15 +544,15 @@ scratch_arm (struct vm *vm, struct backup *b, struct reply *r)
   struct qmp_error err;
   char why[512];
   int64_t share = scratch_share (vm, b, why, sizeof why);
+  size_t failed;
 
   if (share == -1)
     return reply_error (r, 507, "scratch-space", "%s", why);
-  for (size_t i = 0; i < b->ndisks; i++)
-    if (set_threshold (vm, &b->disks[i], 0, share, &err) == -1)
-      return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                          "qemu-error",
-                          "disk %s: block-set-write-threshold: %s",
-                          b->disks[i].name, err.desc);
+  if (set_thresholds (vm, b, NULL, 0, share, &failed, &err) == -1)
+    return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
+                        "qemu-error", "disk %s: block-set-write-threshold: %s",
+                        failed < b->ndisks ? b->disks[failed].name : "?",
+                        err.desc);
   return 0;
 }
 
@@ -570,15 +587,12 @@ scratch_threshold_reached (struct vm *vm, struct backup *b, const json_t *ev,
   /* Every disk gets the new, smaller share: the old ones were cut from
    * more free space and could overrun the reserve together.
    */
-  for (i = 0; i < b->ndisks; i++)
-    if (set_threshold (vm, &b->disks[i], &b->disks[i] == disk ? at : 0, share,
-                       &err)
-        == -1)
-      {
-        snprintf (why, len, "disk %s: block-set-write-threshold: %s",
-                  b->disks[i].name, err.desc);
-        return -1;
-      }
+  if (set_thresholds (vm, b, disk, at, share, &i, &err) == -1)
+    {
+      snprintf (why, len, "disk %s: block-set-write-threshold: %s",
+                i < b->ndisks ? b->disks[i].name : "?", err.desc);
+      return -1;
+    }
   log_debug ("VM %s: scratch of disk %s may grow %" PRId64 " bytes more",
              vm->name, disk->name, share);
   return 0;

@@ -300,6 +300,20 @@ vm_qmp (struct vm *vm, const char *cmd, json_t *args, struct qmp_error *err)
   return qmp_execute (vm->qmp, cmd, args, vm->ctx->qmp_timeout_ms, err);
 }
 
+int
+vm_qmp_batch (struct vm *vm, struct qmp_batch *b, size_t *failed,
+              struct qmp_error *err)
+{
+  *failed = 0;
+  if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
+    {
+      qmp_error_set (err, QMP_ERR_DISCONNECTED,
+                     "QEMU of VM %s is not connected", vm->name);
+      return -1;
+    }
+  return qmp_batch_run (vm->qmp, b, vm->ctx->qmp_timeout_ms, failed, err);
+}
+
 json_t *
 vm_state_array (struct vm *vm, const char *key)
 {
