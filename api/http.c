@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -101,8 +102,10 @@ struct api_server
   struct door *door; /* under lock for door_release: NULL once stopped */
 
   pthread_mutex_t lock;
-  pthread_cond_t idle;     /* inflight dropped to 0 */
+  pthread_cond_t idle;     /* inflight or answering dropped to 0 */
   unsigned inflight;       /* worker threads */
+  unsigned answering;      /* requests given to a worker whose answer MHD has
+                         not finished sending */
   bool quiescing;          /* no new connections, new requests get 503 */
   bool stopping;           /* streams are cut */
   struct pumping *pumping; /* streams being produced */
@@ -133,6 +136,9 @@ enum phase
 };
 
 /* One request (MHD's con_cls). */
+/* How long a stopping server waits for answers to be sent. */
+#define ANSWER_GRACE_S 5
+
 struct request
 {
   struct api_server *s;
@@ -151,6 +157,7 @@ struct request
   struct reply reply;
   struct MHD_Response *resp; /* built by the worker */
   struct pump *pump;
+  bool answering; /* counted in s->answering until MHD is done with it */
 };
 
 /* ---------------------------------------------------------------- */
@@ -449,6 +456,8 @@ start_worker (struct request *rq, struct reply *r)
       return false;
     }
   s->inflight++;
+  s->answering++;
+  rq->answering = true;
   rq->phase = PHASE_RUNNING;
   pthread_mutex_unlock (&s->lock);
 
@@ -728,6 +737,16 @@ on_completed (void *cls, struct MHD_Connection *c, void **con_cls,
 {
   struct request *rq = *con_cls;
 
+  if (rq && rq->answering)
+    {
+      /* Its answer is sent (or the client went away): a stopping
+       * server may close the connection now.
+       */
+      pthread_mutex_lock (&rq->s->lock);
+      if (--rq->s->answering == 0)
+        pthread_cond_broadcast (&rq->s->idle);
+      pthread_mutex_unlock (&rq->s->lock);
+    }
   if (rq)
     {
       free (rq->body);
@@ -1152,6 +1171,18 @@ api_server_stop (struct api_server *s)
     pump_cancel (pg->p);
   while (s->inflight > 0)
     pthread_cond_wait (&s->idle, &s->lock);
+  /* And their answers go out (a SIGTERM during a begin is answered 503,
+   * not with a closed connection), as long as the clients read them.
+   */
+  {
+    struct timespec until;
+
+    clock_gettime (CLOCK_REALTIME, &until);
+    until.tv_sec += ANSWER_GRACE_S;
+    while (s->answering > 0
+           && pthread_cond_timedwait (&s->idle, &s->lock, &until) == 0)
+      ;
+  }
   pthread_mutex_unlock (&s->lock);
   for (size_t i = 0; i < s->n; i++)
     {
