@@ -6,27 +6,25 @@
 #
 # start_plugin DIR NAME ARGS...   nbdkit with the plugin on DIR/NAME.sock
 # stop_plugin NAME                SIGTERM; fails on a sanitizer report
-# "${NBDKIT[@]}" ARGS...          nbdkit (with libasan preloaded if needed)
-# norm_map FILE [delta]           nbdinfo --map --json as merged lines
-# dirty_as_delta FILE             a dirty-bitmap map in the delta view's form
-# overlay_ranges IMAGE            ranges allocated in the top of a chain
+# norm_map < MAP.json             nbdinfo --map --json as merged lines
+# dirty_as_delta < MAP.json       a dirty map in the delta view's form
+# dirty_ranges < MAP.json         the dirty ranges of a dirty map
+# overlay_ranges IMAGE            ranges stored in the top of a chain
+# hold_and_cut URI CMD...         a client survives CMD ending the upstream
+# gone PID                        PID has exited
 #
 # SPDX-License-Identifier: BSD-3-Clause
 
 PLUGIN=${abs_top_builddir:-.}/plugin/.libs/nbdkit-pullback-plugin.so
 CONTRIB=${abs_top_srcdir:-.}/contrib
 
-# Under --enable-sanitizers the plugin is built with ASan and links
-# libasan, but nbdkit is not instrumented: the ASan runtime must be the
-# first library of the process, or it aborts when nbdkit dlopens the
-# plugin.  So nbdkit gets exactly the libasan the plugin links,
-# preloaded; ASan (and its leak check at exit) then covers the whole
-# nbdkit process.  Known from the plugin itself, so the same tree built
-# either way does the right thing.
-NBDKIT=(nbdkit)
-_libasan=$(ldd "$PLUGIN" 2>/dev/null | awk '/libasan\.so/ { print $3 }')
-if [ -n "$_libasan" ]; then
-  NBDKIT=(env "LD_PRELOAD=$_libasan" nbdkit)
+# nbdkit is not instrumented.  Under --enable-sanitizers the plugin is
+# built with UBSan only, whose runtime nbdkit can dlopen (see
+# configure.ac); an ASan-built plugin would need libasan preloaded into
+# nbdkit, which on Debian 12 hangs nbdkit at exit.
+if ldd "$PLUGIN" 2>/dev/null | grep -q 'libasan\.so'; then
+  echo "$0: SKIP: $PLUGIN is built with ASan, which nbdkit cannot host" >&2
+  exit 77
 fi
 
 # nbdsh runs the first python3 on PATH; python3-libnbd is Debian's.
@@ -40,7 +38,7 @@ start_plugin ()
 {
   local dir=$1 name=$2 pid; shift 2
   rm -f "$dir/$name.sock" "$dir/$name.pid"
-  "${NBDKIT[@]}" --exit-with-parent -f -U "$dir/$name.sock" \
+  nbdkit --exit-with-parent -f -U "$dir/$name.sock" \
     -P "$dir/$name.pid" "$PLUGIN" "$@" >>"$dir/$name.log" 2>&1 &
   pid=$!
   track_pid $pid

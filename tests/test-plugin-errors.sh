@@ -52,7 +52,7 @@ dirty_ranges < "$dir/dirty.json" > "$dir/dirty.ranges"
 grep -q "^$((2 * M)) $M\$" "$dir/dirty.ranges"   # the discard is dirty
 diff -u "$dir/dirty.ranges" <(overlay_ranges "$dir/inc.qcow2")
 # The same through uri= (the magic parameter, so a bare URI works).
-"${NBDKIT[@]}" -U - "$PLUGIN" "$Q" view=full \
+nbdkit -U - "$PLUGIN" "$Q" view=full \
   --run 'nbdinfo --map --json "$uri"' | norm_map > "$dir/full.map"
 diff -u <(nbdinfo --map --json "$Q" | norm_map) "$dir/full.map"
 
@@ -60,7 +60,7 @@ diff -u <(nbdinfo --map --json "$Q" | norm_map) "$dir/full.map"
 start_fails () # MESSAGE PLUGIN-ARGS...
 {
   local want=$1; shift
-  fails "${NBDKIT[@]}" -U - "$PLUGIN" "$@" --run true 2> "$dir/err"
+  fails nbdkit -U - "$PLUGIN" "$@" --run true 2> "$dir/err"
   cat "$dir/err"
   grep -qF -- "$want" "$dir/err"
 }
@@ -79,7 +79,7 @@ start_fails "view=bogus: expected delta or full" socket="$dir/q.sock" view=bogus
 start_fails "exactly one of socket=PATH and uri=NBD_URI" socket="$dir/q.sock" "$Q"
 start_fails "only view=delta uses a dirty bitmap" socket="$dir/q.sock" view=full context=b0
 # Chosen among several: b1 was added after every write, so all clean.
-"${NBDKIT[@]}" -U - "$PLUGIN" socket="$dir/q2.sock" export=vda \
+nbdkit -U - "$PLUGIN" socket="$dir/q2.sock" export=vda \
   context=qemu:dirty-bitmap:b1 --run 'nbdinfo --map --json "$uri"' |
   norm_map > "$dir/b1.map"
 test "$(cat "$dir/b1.map")" = "0 $((64 * M)) 3"

@@ -9,12 +9,15 @@
  * (default 256 KiB, nbdcopy's), and reads them over CONNECTIONS
  * connections (default 4, nbdcopy's, if the export allows multi-conn),
  * one thread each with up to 64 requests in flight (nbdcopy's default),
- * discarding the data.  Prints the dirty bytes read.
+ * discarding the data.  Prints the dirty bytes read.  With CONTEXT
+ * base:allocation it reads the data extents instead (e.g. of a delta
+ * view).
  */
 
 #include <config.h>
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@ static const char *uri, *context;
 static struct chunk *chunks;
 static size_t nr_chunks;
 static uint32_t request_size = 256 * 1024;
+static bool base_allocation;
 
 static void
 die (const char *what)
@@ -65,7 +69,11 @@ add_extents (void *user_data, const char *metacontext, uint64_t offset,
     return 0;
   for (i = 0; i + 1 < nr_entries; i += 2)
     {
-      for (len = entries[i]; (entries[i + 1] & 1) && len > 0; len -= n)
+      /* Dirty in a dirty bitmap; data (not a hole) in base:allocation. */
+      bool want = base_allocation ? !(entries[i + 1] & LIBNBD_STATE_HOLE)
+                                  : (entries[i + 1] & 1);
+
+      for (len = entries[i]; want && len > 0; len -= n)
         {
           n = len < request_size ? len : request_size;
           chunks = realloc (chunks, (nr_chunks + 1) * sizeof *chunks);
@@ -148,6 +156,7 @@ main (int argc, char *argv[])
     }
   uri = argv[1];
   context = argv[2];
+  base_allocation = strcmp (context, LIBNBD_CONTEXT_BASE_ALLOCATION) == 0;
   if (argc > 3)
     conns = atoi (argv[3]);
   if (argc > 4)
