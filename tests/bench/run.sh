@@ -6,17 +6,18 @@
 # time: these are measurements, not tests.
 #
 #   BENCH_REPS=N    repetitions (default 5)
-#   BENCH_ONLY=...  a subset: extents latency pull writes
+#   BENCH_ONLY=...  a subset: extents latency pull writes delta
 #   BENCH_DISKS=... disk counts for latency (default "1 2 4 16")
 # SPDX-License-Identifier: BSD-3-Clause
 
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/functions-pullbackd.sh"
+. "$abs_top_srcdir/tests/functions-plugin.sh"
 set +x
 requires qemu-storage-daemon qemu-img qemu-nbd nbdkit nbdcopy nbdinfo jq curl /usr/bin/python3
 
 REPS=${BENCH_REPS:-5}
-ONLY=${BENCH_ONLY:-extents latency pull writes}
+ONLY=${BENCH_ONLY:-extents latency pull writes delta}
 OUT=$abs_top_builddir/tests/bench/results.json
 mkdir -p "$(dirname "$OUT")"
 json='{}'
@@ -245,11 +246,74 @@ bench_pull_and_writes ()
   kill_pullbackd
 }
 
+# ---------------------------------------------------------------------
+# An incremental pulled by plain nbdcopy through the delta view (the
+# recipe's flags, into null: so only the read side is measured) vs the
+# same dirty bytes read straight from QEMU's export by a libnbd client
+# that speaks qemu:dirty-bitmap (tests/bench/read-dirty: block status,
+# then 256 KiB reads, 4 connections, 64 in flight each).
+bench_delta ()
+{
+  local dir snap n ours base same mibo mibb mibs got
+  local dirty=$((512 << 20)) READ_DIRTY=$abs_top_builddir/tests/bench/read-dirty
+  make_tmpdir dir
+  start_qsd "$dir" 1 2G
+  qsd_writer_exports "$dir"
+  nbdcopy -- [ nbdkit -r pattern 2G ] "nbd+unix:///guest-disk0?socket=$dir/guest.sock"
+  qmpcmd "$QMP_TEST_SOCK" block-dirty-bitmap-add '{"node":"disk0","name":"b0"}' >/dev/null
+  # 256 KiB of every 1 MiB changes: 512 MiB dirty in 2048 extents.
+  /usr/bin/python3 - "nbd+unix:///guest-disk0?socket=$dir/guest.sock" <<'PY'
+import sys, nbd
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+buf = nbd.Buffer.from_bytearray(bytearray(b"\x5a" * (256 << 10)))
+for off in range(0, 2 << 30, 1 << 20):
+    while h.aio_in_flight() >= 16:
+        h.poll(-1)
+    h.aio_pwrite(buf, off)
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+h.flush()
+PY
+  qmpcmd "$QMP_TEST_SOCK" block-dirty-bitmap-disable '{"node":"disk0","name":"b0"}' >/dev/null
+  qmpcmd "$QMP_TEST_SOCK" block-export-add \
+    '{"type":"nbd","id":"snap","node-name":"disk0","name":"snap","writable":false,"bitmaps":[{"node":"disk0","name":"b0"}]}' >/dev/null
+  snap="nbd+unix:///snap?socket=$dir/guest.sock"
+  start_plugin "$dir" delta socket="$dir/guest.sock" export=snap
+  got=$("$READ_DIRTY" "$snap" qemu:dirty-bitmap:b0)
+  [ "$got" -eq "$dirty" ] || { echo "bench: expected $dirty dirty bytes, read $got" >&2; exit 1; }
+  nbdcopy --destination-is-zero -S 0 "$delta_URI" null:
+  # Interleaved, twice the repetitions: throughput here swings a lot.
+  # Also the same reader through the delta view (its data extents): the
+  # plugin's own cost, without nbdcopy's.
+  : > "$dir/ours"; : > "$dir/base"; : > "$dir/same"
+  for ((n = 0; n < REPS * 2; n++)); do
+    timed nbdcopy --destination-is-zero -S 0 "$delta_URI" null: >> "$dir/ours"
+    timed "$READ_DIRTY" "$snap" qemu:dirty-bitmap:b0 >> "$dir/base"
+    timed "$READ_DIRTY" "$delta_URI" base:allocation >> "$dir/same"
+  done
+  ours=$(median < "$dir/ours"); base=$(median < "$dir/base"); same=$(median < "$dir/same")
+  mibo=$(awk -v u="$ours" 'BEGIN {printf "%.0f", 512 / (u / 1e6)}')
+  mibb=$(awk -v u="$base" 'BEGIN {printf "%.0f", 512 / (u / 1e6)}')
+  mibs=$(awk -v u="$same" 'BEGIN {printf "%.0f", 512 / (u / 1e6)}')
+  header "incremental: 512 MiB dirty of 2 GiB (256 KiB in every 1 MiB)"
+  row "MiB/s: nbdcopy via delta view vs libnbd" "$mibo MiB/s" "$mibb MiB/s" "$(ratio "$mibo" "$mibb")"
+  row "  ours: nbdcopy --destination-is-zero -S 0 DELTA null:" "" "" ""
+  row "  baseline: read-dirty straight from QEMU's export" "" "" ""
+  row "MiB/s: read-dirty via delta view vs direct" "$mibs MiB/s" "$mibb MiB/s" "$(ratio "$mibs" "$mibb")"
+  record delta "$(jq -n --argjson o "$mibo" --argjson b "$mibb" --argjson s "$mibs" \
+    '{nbdcopy_delta_view_mib_s: $o, libnbd_direct_mib_s: $b,
+      libnbd_delta_view_mib_s: $s, ratio: ($o / $b), plugin_ratio: ($s / $b)}')"
+  stop_plugin delta
+  kill "$QSD_PID"; wait "$QSD_PID" 2>/dev/null || true
+}
+
 echo "pullback benchmarks: medians of $REPS runs; ratio = pullback / baseline"
 [[ " $ONLY " == *" extents "* ]] && bench_extents
 [[ " $ONLY " == *" latency "* ]] && bench_latency
 if [[ " $ONLY " == *" pull "* || " $ONLY " == *" writes "* ]]; then
   bench_pull_and_writes
 fi
+[[ " $ONLY " == *" delta "* ]] && bench_delta
 jq . <<<"$json" > "$OUT"
 printf '\nresults: %s\n' "$OUT"
