@@ -67,6 +67,7 @@ backup_to_api (const struct vm *vm, const struct backup *b)
       const struct backup_disk *d = &b->disks[i];
       bool incr = d->mode == DISK_INCREMENTAL;
       char tmp[NAME_MAX_LEN + 16];
+      CLEANUP_FREE char *delta = ready ? delta_uri (vm, d) : NULL;
       json_t *nbd = json_null ();
 
       backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
@@ -76,10 +77,11 @@ backup_to_api (const struct vm *vm, const struct backup *b)
                          incr ? json_sprintf ("qemu:dirty-bitmap:%s", tmp)
                               : json_null ());
       json_array_append_new (
-          disks,
-          json_pack ("{s:s, s:I, s:s, s:s?, s:o}", "name", d->name, "size",
-                     (json_int_t)d->size, "mode", disk_mode_name (d->mode),
-                     "reason", disk_reason_name (d->reason), "nbd", nbd));
+          disks, json_pack ("{s:s, s:I, s:s, s:s?, s:o, s:s?}", "name",
+                            d->name, "size", (json_int_t)d->size, "mode",
+                            disk_mode_name (d->mode), "reason",
+                            disk_reason_name (d->reason), "nbd", nbd,
+                            "delta_uri", delta));
     }
   return json_pack (
       "{s:s, s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:o, s:I, "
@@ -458,6 +460,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   if (nbd_ensure_server (vm, r) == -1 || export_all (vm, b, r) == -1)
     goto undo;
 
+  delta_start (vm, b);
   if (b->checkpoint)
     add_checkpoint_record (vm, b);
   b->phase = BACKUP_READY;

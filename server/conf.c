@@ -80,6 +80,8 @@ config_free (struct config *c)
   free (c->state_dir);
   free (c->run_dir);
   free (c->token_file);
+  free (c->delta_plugin);
+  free (c->nbdkit);
   free (c->tls_cert);
   free (c->tls_key);
   free (c->tls_client_ca);
@@ -376,6 +378,26 @@ config_set_at (struct config *c, const char *key, const char *value,
   else if (strcmp (key, "tls-client-ca") == 0)
     r = set_path_at (&c->tls_client_ca, &c->tls_client_ca_origin, value,
                      origin, why, sizeof why);
+  else if (strcmp (key, "delta-plugin") == 0)
+    {
+      c->delta_off = strcmp (value, "off") == 0;
+      free (c->delta_plugin);
+      c->delta_plugin = NULL;
+      r = 0;
+      if (!c->delta_off)
+        r = set_abs_path (&c->delta_plugin, value, why, sizeof why);
+    }
+  else if (strcmp (key, "nbdkit") == 0)
+    {
+      free (c->nbdkit);
+      c->nbdkit = strdup (value);
+      r = 0;
+      if (c->nbdkit == NULL)
+        {
+          snprintf (why, sizeof why, "out of memory");
+          r = -1;
+        }
+    }
   else if (strcmp (key, "scratch-create") == 0)
     {
       r = strcmp (value, "auto") == 0 || strcmp (value, "qemu") == 0 ? 0 : -1;

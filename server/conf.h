@@ -64,6 +64,12 @@ struct config
   int64_t scratch_max;     /* bytes one backup's scratch may take; 0: any */
   int64_t scratch_reserve; /* bytes kept free on the scratch filesystem */
   bool scratch_via_qemu;   /* scratch-create = qemu: QEMU makes the files */
+  /* delta-plugin: nbdkit-pullback-plugin.so for the delta views, or
+   * NULL (off); by default the installed one, if it is there.
+   */
+  char *delta_plugin;
+  bool delta_off;
+  char *nbdkit; /* nbdkit = PROGRAM (default "nbdkit") */
   vm_config_vector vms;
 };
 

@@ -18,7 +18,9 @@ struct daemon_ctx
   int qmp_timeout_ms;
   int64_t scratch_max; /* see struct config */
   int64_t scratch_reserve;
-  bool scratch_via_qemu; /* scratch-create = qemu */
+  bool scratch_via_qemu;    /* scratch-create = qemu */
+  const char *nbdkit;       /* the nbdkit program */
+  const char *delta_plugin; /* nbdkit-pullback-plugin.so, or NULL: off */
   /* allowed-roots (fixed at start: SIGHUP does not change them). */
   const char *const *allowed_roots;
   size_t n_allowed_roots;

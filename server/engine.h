@@ -195,6 +195,18 @@ int64_t scratch_allocated (const struct backup *b);
 /* Dismiss (cancelling first if it still runs) a blockdev-create job. */
 void scratch_job_remove (struct vm *vm, const char *job);
 
+/* delta.c: nbdkit serving the delta view of each incremental disk. */
+/* Start one per incremental disk of B (when delta-plugin is set); a
+ * disk whose view cannot start just has no delta_uri (logged).
+ */
+void delta_start (struct vm *vm, struct backup *b);
+/* Stop B's (before its exports go). */
+void delta_stop (struct vm *vm, struct backup *b);
+/* Remove the files a crash left (nbdkit itself died with the daemon). */
+void delta_recover (struct vm *vm);
+/* The delta view's URI for disk D (malloc'd), or NULL if none runs. */
+char *delta_uri (const struct vm *vm, const struct backup_disk *d);
+
 /* recovery.c: remove what a crash left, by the names above. */
 void recovery_cleanup (struct vm *vm);
 /* Remove one backup's QEMU objects and files, step by step, ignoring

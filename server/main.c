@@ -200,6 +200,20 @@ lock_write_pid (int fd)
     log_warn ("writing the pid into the state directory's lock file");
 }
 
+/* The plugin for the delta views: delta-plugin, else the installed one
+ * when it is there; NULL: no delta views.
+ */
+static const char *
+delta_plugin (const struct config *conf)
+{
+  if (conf->delta_off)
+    return NULL;
+  if (conf->delta_plugin)
+    return conf->delta_plugin;
+  return access (DELTA_PLUGIN_DEFAULT, R_OK) == 0 ? DELTA_PLUGIN_DEFAULT
+                                                  : NULL;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -333,6 +347,8 @@ main (int argc, char **argv)
     .scratch_max = conf.scratch_max,
     .scratch_reserve = conf.scratch_reserve,
     .scratch_via_qemu = conf.scratch_via_qemu,
+    .nbdkit = conf.nbdkit ? conf.nbdkit : "nbdkit",
+    .delta_plugin = delta_plugin (&conf),
     .allowed_roots = (const char *const *)conf.allowed_roots.ptr,
     .n_allowed_roots = conf.allowed_roots.len,
     .listen = (const char *const *)conf.listen.ptr,

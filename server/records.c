@@ -85,6 +85,7 @@ backup_copy (const struct backup *b)
       d->node = dup (b->disks[i].node, &failed);
       d->format = dup (b->disks[i].format, &failed);
       d->scratch = dup (b->disks[i].scratch, &failed);
+      d->delta_pid = 0; /* a process belongs to one record */
     }
   c->id = dup (b->id, &failed);
   c->phase = b->phase;

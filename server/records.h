@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "vector.h"
 
@@ -68,6 +69,7 @@ struct backup_disk
   bool checkpoint_bitmap;  /* the new checkpoint's bitmap is made here */
   char *scratch;           /* the scratch file's path */
   bool gone;               /* its export is confirmed deleted */
+  pid_t delta_pid;         /* nbdkit serving its delta view, or 0 */
 };
 
 struct backup

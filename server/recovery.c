@@ -123,6 +123,9 @@ teardown_backup (struct vm *vm, struct backup *b, bool drop_checkpoint)
   int rc = connected ? 0 : -1;
   size_t i;
 
+  /* The delta views first: their clients get a clean end. */
+  delta_stop (vm, b);
+
   /* Exports first, all of them; "gone" marks the disks whose export is
    * confirmed deleted.
    */
@@ -423,6 +426,7 @@ recovery_cleanup (struct vm *vm)
     }
   remove_by_name (vm);
   remove_scratch_files (vm);
+  delta_recover (vm);
 
   nbd_recover (vm);
 }
