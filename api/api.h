@@ -99,4 +99,7 @@ void api_server_quiesce (struct api_server *s);
  */
 void api_server_stop (struct api_server *s);
 
+/* metrics.c: the Prometheus text of GET /metrics (malloc'd), or NULL. */
+char *api_metrics (struct registry *reg);
+
 #endif /* PULLBACK_API_H */

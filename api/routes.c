@@ -80,7 +80,7 @@ h_health (struct api_request *req, struct reply *r)
 static void
 h_metrics (struct api_request *req, struct reply *r)
 {
-  r->text = registry_metrics (req->reg);
+  r->text = api_metrics (req->reg);
   if (r->text == NULL)
     reply_error (r, 500, "internal-error", "out of memory");
   else

@@ -15,7 +15,6 @@
 #include "reqpaths.h"
 #include "rundir.h"
 #include "state.h"
-#include "stats.h"
 
 void
 registry_init (struct registry *reg, const struct daemon_ctx *ctx)
@@ -435,84 +434,15 @@ registry_unregister (struct registry *reg, const char *name,
   vm_unref (vm);
 }
 
-/* A string member of a summary, "" when it has none. */
-static const char *
-sum_str (const json_t *v, const char *key)
+json_t *
+registry_summaries (struct registry *reg)
 {
-  return json_string_value (json_object_get (v, key)) ?: "";
-}
-
-char *
-registry_metrics (struct registry *reg)
-{
-  char *text = NULL;
-  size_t len = 0;
-  FILE *fp = open_memstream (&text, &len);
   json_t *sums = json_array ();
-  size_t i;
-  json_t *v;
 
-  if (fp == NULL)
-    {
-      json_decref (sums);
-      return NULL;
-    }
   pthread_rwlock_rdlock (&reg->lock);
-  for (i = 0; i < reg->vms.len; i++)
+  for (size_t i = 0; sums && i < reg->vms.len; i++)
     if (!reg->vms.ptr[i]->removing)
       json_array_append_new (sums, vm_summary (reg->vms.ptr[i]));
   pthread_rwlock_unlock (&reg->lock);
-
-  fprintf (fp,
-           "# HELP pullback_vms Registered VMs.\n"
-           "# TYPE pullback_vms gauge\n"
-           "pullback_vms %zu\n",
-           json_array_size (sums));
-  fprintf (fp, "# HELP pullback_vm_connected 1 if the VM's QMP is connected.\n"
-               "# TYPE pullback_vm_connected gauge\n");
-  json_array_foreach (sums, i, v)
-    fprintf (fp, "pullback_vm_connected{vm=\"%s\"} %d\n", sum_str (v, "name"),
-             strcmp (sum_str (v, "status"), "connected") == 0);
-  fprintf (fp, "# HELP pullback_vm_out_of_service 1 if the VM's state file "
-               "cannot be used.\n"
-               "# TYPE pullback_vm_out_of_service gauge\n");
-  json_array_foreach (sums, i, v)
-    fprintf (fp, "pullback_vm_out_of_service{vm=\"%s\"} %d\n",
-             sum_str (v, "name"),
-             strcmp (sum_str (v, "status"), "state-error") == 0);
-  fprintf (fp, "# HELP pullback_vm_checkpoints Checkpoints of the VM.\n"
-               "# TYPE pullback_vm_checkpoints gauge\n");
-  json_array_foreach (sums, i, v)
-    fprintf (
-        fp, "pullback_vm_checkpoints{vm=\"%s\"} %lld\n", sum_str (v, "name"),
-        (long long)json_integer_value (json_object_get (v, "checkpoints")));
-  fprintf (fp,
-           "# HELP pullback_vm_backup_active 1 if the VM has a ready backup.\n"
-           "# TYPE pullback_vm_backup_active gauge\n");
-  json_array_foreach (sums, i, v)
-    {
-      fprintf (
-          fp, "pullback_vm_backup_active{vm=\"%s\"} %d\n", sum_str (v, "name"),
-          strcmp (sum_str (json_object_get (v, "backup"), "phase"), "ready")
-              == 0);
-    }
-#define COUNTER(name, field, help)                                            \
-  fprintf (fp,                                                                \
-           "# HELP " name " " help "\n# TYPE " name " counter\n" name         \
-           " %lu\n",                                                          \
-           atomic_load (&pb_stats.field))
-  COUNTER ("pullback_backups_begun_total", backups_begun,
-           "Backups that became ready.");
-  COUNTER ("pullback_backups_begin_failed_total", backups_begin_failed,
-           "Backups undone before they became ready.");
-  COUNTER ("pullback_backups_ended_total", backups_ended,
-           "Backups ended by request or shutdown.");
-  COUNTER ("pullback_backups_expired_total", backups_expired,
-           "Backups ended by their TTL.");
-  COUNTER ("pullback_backups_failed_total", backups_failed,
-           "Backups failed because QEMU went away.");
-#undef COUNTER
-  fclose (fp);
-  json_decref (sums);
-  return text;
+  return sums;
 }

@@ -47,8 +47,8 @@ void registry_reload (struct registry *reg, const struct config *conf);
 void registry_call (struct registry *reg, const char *name, enum vm_op op,
                     json_t *args, struct reply *r);
 
-/* Prometheus text for GET /metrics (a malloc'd string). */
-char *registry_metrics (struct registry *reg);
+/* A copy of every VM's summary (vm_summary), for GET /metrics. */
+json_t *registry_summaries (struct registry *reg);
 
 /* The REST operations on the set itself. */
 void registry_list (struct registry *reg, struct reply *r);
