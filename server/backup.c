@@ -275,8 +275,8 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 static int
 qemu_failed (struct reply *r, const char *what, const struct qmp_error *err)
 {
-  return reply_error (r, err->kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                      "qemu-error", "%s: %s", what, err->desc);
+  return reply_error (r, qemu_status (err->kind), "qemu-error", "%s: %s", what,
+                      err->desc);
 }
 
 static int

@@ -390,9 +390,8 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
         }
       else
         checkpoint_settle_pending (vm);
-      return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                          "qemu-error", "creating checkpoint %s: %s", name,
-                          err.desc);
+      return reply_error (r, qemu_status (err.kind), "qemu-error",
+                          "creating checkpoint %s: %s", name, err.desc);
     }
 
   json_incref (disks); /* kept for the undo below */
@@ -584,8 +583,8 @@ delete_checkpoints (struct vm *vm, json_t *names, struct reply *r)
        */
       json_object_del (vm->state, "checkpoint_deleting");
       vm_save (vm);
-      return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                          "qemu-error", "deleting checkpoints: %s", err.desc);
+      return reply_error (r, qemu_status (err.kind), "qemu-error",
+                          "deleting checkpoints: %s", err.desc);
     }
   drop_records (vm, names);
   json_object_del (vm->state, "checkpoint_deleting");

@@ -19,27 +19,13 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "seterr.h"
 #include "conf.h"
 #include "names.h"
 #include "safepath.h"
 
 /* Longest line the parser takes; anything longer is an error. */
 #define MAX_LINE 4096
-
-static void seterr (char *err, size_t errlen, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-seterr (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err == NULL || errlen == 0)
-    return;
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-}
 
 void
 config_init (struct config *c)

@@ -117,9 +117,8 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
                             "pullbackd did not start; give its address in "
                             "the VM's nbd= setting to use it",
                             vm->name);
-      return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                          "qemu-error", "starting the NBD server: %s",
-                          err.desc);
+      return reply_error (r, qemu_status (err.kind), "qemu-error",
+                          "starting the NBD server: %s", err.desc);
     }
   json_decref (ret);
   vm->nbd_ours = true;

@@ -80,3 +80,9 @@ reply_clear (struct reply *r)
   r->stream = NULL;
   r->status = 0;
 }
+
+int
+qemu_status (enum qmp_error_kind kind)
+{
+  return kind == QMP_ERR_TIMEOUT ? 504 : 502;
+}

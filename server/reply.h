@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "qmp.h"
+
 struct reply
 {
   int status;
@@ -41,5 +43,11 @@ int reply_error_field (struct reply *r, int status, const char *code,
 int reply_ok (struct reply *r, int status, json_t *body);
 
 void reply_clear (struct reply *r);
+
+/* The status of an answer that QEMU failed to give: 504 when it timed
+ * out, 502 otherwise (an error, a lost connection).  The one place that
+ * makes this choice.
+ */
+int qemu_status (enum qmp_error_kind kind);
 
 #endif /* PULLBACK_REPLY_H */

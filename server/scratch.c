@@ -288,8 +288,8 @@ create_step (struct vm *vm, const struct backup *b, const char *step,
       scratch_job_remove (vm, job);
     }
   if (why[0])
-    return reply_error (r, why_kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                        "scratch-failed", "%s", why);
+    return reply_error (r, qemu_status (why_kind), "scratch-failed", "%s",
+                        why);
   return 0;
 }
 
@@ -320,8 +320,8 @@ add_nodes (struct vm *vm, const struct backup *b, bool fleece, struct reply *r)
   rc = vm_qmp_batch (vm, batch, &failed, &err);
   qmp_batch_free (batch);
   if (rc == -1)
-    return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                        "scratch-failed", "disk %s: adding the %s: %s",
+    return reply_error (r, qemu_status (err.kind), "scratch-failed",
+                        "disk %s: adding the %s: %s",
                         failed < b->ndisks ? b->disks[failed].name : "?",
                         fleece ? "fleece overlay" : "scratch file", err.desc);
   /* They will hold a copy of the guest's data: private before any is
@@ -549,8 +549,8 @@ scratch_arm (struct vm *vm, struct backup *b, struct reply *r)
   if (share == -1)
     return reply_error (r, 507, "scratch-space", "%s", why);
   if (set_thresholds (vm, b, NULL, 0, share, &failed, &err) == -1)
-    return reply_error (r, err.kind == QMP_ERR_TIMEOUT ? 504 : 502,
-                        "qemu-error", "disk %s: block-set-write-threshold: %s",
+    return reply_error (r, qemu_status (err.kind), "qemu-error",
+                        "disk %s: block-set-write-threshold: %s",
                         failed < b->ndisks ? b->disks[failed].name : "?",
                         err.desc);
   return 0;

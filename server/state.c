@@ -16,26 +16,12 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "seterr.h"
 #include "names.h"
 #include "state.h"
 
 #define SUFFIX ".json"
 #define TMP_SUFFIX ".json.tmp"
-
-static void seterr (char *err, size_t errlen, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-seterr (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err == NULL || errlen == 0)
-    return;
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-}
 
 /* <dir>/vms/<vm><suffix>, refusing anything but a valid VM id. */
 static int

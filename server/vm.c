@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "seterr.h"
 #include "daemon.h"
 #include "deadline.h"
 #include "engine.h"
@@ -65,19 +66,6 @@ static char *
 dup_or_null (const char *s)
 {
   return s ? strdup (s) : NULL;
-}
-
-static void seterr (char *err, size_t errlen, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-seterr (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
 }
 
 json_t *
