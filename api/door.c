@@ -42,6 +42,7 @@ enum kind
   KIND_LISTEN,
   KIND_CONN,
   KIND_WAKE,
+  KIND_DEAD, /* freed after the current batch of events */
 };
 
 struct listen_ref
@@ -99,6 +100,11 @@ struct door
    * many per listener; and by their file descriptor number.
    */
   struct queue handed;
+  /* Connections closed while a batch of epoll events is handled: a later
+   * event of the same batch may still point at one, so they are freed
+   * after the batch (door thread only).
+   */
+  struct conn *dead;
   size_t pending[MAX_LISTEN];
   struct conn **byfd;
   size_t nbyfd;
@@ -153,12 +159,33 @@ enqueue_sorted (struct queue *q, struct conn *k)
   q->len++;
 }
 
+/* Free K after the current batch of events (door thread only). */
+static void
+bury (struct door *d, struct conn *k)
+{
+  k->kind = KIND_DEAD;
+  k->next = d->dead;
+  d->dead = k;
+}
+
+static void
+free_dead (struct door *d)
+{
+  while (d->dead)
+    {
+      struct conn *k = d->dead;
+
+      d->dead = k->next;
+      free (k);
+    }
+}
+
 static void
 conn_close (struct door *d, struct conn *k)
 {
   dequeue (k->draining ? &d->drains : &d->heads, k);
   close (k->fd); /* also leaves the epoll set */
-  free (k);
+  bury (d, k);
 }
 
 /* File descriptors held for connections that wait (lock held). */
@@ -317,7 +344,7 @@ examine (struct door *d, struct conn *k, bool hup)
     {
     case DOOR_TAKEN:
     case DOOR_LOST:
-      free (k);
+      bury (d, k);
       return;
     case DOOR_REFUSED:
       break;
@@ -373,7 +400,7 @@ hand_over (struct door *d, struct conn *k)
       if (k->dup >= 0)
         close (k->dup);
       close (k->fd);
-      free (k);
+      bury (d, k);
       return;
     }
   k->dev = st.st_dev;
@@ -385,7 +412,7 @@ hand_over (struct door *d, struct conn *k)
       pthread_mutex_unlock (&d->lock);
       close (k->dup);
       close (k->fd);
-      free (k);
+      bury (d, k);
       return;
     }
   /* One more descriptor held (the duplicate): make room if need be. */
@@ -602,6 +629,8 @@ door_thread (void *arg)
               bool hup
                   = (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
 
+              if (k->kind == KIND_DEAD)
+                continue; /* closed by an earlier event of this batch */
               if (k->draining)
                 drain (d, k);
               else if (d->tls[k->index])
@@ -610,7 +639,9 @@ door_thread (void *arg)
                 examine (d, k, hup);
             }
         }
+      free_dead (d);
     }
+  free_dead (d);
   return NULL;
 }
 
