@@ -741,6 +741,7 @@ door_stop (struct door *d)
     conn_close (d, d->heads.head);
   while (d->drains.head)
     conn_close (d, d->drains.head);
+  free_dead (d);
   /* libmicrohttpd ends those when it stops. */
   while (d->handed.head)
     handed_drop (d, d->handed.head, false);
