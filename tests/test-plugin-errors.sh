@@ -98,9 +98,9 @@ else:
 grep -q 'NBD_CMD_READ: offset and count are out of range' "$dir/delta.log"
 
 # qemu-nbd ends under a connected client: clean errors, no hang.
-hold_and_cut "$delta_URI" sh -c 'kill "$0" && while ! (
-  [ ! -e "/proc/$0" ] || grep -q "^State:[[:space:]]*Z" "/proc/$0/status"); do
-  sleep 0.05; done' "$q_QPID"
+# (The command runs in a child bash: it gets the shared helpers.)
+export -f wait_for gone
+hold_and_cut "$delta_URI" bash -c 'kill "$0" && wait_for 60 gone "$0"' "$q_QPID"
 grep -q "connection to upstream $dir/q.sock is gone" "$dir/delta.log"
 # A new client: the upstream is unreachable now.
 fails nbdinfo --size "$delta_URI"
