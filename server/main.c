@@ -365,6 +365,7 @@ main (int argc, char **argv)
     {
       log_warnx ("%s", err);
       registry_shutdown (&reg);
+      config_free (&conf);
       return EXIT_FAILURE;
     }
   log_info ("pullbackd %s ready", PACKAGE_VERSION);

@@ -65,7 +65,7 @@ rc=0
 timeout 60 "$PULLBACKD" -f --state-dir "$dir/state" --run-dir "$dir/run2" \
   --listen "$dir/api2.sock" --vm "vm1=$QMP_SOCK,nbd=unix:$G" \
   >"$dir/second.log" 2>&1 || rc=$?
-test "$rc" -ne 0
+test "$rc" -eq 1
 grep -q "another pullbackd (pid $PB_PID) uses the state directory" "$dir/second.log"
 test ! -e "$dir/api2.sock"
 test ! -e "$dir/run2/vms"
@@ -79,7 +79,7 @@ test -n "$(find "$dir/run" -name 'pullback-vm1.*.qcow2')"
 rc=0
 timeout 60 "$PULLBACKD" -f --state-dir "$dir/state4" --run-dir "$dir/run" \
   --listen "$dir/api4.sock" >"$dir/fourth.log" 2>&1 || rc=$?
-test "$rc" -ne 0
+test "$rc" -eq 1
 grep -q "another pullbackd (pid $PB_PID) uses the run directory" "$dir/fourth.log"
 test ! -e "$dir/api4.sock"
 test ! -e "$dir/state4/vms"
@@ -89,7 +89,7 @@ test ! -e "$dir/state4/vms"
 rc=0
 timeout 60 "$PULLBACKD" -f --state-dir "$dir/state3" --run-dir "$dir/run3" \
   --listen "$PB_API" >"$dir/third.log" 2>&1 || rc=$?
-test "$rc" -ne 0
+test "$rc" -eq 1
 grep -q "Address already in use" "$dir/third.log"
 test -S "$PB_API"
 expect 200 GET /v1/health >/dev/null
