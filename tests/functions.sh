@@ -51,9 +51,25 @@ _run_cleanup ()
   for p in "${_started_pids[@]}"; do
     wait "$p" 2>/dev/null
   done
+  # Last, so that it ends the log (CI shows the end of a failed log).
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${_failed_at:-}" ]; then
+    echo "FAILED: $_failed_at" >&2
+  fi
   exit $rc
 }
 trap _run_cleanup EXIT
+# The command that made the test fail (set -e) and where it was called
+# from, named at the end of the log.  errtrace: also inside functions.
+_note_failure ()
+{
+  local st=$1 i where=
+  for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
+    where+=" ${BASH_SOURCE[i]##*/}:${BASH_LINENO[i - 1]}"
+  done
+  _failed_at="$BASH_COMMAND (status $st) at$where"
+}
+set -E
+trap '_note_failure $?' ERR
 trap 'exit 130' INT TERM
 
 # Remember a process we started so the exit trap kills it.
