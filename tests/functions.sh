@@ -38,6 +38,7 @@ _run_cleanup ()
   local rc=$? i
   _exit_rc=$rc
   set +e
+  trap - ERR
   for ((i = ${#_cleanup_hooks[@]} - 1; i >= 0; i--)); do
     # A hook that finds a problem (a sanitizer report, say) fails the test.
     if ! eval "${_cleanup_hooks[$i]}" && [ "$rc" -eq 0 ]; then
