@@ -113,25 +113,7 @@ printf 'nbd-transport = tcp\nnbd-tls = off\n' > ok.conf
 "$PULLBACKD" -n -c ok.conf
 
 # --- Helpers -----------------------------------------------------------------
-# no_leftovers QMP: no TLS/authz object of ours, no pb- export, and no port
-# of the range listening but the holder's.
-no_leftovers ()
-{
-  local n
-  n=$(qmpcmd "$1" qom-list '{"path":"/objects"}' |
-      jq '[.[] | select(.name | test("^pb-"))] | length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n pb- objects left" >&2; return 1; }
-  n=$(qmpcmd "$1" query-block-exports | jq 'length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n exports left" >&2; return 1; }
-  for ((p = lo + 1; p <= hi; p++)); do
-    if ss -Hltn "sport = :$p" | grep -q .; then
-      echo "FAIL: port $p still listening" >&2; return 1
-    fi
-  done
-  ! ls "$dir/run/vms/"*/keys.psk 2>/dev/null
-}
-port_of () { sed -E 's|.*:([0-9]+)/.*|\1|' <<<"$1"; }
-refused () { ! timeout 20 "$@" >/dev/null 2>&1; }
+no_leftovers () { assert_no_nbd_net_leftovers "$1" $((lo + 1)) $hi "$dir/run"; }
 
 start_qemu_system "$dir" 1
 Q1=$QMP_TEST_SOCK
