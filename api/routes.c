@@ -32,6 +32,14 @@ static const struct field vm_fields[] = {
   { .name = "qga", .type = FIELD_PATH },
   { .name = "scratch_dir", .type = FIELD_PATH },
   { .name = "nbd", .type = FIELD_NBD_ADDR },
+  { .name = "nbd_transport", .type = FIELD_NBD_NET },
+  { .name = "nbd_address", .type = FIELD_NBD_NET },
+  { .name = "nbd_ports", .type = FIELD_NBD_NET },
+  { .name = "nbd_tls", .type = FIELD_NBD_NET },
+  { .name = "nbd_tls_x509_dir", .type = FIELD_NBD_NET },
+  { .name = "nbd_tls_verify_peer", .type = FIELD_NBD_NET },
+  { .name = "nbd_tls_allowed_dn", .type = FIELD_NBD_NET },
+  { .name = "nbd_tls_psk_file", .type = FIELD_NBD_NET },
   END,
 };
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nbdconf.h"
 #include "safepath.h"
 #include "validate.h"
 
@@ -48,7 +49,7 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
   size_t i, j;
   const json_t *e, *e2;
   const char *s;
-  char why[128];
+  char why[256];
 
   switch (f->type)
     {
@@ -98,6 +99,14 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
         {
           reply_error_field (r, 400, "invalid-path", f->name, "field '%s' %s",
                              f->name, why);
+          return false;
+        }
+      return true;
+
+    case FIELD_NBD_NET:
+      if (!nbdconf_json_check (f->name, v, why, sizeof why))
+        {
+          reply_error_field (r, 400, "invalid-value", f->name, "%s", why);
           return false;
         }
       return true;

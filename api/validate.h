@@ -28,6 +28,7 @@ enum field_type
   FIELD_NBD_ADDR,    /* unix:PATH or HOST:PORT */
   FIELD_INT,         /* an integer in [min, max] */
   FIELD_BOOL,
+  FIELD_NBD_NET, /* an nbd_* network setting (server/nbdconf.h) */
 };
 
 struct field

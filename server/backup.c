@@ -27,6 +27,7 @@
 #include "log.h"
 #include "names.h"
 #include "nbd.h"
+#include "nbdnet.h"
 #include "stats.h"
 
 struct pb_stats pb_stats;
@@ -76,6 +77,7 @@ backup_to_api (const struct vm *vm, const struct backup *b)
                          "export", d->name, "dirty_bitmap_context",
                          incr ? json_sprintf ("qemu:dirty-bitmap:%s", tmp)
                               : json_null ());
+      nbdnet_describe (vm, nbd);
       json_array_append_new (
           disks, json_pack ("{s:s, s:I, s:s, s:s?, s:o, s:s?}", "name",
                             d->name, "size", (json_int_t)d->size, "mode",
@@ -377,7 +379,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   struct backup *old = vm->backup, *b;
   struct qga *g = NULL;
   int64_t t_begin = monotonic_us (), t_freeze = 0, t_txn;
-  json_t *disks;
+  json_t *disks, *answer;
 
   if (old && old->phase != BACKUP_FAILED)
     return reply_error (r, 409, "backup-active",
@@ -485,7 +487,9 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
             vm->name, b->id, b->ndisks,
             (double)(monotonic_us () - t_begin) / 1000.0,
             (double)t_txn / 1000.0);
-  return reply_ok (r, 201, backup_to_api (vm, b));
+  answer = backup_to_api (vm, b);
+  nbdnet_add_secret (vm, answer); /* once, here only */
+  return reply_ok (r, 201, answer);
 
 undo:
   /* Nothing of a backup that never became readable may stay, not even

@@ -35,6 +35,7 @@ config_init (struct config *c)
   c->backup_ttl = CONFIG_DEFAULT_BACKUP_TTL;
   c->backup_ttl_max = CONFIG_DEFAULT_BACKUP_TTL_MAX;
   c->scratch_reserve = CONFIG_DEFAULT_SCRATCH_RESERVE;
+  nbdconf_init (&c->nbd);
 }
 
 static void
@@ -48,6 +49,7 @@ vm_config_free (struct vm_config *v)
   free (v->scratch);
   free (v->nbd);
   free (v->origin);
+  nbdconf_free (&v->net);
   free (v);
 }
 
@@ -79,6 +81,7 @@ config_free (struct config *c)
   string_vector_reset (&c->allowed_roots);
   vm_config_vector_iter (&c->vms, vm_config_free);
   vm_config_vector_reset (&c->vms);
+  nbdconf_free (&c->nbd);
   memset (c, 0, sizeof *c);
 }
 
@@ -232,9 +235,6 @@ loopback (const char *addr)
 {
   char host[256];
   size_t n = (size_t)(strrchr (addr, ':') - addr);
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
-  struct addrinfo *res = NULL, *ai;
-  bool ok;
 
   if (n >= sizeof host)
     return false;
@@ -245,24 +245,7 @@ loopback (const char *addr)
       memmove (host, host + 1, n - 2);
       host[n - 2] = '\0';
     }
-  if (getaddrinfo (host, NULL, &hints, &res) != 0)
-    return false;
-  ok = res != NULL;
-  for (ai = res; ai; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET)
-      ok = ok
-           && (ntohl (
-                   ((const struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr)
-               >> 24)
-                  == IN_LOOPBACKNET;
-    else if (ai->ai_family == AF_INET6)
-      ok = ok
-           && IN6_IS_ADDR_LOOPBACK (
-               &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
-    else
-      ok = false;
-  freeaddrinfo (res);
-  return ok;
+  return host_is_loopback (host);
 }
 
 /* A path key that remembers where it was set (for later errors). */
@@ -396,6 +379,8 @@ config_set_at (struct config *c, const char *key, const char *value,
     r = parse_size (value, &c->scratch_max, why, sizeof why);
   else if (strcmp (key, "scratch-reserve") == 0)
     r = parse_size (value, &c->scratch_reserve, why, sizeof why);
+  else if ((r = nbdconf_set (&c->nbd, key, value, why, sizeof why)) != 1)
+    ;
   else
     {
       seterr (err, errlen, "unknown key '%s'", key);
@@ -436,6 +421,8 @@ vm_set (struct vm_config *v, const char *key, const char *value, char *err,
       if (r == 0)
         r = set_string (&v->nbd, value, why, sizeof why);
     }
+  else if ((r = nbdconf_set (&v->net, key, value, why, sizeof why)) != 1)
+    ;
   else
     {
       seterr (err, errlen, "unknown key '%s' in [vm %s]", key, v->name);
@@ -464,6 +451,8 @@ new_vm (struct config *c, const char *name, const char *origin, char *err,
       return NULL;
     }
   v = calloc (1, sizeof *v);
+  if (v)
+    nbdconf_init (&v->net);
   if (v == NULL || (v->name = strdup (name)) == NULL
       || (v->origin = strdup (origin)) == NULL
       || vm_config_vector_append (&c->vms, v) == -1)
@@ -639,6 +628,39 @@ config_add_vm_arg (struct config *c, const char *arg, char *err, size_t errlen)
   return 0;
 }
 
+/* The NBD network settings of every VM, and the global ones (which VMs
+ * registered through the API take).
+ */
+static int
+check_nbd_net (const struct config *c, char *err, size_t errlen)
+{
+  struct nbd_net_conf m;
+  char why[512];
+  int r;
+
+  for (size_t i = 0; i <= c->vms.len; i++)
+    {
+      const struct vm_config *v = i < c->vms.len ? c->vms.ptr[i] : NULL;
+
+      if (nbdconf_merge (&c->nbd, v ? &v->net : NULL, &m) == -1)
+        {
+          seterr (err, errlen, "out of memory");
+          return -1;
+        }
+      r = nbdconf_check (&m, why, sizeof why);
+      nbdconf_free (&m);
+      if (r == -1)
+        {
+          if (v)
+            seterr (err, errlen, "%s: VM '%s': %s", v->origin, v->name, why);
+          else
+            seterr (err, errlen, "%s", why);
+          return -1;
+        }
+    }
+  return 0;
+}
+
 int
 config_check (const struct config *c, char *err, size_t errlen)
 {
@@ -703,7 +725,7 @@ config_check (const struct config *c, char *err, size_t errlen)
                 c->vms.ptr[i]->origin, c->vms.ptr[i]->name);
         return -1;
       }
-  return 0;
+  return check_nbd_net (c, err, errlen);
 }
 
 const struct vm_config *

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "nbdconf.h"
 #include "vector.h"
 
 #define CONFIG_DEFAULT_FILE "/etc/pullback/pullbackd.conf"
@@ -35,7 +36,8 @@ struct vm_config
   char *qga;     /* guest-agent socket path, or NULL */
   char *scratch; /* directory for fleece overlays, or NULL: run dir */
   char *nbd;     /* an NBD server the VM manager runs, to adopt, or NULL */
-  char *origin;  /* "FILE:LINE" or "--vm", for messages */
+  struct nbd_net_conf net; /* nbd-transport...: this VM's own */
+  char *origin;            /* "FILE:LINE" or "--vm", for messages */
 };
 
 DEFINE_VECTOR_TYPE (vm_config_vector, struct vm_config *)
@@ -69,7 +71,8 @@ struct config
    */
   char *delta_plugin;
   bool delta_off;
-  char *nbdkit; /* nbdkit = PROGRAM (default "nbdkit") */
+  char *nbdkit;            /* nbdkit = PROGRAM (default "nbdkit") */
+  struct nbd_net_conf nbd; /* nbd-transport...: every VM's default */
   vm_config_vector vms;
 };
 

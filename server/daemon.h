@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct nbd_net_conf;
+
 struct daemon_ctx
 {
   const char *state_dir;
@@ -27,6 +29,10 @@ struct daemon_ctx
   /* The API's addresses: unix socket paths are never a VM's. */
   const char *const *listen;
   size_t n_listen;
+  /* The global NBD network settings (nbdconf.h), which VMs registered
+   * through the API start from (fixed at start).
+   */
+  const struct nbd_net_conf *nbd_net;
 };
 
 #endif /* PULLBACK_DAEMON_H */

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "names.h"
 #include "nbd.h"
+#include "nbdnet.h"
 #include "nbduri.h"
 
 #define READY_MS 20000
@@ -193,6 +194,9 @@ void
 delta_start (struct vm *vm, struct backup *b)
 {
   if (vm->ctx->delta_plugin == NULL)
+    return;
+  /* The plugin has no TLS credentials for QEMU's export (yet). */
+  if (nbdnet_tcp (vm) && vm->nbdnet->conf.tls != NBD_TLS_OFF)
     return;
   /* A disk without its delta view is still exported: the view is a
    * convenience for plain tools, not part of the backup.

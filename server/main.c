@@ -353,6 +353,7 @@ main (int argc, char **argv)
     .n_allowed_roots = conf.allowed_roots.len,
     .listen = (const char *const *)conf.listen.ptr,
     .n_listen = conf.listen.len,
+    .nbd_net = &conf.nbd,
   };
   registry_init (&reg, &ctx);
   registry_load (&reg, &conf);

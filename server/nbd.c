@@ -30,6 +30,7 @@
 #include "engine.h"
 #include "log.h"
 #include "nbd.h"
+#include "nbdnet.h"
 #include "nbduri.h"
 #include "unixsock.h"
 
@@ -67,6 +68,8 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
 
   if (vm->nbd_adopt || vm->nbd_ours)
     return 0;
+  if (nbdnet_tcp (vm))
+    return nbdnet_start (vm, r);
   /* QEMU makes the socket on qemu-storage-daemon: check the length here. */
   if (nbd_socket_path (vm, path, sizeof path) == -1
       || unix_sockaddr (path, &addr) == -1)
@@ -132,6 +135,8 @@ nbd_recover (struct vm *vm)
 {
   char path[sizeof vm->nbd_socket];
 
+  /* A server on TCP recorded in the state file is ours. */
+  nbdnet_recover (vm);
   if (vm->nbd_adopt || vm->nbd_ours
       || nbd_socket_path (vm, path, sizeof path) == -1)
     return;
@@ -185,7 +190,8 @@ nbd_stop_if_idle (struct vm *vm)
         return;
     }
   json_decref (vm_qmp (vm, "nbd-server-stop", NULL, &err));
-  unlink (vm->nbd_socket);
+  if (!nbdnet_stopped (vm))
+    unlink (vm->nbd_socket);
   vm->nbd_ours = false;
 }
 
@@ -195,6 +201,8 @@ nbd_uri (const struct vm *vm, const char *export)
   const char *a = vm->nbd_adopt;
   CLEANUP_FREE char *uri = NULL;
 
+  if (a == NULL && vm->nbdnet && vm->nbdnet->port)
+    return nbdnet_uri (vm, export);
   if (a == NULL)
     uri = nbd_uri_unix (export, vm->nbd_socket);
   else if (strncmp (a, "unix:", 5) == 0)

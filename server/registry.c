@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "engine.h"
 #include "log.h"
+#include "nbdnet.h"
 #include "registry.h"
 #include "reqpaths.h"
 #include "rundir.h"
@@ -98,10 +99,13 @@ remove_vm (struct registry *reg, struct vm *vm)
 }
 
 /* Create, start and add a VM; the caller holds the write lock. */
+/* NET (the VM's NBD network settings, or NULL for unix) is the VM's,
+ * or freed.
+ */
 static int
 add (struct registry *reg, const char *name, const char *qmp, const char *qga,
-     const char *scratch, const char *nbd, bool from_api, bool persist,
-     char *err, size_t errlen)
+     const char *scratch, const char *nbd, struct nbdnet *net, bool from_api,
+     bool persist, char *err, size_t errlen)
 {
   struct vm *vm
       = vm_new (reg->ctx, name, qmp, qga, scratch, nbd, from_api, err, errlen);
@@ -109,7 +113,11 @@ add (struct registry *reg, const char *name, const char *qmp, const char *qga,
   char why[512];
 
   if (vm == NULL)
-    return -1;
+    {
+      nbdnet_free (net);
+      return -1;
+    }
+  vm->nbdnet = net;
   /* Saved before the thread starts (then the state is the thread's), and
    * put back as it was if it does not start: a failed registration must
    * not come back with the next daemon.
@@ -165,6 +173,7 @@ load_persisted (const char *name, void *opaque)
   char err[512];
   CLEANUP_JSON json_t *doc = NULL;
   json_t *reg;
+  struct nbdnet *net = NULL;
   bool usable;
 
   if (config_find_vm (lc->conf, name) || find (lc->reg, name, true))
@@ -174,11 +183,21 @@ load_persisted (const char *name, void *opaque)
   reg = usable ? json_object_get (doc, "registration") : NULL;
   if (usable && reg == NULL)
     return; /* kept for a later registration (checkpoints=keep) */
+  if (reg)
+    {
+      char field[64], why[512];
+
+      net = nbdnet_from_json (lc->reg->ctx->nbd_net, reg, field, sizeof field,
+                              why, sizeof why);
+      if (net == NULL)
+        log_warnx ("VM %s: NBD settings: %s; using the unix socket", name,
+                   why);
+    }
   if (add (lc->reg, name, json_string_value (json_object_get (reg, "qmp")),
            json_string_value (json_object_get (reg, "qga")),
            json_string_value (json_object_get (reg, "scratch_dir")),
-           json_string_value (json_object_get (reg, "nbd")), true, false, err,
-           sizeof err)
+           json_string_value (json_object_get (reg, "nbd")), net, true, false,
+           err, sizeof err)
       == -1)
     log_warnx ("VM %s: %s", name, err);
 }
@@ -195,8 +214,8 @@ registry_load (struct registry *reg, const struct config *conf)
     {
       const struct vm_config *v = conf->vms.ptr[i];
 
-      if (add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false, false,
-               err, sizeof err)
+      if (add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd,
+               nbdnet_new (&conf->nbd, &v->net), false, false, err, sizeof err)
           == -1)
         {
           log_warnx ("VM %s: %s", v->name, err);
@@ -244,7 +263,8 @@ reload_action (const struct vm *vm, const struct config *conf)
     return RELOAD_REMOVE;
   if (vm->state_error || !same (v->qmp, vm->qmp_path)
       || !same (v->qga, vm->qga_path) || !same (v->nbd, vm->nbd_adopt)
-      || (v->scratch && !same (v->scratch, vm->scratch_dir)))
+      || (v->scratch && !same (v->scratch, vm->scratch_dir))
+      || !nbdnet_same (vm->nbdnet, &conf->nbd, &v->net))
     return RELOAD_REPLACE;
   return RELOAD_KEEP;
 }
@@ -324,8 +344,9 @@ registry_reload (struct registry *reg, const struct config *conf)
       const struct vm_config *v = conf->vms.ptr[i];
 
       if (find (reg, v->name, true) == NULL
-          && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd, false,
-                  false, err, sizeof err)
+          && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd,
+                  nbdnet_new (&conf->nbd, &v->net), false, false, err,
+                  sizeof err)
                  == -1)
         log_warnx ("VM %s: %s", v->name, err);
     }
@@ -388,7 +409,8 @@ void
 registry_register (struct registry *reg, const json_t *args, struct reply *r)
 {
   const char *name = json_string_value (json_object_get (args, "name"));
-  char err[512];
+  char err[512], field[64];
+  struct nbdnet *net = NULL;
 
   pthread_rwlock_wrlock (&reg->lock);
   if (find (reg, name, true))
@@ -396,11 +418,16 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
                        "a VM '%s' is already registered", name);
   else if (reqpaths_check (reg->ctx, args, r) == -1)
     ; /* R is set */
+  else if ((net = nbdnet_from_json (reg->ctx->nbd_net, args, field,
+                                    sizeof field, err, sizeof err))
+           == NULL)
+    reply_error_field (r, field[0] ? 422 : 500, "invalid-nbd-settings",
+                       field[0] ? field : NULL, "VM %s: %s", name, err);
   else if (add (reg, name, json_string_value (json_object_get (args, "qmp")),
                 json_string_value (json_object_get (args, "qga")),
                 json_string_value (json_object_get (args, "scratch_dir")),
-                json_string_value (json_object_get (args, "nbd")), true, true,
-                err, sizeof err)
+                json_string_value (json_object_get (args, "nbd")), net, true,
+                true, err, sizeof err)
            == -1)
     reply_error (r, 500, "register-failed", "VM %s: %s", name, err);
   else

@@ -91,12 +91,18 @@ reqpaths_check (const struct daemon_ctx *ctx, const json_t *args,
   const char *scratch
       = json_string_value (json_object_get (args, "scratch_dir"));
   const char *nbd = json_string_value (json_object_get (args, "nbd"));
+  const char *x509
+      = json_string_value (json_object_get (args, "nbd_tls_x509_dir"));
+  const char *psk
+      = json_string_value (json_object_get (args, "nbd_tls_psk_file"));
 
   if ((qmp && check (ctx, "qmp", qmp, S_IFSOCK, r) == -1)
       || (qga && check (ctx, "qga", qga, S_IFSOCK, r) == -1)
       || (scratch && check (ctx, "scratch_dir", scratch, S_IFDIR, r) == -1)
       || (nbd && strncmp (nbd, "unix:", 5) == 0
-          && check (ctx, "nbd", nbd + 5, S_IFSOCK, r) == -1))
+          && check (ctx, "nbd", nbd + 5, S_IFSOCK, r) == -1)
+      || (x509 && check (ctx, "nbd_tls_x509_dir", x509, S_IFDIR, r) == -1)
+      || (psk && check (ctx, "nbd_tls_psk_file", psk, S_IFREG, r) == -1))
     return -1;
   return 0;
 }

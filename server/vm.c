@@ -22,6 +22,7 @@
 #include "deadline.h"
 #include "engine.h"
 #include "log.h"
+#include "nbdnet.h"
 #include "rundir.h"
 #include "state.h"
 
@@ -71,9 +72,14 @@ dup_or_null (const char *s)
 json_t *
 vm_registration (const struct vm *vm)
 {
-  return json_pack ("{s:s, s:s?, s:s?, s:s?, s:s?}", "name", vm->name, "qmp",
-                    vm->qmp_path, "qga", vm->qga_path, "scratch_dir",
-                    vm->scratch_dir, "nbd", vm->nbd_adopt);
+  json_t *reg
+      = json_pack ("{s:s, s:s?, s:s?, s:s?, s:s?}", "name", vm->name, "qmp",
+                   vm->qmp_path, "qga", vm->qga_path, "scratch_dir",
+                   vm->scratch_dir, "nbd", vm->nbd_adopt);
+
+  if (reg && vm->nbdnet && vm->nbdnet->fields)
+    nbdconf_copy_json (vm->nbdnet->fields, reg);
+  return reg;
 }
 
 static void
@@ -101,6 +107,7 @@ vm_free (struct vm *vm)
   free (vm->qga_path);
   free (vm->scratch_dir);
   free (vm->nbd_adopt);
+  nbdnet_free (vm->nbdnet);
   free (vm);
 }
 

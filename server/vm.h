@@ -22,6 +22,7 @@
 #include "reply.h"
 
 struct daemon_ctx; /* settings shared by all VMs (server/daemon.h) */
+struct nbdnet;     /* the NBD server on TCP (server/nbdnet.h) */
 
 enum vm_op
 {
@@ -55,10 +56,11 @@ struct vm
   /* Fixed at creation. */
   char *name;
   char *qmp_path;
-  char *qga_path;    /* NULL: none */
-  char *scratch_dir; /* where fleece overlays go */
-  char *nbd_adopt;   /* an NBD server QEMU already runs, or NULL */
-  bool from_api;     /* registered through POST /v1/vms (persisted) */
+  char *qga_path;        /* NULL: none */
+  char *scratch_dir;     /* where fleece overlays go */
+  char *nbd_adopt;       /* an NBD server QEMU already runs, or NULL */
+  struct nbdnet *nbdnet; /* nbd-transport...; NULL: unix (registry.c) */
+  bool from_api;         /* registered through POST /v1/vms (persisted) */
   /* Why the state file could not be used (it names the file), or NULL.
    * Such a VM is out of service: it never touches QEMU and never writes
    * its state file, which is kept for the administrator.

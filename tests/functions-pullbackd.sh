@@ -152,6 +152,33 @@ assert_no_leftovers ()
   [ "$n" -eq 0 ] || { echo "FAIL: $n scratch files left" >&2; return 1; }
 }
 
+# assert_no_nbd_net_leftovers QMP_SOCKET LO HI RUN_DIR: no TLS or authz
+# object of ours (pb-*) in QEMU, no export, nothing listening on the TCP
+# ports LO..HI, no PSK keys file in the run directory.
+assert_no_nbd_net_leftovers ()
+{
+  local qmp=$1 lo=$2 hi=$3 run=$4 n p
+  n=$(qmpcmd "$qmp" qom-list '{"path":"/objects"}' |
+      jq '[.[] | select(.name | test("^pb-"))] | length')
+  [ "$n" -eq 0 ] || { echo "FAIL: $n pb- objects left" >&2; return 1; }
+  n=$(qmpcmd "$qmp" query-block-exports | jq 'length')
+  [ "$n" -eq 0 ] || { echo "FAIL: $n exports left" >&2; return 1; }
+  for ((p = lo; p <= hi; p++)); do
+    if ss -Hltn "sport = :$p" | grep -q .; then
+      echo "FAIL: port $p still listening" >&2; return 1
+    fi
+  done
+  if ls "$run"/vms/*/keys.psk >/dev/null 2>&1; then
+    echo "FAIL: a keys.psk is left" >&2; return 1
+  fi
+}
+
+# port_of URI: the port of a TCP NBD URI.
+port_of () { sed -E 's|.*:([0-9]+)/.*|\1|' <<<"$1"; }
+
+# refused CMD...: CMD fails (within 20 s).
+refused () { fails timeout 20 "$@" >/dev/null 2>&1; }
+
 # assert_dirty_map BACKUP DISK OFFSET:LENGTH...: the dirty-bitmap context
 # of DISK in the backup answer BACKUP marks exactly the 64 KiB clusters
 # those writes touched.

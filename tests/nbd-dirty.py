@@ -48,6 +48,8 @@ def main():
     mode, uri, ctx = sys.argv[1:4]
     h = nbd.NBD()
     h.add_meta_context(ctx)
+    # tls-certificates= / tls-psk-file= in an nbds:// URI name local files.
+    h.set_uri_allow_local_file(True)
     h.connect_uri(uri)
     if not h.can_meta_context(ctx):
         raise SystemExit(f"export does not offer {ctx}")

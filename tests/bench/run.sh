@@ -6,7 +6,7 @@
 # time: these are measurements, not tests.
 #
 #   BENCH_REPS=N    repetitions (default 5)
-#   BENCH_ONLY=...  a subset: extents latency pull writes delta
+#   BENCH_ONLY=...  a subset: extents latency pull writes delta tls
 #   BENCH_DISKS=... disk counts for latency (default "1 2 4 16")
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -17,7 +17,7 @@ set +x
 requires qemu-storage-daemon qemu-img qemu-nbd nbdkit nbdcopy nbdinfo jq curl /usr/bin/python3
 
 REPS=${BENCH_REPS:-5}
-ONLY=${BENCH_ONLY:-extents latency pull writes delta}
+ONLY=${BENCH_ONLY:-extents latency pull writes delta tls}
 OUT=$abs_top_builddir/tests/bench/results.json
 mkdir -p "$(dirname "$OUT")"
 json='{}'
@@ -43,6 +43,48 @@ header ()
   printf '  %-40s %16s %16s %7s\n' "" pullback baseline ratio
 }
 row () { printf '  %-40s %16s %16s %7s\n' "$@"; }
+
+# ---------------------------------------------------------------------
+# Full pull over NBD on TCP: nbds:// (TLS-PSK, the default) vs plain
+# nbd:// (nbd-tls = off, loopback), two VMs on copies of the same fully
+# written 2 GiB disk (QEMU runs one NBD server, with or without TLS).
+bench_tls ()
+{
+  local dir b1 b2 u1 u2 key user n ours base mibo mibb lo
+  make_tmpdir dir
+  mkdir "$dir/a" "$dir/b"
+  nbdkit -r pattern 2G --run \
+    "qemu-img convert -f raw -O qcow2 \"\$uri\" '$dir/a/disk0.qcow2'"
+  cp "$dir/a/disk0.qcow2" "$dir/b/disk0.qcow2"
+  start_qsd "$dir/a" 1 2G; local qa=$QMP_SOCK
+  start_qsd "$dir/b" 1 2G; local qb=$QMP_SOCK
+  lo=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  start_pullbackd "$dir" --log-level warn \
+    --vm "tls=$qa,nbd-transport=tcp,nbd-tls=psk,nbd-ports=$lo-$((lo + 9))" \
+    --vm "plain=$qb,nbd-transport=tcp,nbd-tls=off,nbd-ports=$lo-$((lo + 9))"
+  wait_vm_connected tls; wait_vm_connected plain
+  b1=$(expect 201 POST /v1/vms/tls/backups '{"checkpoint":false}')
+  b2=$(expect 201 POST /v1/vms/plain/backups '{"checkpoint":false}')
+  user=$(jq -r .nbd_tls_psk.username <<<"$b1"); key=$(jq -r .nbd_tls_psk.key <<<"$b1")
+  printf '%s:%s\n' "$user" "$key" > "$dir/keys.psk"; chmod 600 "$dir/keys.psk"
+  u1="$(disk_uri "$b1" disk0)?tls-psk-file=$dir/keys.psk"; u2=$(disk_uri "$b2" disk0)
+  nbdcopy "$u1" null:; nbdcopy "$u2" null:
+  : > "$dir/ours"; : > "$dir/base"
+  for ((n = 0; n < REPS * 2; n++)); do
+    timed nbdcopy "$u1" null: >> "$dir/ours"
+    timed nbdcopy "$u2" null: >> "$dir/base"
+  done
+  ours=$(median < "$dir/ours"); base=$(median < "$dir/base")
+  mibo=$(awk -v u="$ours" 'BEGIN {printf "%.0f", 2048 / (u / 1e6)}')
+  mibb=$(awk -v u="$base" 'BEGIN {printf "%.0f", 2048 / (u / 1e6)}')
+  header "full pull over TCP: nbdcopy of a fully written 2 GiB disk to null:"
+  row "MiB/s (nbds:// PSK vs plain nbd://)" "$mibo MiB/s" "$mibb MiB/s" "$(ratio "$mibo" "$mibb")"
+  record tls_pull "$(jq -n --argjson o "$mibo" --argjson b "$mibb" \
+    '{nbds_psk_mib_s: $o, nbd_tcp_mib_s: $b, ratio: ($o / $b)}')"
+  expect 204 DELETE "/v1/vms/tls/backups/$(jq -r .id <<<"$b1")" >/dev/null
+  expect 204 DELETE "/v1/vms/plain/backups/$(jq -r .id <<<"$b2")" >/dev/null
+  kill_pullbackd
+}
 
 # ---------------------------------------------------------------------
 bench_extents ()
@@ -315,5 +357,6 @@ if [[ " $ONLY " == *" pull "* || " $ONLY " == *" writes "* ]]; then
   bench_pull_and_writes
 fi
 [[ " $ONLY " == *" delta "* ]] && bench_delta
+[[ " $ONLY " == *" tls "* ]] && bench_tls
 jq . <<<"$json" > "$OUT"
 printf '\nresults: %s\n' "$OUT"

@@ -142,6 +142,15 @@ static const struct bad bad_files[] = {
   { "scratch-reserve = M\n", ":1: key 'scratch-reserve': must be a size" },
   { "scratch-reserve = 99999999999T\n",
     ":1: key 'scratch-reserve': must be a size" },
+  { "nbd-transport = udp\n", ":1: key 'nbd-transport': must be unix or tcp" },
+  { "nbd-ports = 10-9\n", ":1: key 'nbd-ports': must be LO-HI" },
+  { "nbd-ports = 1-70000\n", ":1: key 'nbd-ports': must be LO-HI" },
+  { "nbd-tls = yes\n", ":1: key 'nbd-tls': must be x509, psk or off" },
+  { "nbd-address = 1.2.3.4:80\n", ":1: key 'nbd-address': must be a host" },
+  { "nbd-tls-verify-peer = 1\n",
+    ":1: key 'nbd-tls-verify-peer': must be yes or no" },
+  { "[vm x]\nqmp = /a\nnbd-tls-x509-dir = rel\n",
+    ":3: key 'nbd-tls-x509-dir' of VM 'x': must be an absolute path" },
 };
 
 Test (config, bad_files)
@@ -391,4 +400,65 @@ Test (config, allowed_roots)
                 -1);
   cr_assert_eq (config_set (&c, "allowed-roots", "/a/", err, sizeof err), -1);
   cr_assert_eq (c.allowed_roots.len, 2);
+}
+
+/* NBD over TCP: the VM's keys over the global ones, defaults, and the
+ * start-time refusals.
+ */
+Test (config, nbd_net)
+{
+  struct nbd_net_conf m;
+
+  write_conf ("nbd-transport = tcp\nnbd-tls = off\nnbd-ports = 2000-2001\n"
+              "nbd-tls-allowed-dn = CN=a\n"
+              "[vm x]\nqmp = /a\nnbd-address = 0.0.0.0\nnbd-tls = psk\n"
+              "[vm y]\nqmp = /b\nnbd-transport = unix\n");
+  cr_assert_eq (config_read_file (&c, path, err, sizeof err), 0, "%s", err);
+  /* Allowed DNs need x509. */
+  cr_assert_eq (config_check (&c, err, sizeof err), -1);
+  cr_expect (strstr (err, "key 'nbd-tls-allowed-dn'") != NULL, "%s", err);
+  cr_assert_eq (config_set (&c, "nbd-tls", "psk", err, sizeof err), 0);
+  for (size_t i = 0; i < c.nbd.allowed_dn.len; i++)
+    free (c.nbd.allowed_dn.ptr[i]);
+  c.nbd.allowed_dn.len = 0;
+  cr_assert_eq (config_check (&c, err, sizeof err), 0, "%s", err);
+
+  cr_assert_eq (nbdconf_merge (&c.nbd, &c.vms.ptr[0]->net, &m), 0);
+  cr_expect_eq (m.transport, NBD_TRANSPORT_TCP);
+  cr_expect_str_eq (m.address, "0.0.0.0");
+  cr_expect_eq (m.port_lo, 2000);
+  cr_expect_eq (m.port_hi, 2001);
+  cr_expect_eq (m.tls, NBD_TLS_PSK);
+  cr_expect_eq (m.verify_peer, 1);
+  nbdconf_free (&m);
+  cr_assert_eq (nbdconf_merge (&c.nbd, &c.vms.ptr[1]->net, &m), 0);
+  cr_expect_eq (m.transport, NBD_TRANSPORT_UNIX);
+  nbdconf_free (&m);
+
+  /* TLS off off loopback: refused, naming the VM and the key. */
+  cr_assert_eq (config_add_vm_arg (&c, "z=/c,nbd-address=0.0.0.0,nbd-tls=off",
+                                   err, sizeof err),
+                0, "%s", err);
+  cr_assert_eq (config_check (&c, err, sizeof err), -1);
+  cr_expect (strstr (err, "VM 'z': key 'nbd-tls': off is allowed on a "
+                          "loopback")
+                 != NULL,
+             "%s", err);
+}
+
+Test (config, nbd_net_defaults)
+{
+  struct nbd_net_conf m;
+
+  cr_assert_eq (nbdconf_merge (&c.nbd, NULL, &m), 0);
+  cr_expect_eq (m.transport, NBD_TRANSPORT_UNIX);
+  cr_expect_str_eq (m.address, NBDCONF_DEFAULT_ADDRESS);
+  cr_expect_eq (m.port_lo, NBDCONF_DEFAULT_PORT_LO);
+  cr_expect_eq (m.port_hi, NBDCONF_DEFAULT_PORT_HI);
+  cr_expect_eq (m.tls, NBD_TLS_PSK);
+  nbdconf_free (&m);
+  cr_assert_eq (config_set (&c, "nbd-tls-x509-dir", "/x", err, sizeof err), 0);
+  cr_assert_eq (nbdconf_merge (&c.nbd, NULL, &m), 0);
+  cr_expect_eq (m.tls, NBD_TLS_X509);
+  nbdconf_free (&m);
 }

@@ -1,0 +1,81 @@
+/* pullback: QEMU's NBD server of a VM on TCP, with TLS.
+ * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * With nbd-transport = tcp, nbd.c hands the server to this file: a port
+ * from nbd-ports taken at begin from a daemon-wide table (so two VMs
+ * never get the same one) and tried with bind (so a port another
+ * process listens on is skipped), recorded in the VM's state file before
+ * QEMU listens on it (so recovery after kill -9 finds and stops the
+ * server), TLS objects made (nbdtls.c), and all of it undone when the
+ * server stops.
+ */
+
+#ifndef PULLBACK_NBDNET_H
+#define PULLBACK_NBDNET_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "nbdconf.h"
+#include "reply.h"
+#include "vm.h"
+
+#define PB_NBD_TLS_ID "pb-nbd-tls"
+#define PB_NBD_AUTHZ_ID "pb-nbd-authz"
+/* The PSK keys file QEMU reads: <run-dir>/vms/<vm>/keys.psk. */
+#define PB_NBD_PSK_FILE "keys.psk"
+
+/* A VM's NBD network settings and the server it runs with them. */
+struct nbdnet
+{
+  struct nbd_net_conf conf; /* merged: the VM's over the global ones */
+  int port;                 /* the port of our server, or 0 */
+  char username[64];        /* the PSK identity of our server, or "" */
+  char key[65];             /* its key (hex) when generated, or "" */
+  json_t *fields;           /* registered through the API: its fields */
+};
+
+/* A VM's settings: VM's own over GLOBAL's.  NULL if out of memory. */
+struct nbdnet *nbdnet_new (const struct nbd_net_conf *global,
+                           const struct nbd_net_conf *vm);
+void nbdnet_free (struct nbdnet *n);
+/* A VM registered through the API: the nbd_* fields of OBJ over GLOBAL,
+ * checked.  NULL with the field in FIELD (or "" if out of memory) and
+ * the reason in WHY.
+ */
+struct nbdnet *nbdnet_from_json (const struct nbd_net_conf *global,
+                                 const json_t *obj, char *field,
+                                 size_t fieldlen, char *why, size_t len);
+/* Would a VM configured with VM over GLOBAL get N's settings? */
+bool nbdnet_same (const struct nbdnet *n, const struct nbd_net_conf *global,
+                  const struct nbd_net_conf *vm);
+
+/* Is the VM's NBD transport TCP? */
+bool nbdnet_tcp (const struct vm *vm);
+
+/* Start our server on TCP.  0, or -1 with R set and nothing left. */
+int nbdnet_start (struct vm *vm, struct reply *r);
+/* After nbd-server-stop: if the server was on TCP, remove its TLS
+ * objects and keys file, free its port and its record; true then.
+ */
+bool nbdnet_stopped (struct vm *vm);
+/* After a restart: a server on TCP recorded in the state file is ours;
+ * take it back (vm->nbd_ours).
+ */
+void nbdnet_recover (struct vm *vm);
+
+/* The URI of EXPORT on our TCP server. */
+json_t *nbdnet_uri (const struct vm *vm, const char *export);
+/* Add to the nbd object of a disk what a client needs for TLS. */
+void nbdnet_describe (const struct vm *vm, json_t *nbd);
+/* The begin answer only: the generated PSK key. */
+void nbdnet_add_secret (const struct vm *vm, json_t *answer);
+
+/* nbdtls.c: the TLS objects (and keys file) of the server, and their
+ * removal (what is not there is fine).
+ */
+int nbdtls_create (struct vm *vm, struct reply *r);
+void nbdtls_remove (struct vm *vm);
+
+#endif /* PULLBACK_NBDNET_H */
