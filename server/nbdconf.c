@@ -5,7 +5,9 @@
 #include <config.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "nbdconf.h"
 
@@ -276,15 +279,38 @@ nbdconf_check (const struct nbd_net_conf *n, char *why, size_t len)
 {
   static const char *const x509[]
       = { "ca-cert.pem", "server-cert.pem", "server-key.pem" };
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+  struct addrinfo *res = NULL;
+  int gai;
 
   if (n->transport != NBD_TRANSPORT_TCP)
     return 0;
+  /* Else every begin would fail with "no free port". */
+  gai = getaddrinfo (n->address, NULL, &hints, &res);
+  if (gai != 0)
+    {
+      snprintf (why, len, "key 'nbd-address': cannot resolve %s: %s",
+                n->address, gai_strerror (gai));
+      return -1;
+    }
+  freeaddrinfo (res);
   if (n->tls == NBD_TLS_OFF && !host_is_loopback (n->address))
     {
       snprintf (why, len,
                 "key 'nbd-tls': off is allowed on a loopback 'nbd-address' "
                 "only, and %s is not one: use x509 or psk",
                 n->address);
+      return -1;
+    }
+  /* QEMU checks no client certificate without verify-peer, so the list
+   * would let every client in.
+   */
+  if (n->allowed_dn.len && !n->verify_peer)
+    {
+      snprintf (why, len,
+                "key 'nbd-tls-allowed-dn': client DNs are checked only with "
+                "nbd-tls-verify-peer = yes (with no, QEMU lets any client "
+                "in)");
       return -1;
     }
   if (n->tls == NBD_TLS_X509)
@@ -312,10 +338,136 @@ nbdconf_check (const struct nbd_net_conf *n, char *why, size_t len)
                 "key 'nbd-tls-allowed-dn': client DNs need nbd-tls = x509");
       return -1;
     }
-  if (n->tls == NBD_TLS_PSK && n->psk_file
-      && check_file ("nbd-tls-psk-file", n->psk_file, true, why, len) == -1)
-    return -1;
+  if (n->tls == NBD_TLS_PSK && n->psk_file)
+    {
+      char *text, user[NBDCONF_PSK_USER_MAX], reason[PATH_MAX + 128];
+
+      if (nbdconf_psk_read (n->psk_file, -1, &text, user, sizeof user, reason,
+                            sizeof reason)
+          == -1)
+        {
+          snprintf (why, len, "key 'nbd-tls-psk-file': %s", reason);
+          return -1;
+        }
+      nbdconf_psk_free (text);
+    }
   return 0;
+}
+
+/* Check the lines of TEXT (IDENTITY:HEXKEY) and copy the first identity
+ * into USER.  Never puts a key in WHY.
+ */
+static int
+psk_parse (const char *text, char *user, size_t ulen, char *why, size_t len)
+{
+  size_t line = 0, lines = 0;
+
+  for (const char *p = text; *p; line++)
+    {
+      size_t n = strcspn (p, "\n"), id = strcspn (p, ":\n"), hex = 0;
+
+      if (n > 0)
+        {
+          while (id + 1 + hex < n && isxdigit ((unsigned char)p[id + 1 + hex]))
+            hex++;
+          if (p[id] != ':' || id == 0 || id >= ulen || id + 1 + hex != n
+              || hex == 0 || hex % 2)
+            {
+              snprintf (why, len,
+                        "line %zu is not IDENTITY:HEXKEY (an identity of 1 "
+                        "to %zu bytes, an even number of hex digits), as "
+                        "psktool writes",
+                        line + 1, ulen - 1);
+              return -1;
+            }
+          if (lines++ == 0)
+            {
+              memcpy (user, p, id);
+              user[id] = '\0';
+            }
+        }
+      p += n + (p[n] == '\n');
+    }
+  if (lines == 0)
+    {
+      snprintf (why, len, "no IDENTITY:HEXKEY line");
+      return -1;
+    }
+  return 0;
+}
+
+int
+nbdconf_psk_read (const char *path, int fd, char **textp, char *user,
+                  size_t ulen, char *why, size_t len)
+{
+  struct stat st;
+  char *text = NULL;
+  ssize_t r;
+  int own = -1;
+
+  *textp = NULL;
+  if (fd == -1)
+    fd = own = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd == -1 || fstat (fd, &st) == -1)
+    {
+      snprintf (why, len, "%s: %s", path, strerror (errno));
+      goto fail;
+    }
+  if (!S_ISREG (st.st_mode) || (st.st_mode & 027)
+      || st.st_size >= NBDCONF_PSK_FILE_MAX)
+    {
+      snprintf (why, len,
+                "%s: not a regular file of mode 0600 or 0640 under %d bytes",
+                path, NBDCONF_PSK_FILE_MAX);
+      goto fail;
+    }
+  text = malloc ((size_t)st.st_size + 1);
+  if (text == NULL)
+    {
+      snprintf (why, len, "out of memory");
+      goto fail;
+    }
+  r = pread (fd, text, (size_t)st.st_size, 0);
+  if (r != st.st_size)
+    {
+      snprintf (why, len, "%s: %s", path,
+                r == -1 ? strerror (errno) : "short read");
+      goto fail;
+    }
+  text[r] = '\0';
+  if (strlen (text) != (size_t)r)
+    {
+      snprintf (why, len, "%s: holds a NUL byte", path);
+      goto fail;
+    }
+  if (psk_parse (text, user, ulen, why, len) == -1)
+    {
+      char reason[256];
+
+      snprintf (reason, sizeof reason, "%s", why);
+      snprintf (why, len, "%s: %s", path, reason);
+      goto fail;
+    }
+  if (own >= 0)
+    close (own);
+  *textp = text;
+  return 0;
+
+fail:
+  nbdconf_psk_free (text);
+  if (own >= 0)
+    close (own);
+  return -1;
+}
+
+void
+nbdconf_psk_free (char *text)
+{
+  if (text)
+    {
+      explicit_bzero (text, strlen (text));
+      free (text);
+    }
 }
 
 static bool

@@ -95,6 +95,19 @@ void nbdconf_copy_json (const json_t *from, json_t *to);
 
 const char *nbdconf_tls_name (enum nbd_tls t);
 
+/* A PSK keys file: lines IDENTITY:HEXKEY (psktool's format). */
+#define NBDCONF_PSK_FILE_MAX 65536
+#define NBDCONF_PSK_USER_MAX 64
+/* Read the keys file PATH (from FD if it is not -1, else opened by
+ * name), a regular file closed to others, and check its lines: the
+ * text in *TEXT (free it with nbdconf_psk_free), the first identity in
+ * USER.  -1 with the reason in WHY (never a key).
+ */
+int nbdconf_psk_read (const char *path, int fd, char **text, char *user,
+                      size_t ulen, char *why, size_t len);
+/* Wipe and free TEXT. */
+void nbdconf_psk_free (char *text);
+
 /* Does HOST (a name or address, IPv6 without brackets) resolve to
  * loopback addresses only?
  */

@@ -46,6 +46,20 @@ port_mark (int p, bool used)
   pthread_mutex_unlock (&ports_lock);
 }
 
+/* Take P if no VM of ours holds it: true then. */
+static bool
+port_claim (int p)
+{
+  bool ok;
+
+  pthread_mutex_lock (&ports_lock);
+  ok = !port_taken (p);
+  if (ok)
+    ports_used[p / 8] |= (uint8_t)(1u << (p % 8));
+  pthread_mutex_unlock (&ports_lock);
+  return ok;
+}
+
 /* Can we bind ADDRESS:PORT now (no one else listens there)? */
 static bool
 port_free (const char *address, int port)
@@ -165,6 +179,12 @@ nbdnet_free (struct nbdnet *n)
 {
   if (n == NULL)
     return;
+  /* A VM removed while its QEMU could not be told to stop: the port is
+   * not the table's any more (a port QEMU still listens on fails the
+   * next one's bind check).
+   */
+  if (n->port)
+    port_mark (n->port, false);
   json_decref (n->fields);
   nbdconf_free (&n->conf);
   explicit_bzero (n->key, sizeof n->key);
@@ -177,16 +197,24 @@ nbdnet_tcp (const struct vm *vm)
   return vm->nbdnet && vm->nbdnet->conf.transport == NBD_TRANSPORT_TCP;
 }
 
-/* Record PORT (0: none) in the state file. */
+/* Record PORT (0: none) of a server with TLS TLS in the state file:
+ * {"port": N, "tls": "psk"}.
+ */
 static int
-record_port (struct vm *vm, int port)
+record_port_tls (struct vm *vm, int port, const char *tls)
 {
   if (port)
     json_object_set_new (vm->state, STATE_KEY,
-                         json_pack ("{s:i}", "port", port));
+                         json_pack ("{s:i, s:s}", "port", port, "tls", tls));
   else
     json_object_del (vm->state, STATE_KEY);
   return vm_save (vm);
+}
+
+static int
+record_port (struct vm *vm, int port)
+{
+  return record_port_tls (vm, port, NULL);
 }
 
 /* Start the server on PORT: 0, or -1 with ERR. */
@@ -209,6 +237,17 @@ server_start (struct vm *vm, int port, struct qmp_error *err)
   return ret ? 0 : -1;
 }
 
+/* Free the port N took, if any. */
+static void
+release (struct nbdnet *n)
+{
+  if (n && n->port)
+    {
+      port_mark (n->port, false);
+      n->port = 0;
+    }
+}
+
 int
 nbdnet_start (struct vm *vm, struct reply *r)
 {
@@ -216,6 +255,7 @@ nbdnet_start (struct vm *vm, struct reply *r)
   struct qmp_error err = { 0 };
   int port = 0;
 
+  release (n); /* a port of a server that is gone */
   if (nbdtls_create (vm, r) == -1)
     return -1;
   for (;;)
@@ -224,13 +264,21 @@ nbdnet_start (struct vm *vm, struct reply *r)
       if (port == -1)
         {
           nbdtls_remove (vm);
+          /* A port QEMU found in use may be recorded: no server of ours
+           * listens there.
+           */
+          if (json_object_get (vm->state, STATE_KEY)
+              && record_port (vm, 0) == -1)
+            log_warnx ("VM %s: cannot remove the NBD port from the state "
+                       "file",
+                       vm->name);
           return reply_error (r, 503, "nbd-no-port",
                               "VM %s: no free port in nbd-ports %d-%d on %s",
                               vm->name, n->conf.port_lo, n->conf.port_hi,
                               n->conf.address);
         }
       /* Recorded before QEMU listens: a crash after it is cleaned up. */
-      if (record_port (vm, port) == -1)
+      if (record_port_tls (vm, port, nbdconf_tls_name (n->conf.tls)) == -1)
         {
           port_mark (port, false);
           nbdtls_remove (vm);
@@ -275,16 +323,29 @@ nbdnet_stopped (struct vm *vm)
   if (rec == NULL && (n == NULL || n->port == 0))
     return false;
   nbdtls_remove (vm);
-  if (n && n->port)
-    port_mark (n->port, false);
-  else if (json_integer_value (json_object_get (rec, "port")) > 0)
-    port_mark ((int)json_integer_value (json_object_get (rec, "port")), false);
-  if (n)
-    n->port = 0;
+  /* Only a port this VM took: a record's may be another VM's now. */
+  release (n);
   if (rec && record_port (vm, 0) == -1)
     log_warnx ("VM %s: cannot remove the NBD port from the state file",
                vm->name);
   return true;
+}
+
+/* Does QEMU still hold the TLS object of our server?  1, 0, or -1 if
+ * QEMU could not be asked.
+ */
+static int
+tls_object_there (struct vm *vm)
+{
+  struct qmp_error err;
+  json_t *ret
+      = vm_qmp (vm, "qom-list",
+                json_pack ("{s:s}", "path", "/objects/" PB_NBD_TLS_ID), &err);
+
+  json_decref (ret);
+  if (ret)
+    return 1;
+  return err.kind == QMP_ERR_QEMU ? 0 : -1;
 }
 
 void
@@ -292,15 +353,33 @@ nbdnet_recover (struct vm *vm)
 {
   json_t *rec = json_object_get (vm->state, STATE_KEY);
   json_int_t port = json_integer_value (json_object_get (rec, "port"));
+  const char *tls = json_string_value (json_object_get (rec, "tls"));
 
   if (vm->nbd_ours || rec == NULL)
     return;
-  if (port > 0 && port < 65536)
-    {
-      port_mark ((int)port, true);
-      if (vm->nbdnet)
-        vm->nbdnet->port = (int)port;
-    }
+  /* A server with TLS is ours only while QEMU holds our object: after
+   * QEMU restarted, the NBD server it runs (if any) is someone else's,
+   * and must be neither stopped nor used.
+   */
+  if (tls == NULL || strcmp (tls, "none") != 0)
+    switch (tls_object_there (vm))
+      {
+      case -1:
+        return; /* at the next connection */
+      case 0:
+        nbdtls_remove (vm);
+        release (vm->nbdnet);
+        if (record_port (vm, 0) == -1)
+          log_warnx ("VM %s: cannot remove the NBD port from the state file",
+                     vm->name);
+        log_info ("VM %s: our NBD server on port %lld is gone (QEMU has no "
+                  "%s object): leaving QEMU's NBD server alone",
+                  vm->name, (long long)port, PB_NBD_TLS_ID);
+        return;
+      }
+  if (port > 0 && port < 65536 && vm->nbdnet && vm->nbdnet->port == 0
+      && port_claim ((int)port))
+    vm->nbdnet->port = (int)port;
   vm->nbd_ours = true;
   /* Stops it (and frees the port) unless exports of others are on it. */
   nbd_stop_if_idle (vm);

@@ -28,9 +28,9 @@
 #include "engine.h"
 #include "log.h"
 #include "nbdnet.h"
+#include "reqpaths.h"
 
 #define PSK_KEY_BYTES 32
-#define PSK_FILE_MAX 65536
 
 static int
 vm_dir (const struct vm *vm, char *buf, size_t len)
@@ -84,42 +84,6 @@ write_secret (const char *path, const char *text, size_t len)
   return 0;
 }
 
-/* Read the admin's keys file (closed to others) into BUF. */
-static int
-read_psk_file (const char *path, char *buf, size_t len, char *why,
-               size_t whylen)
-{
-  struct stat st;
-  ssize_t r;
-  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-  if (fd == -1 || fstat (fd, &st) == -1)
-    {
-      snprintf (why, whylen, "%s: %s", path, strerror (errno));
-      if (fd >= 0)
-        close (fd);
-      return -1;
-    }
-  if (!S_ISREG (st.st_mode) || (st.st_mode & 027) || (size_t)st.st_size >= len)
-    {
-      snprintf (why, whylen,
-                "%s: not a regular file of mode 0600 or 0640 under %zu "
-                "bytes",
-                path, len);
-      close (fd);
-      return -1;
-    }
-  r = read (fd, buf, (size_t)st.st_size);
-  close (fd);
-  if (r != st.st_size)
-    {
-      snprintf (why, whylen, "%s: short read", path);
-      return -1;
-    }
-  buf[r] = '\0';
-  return 0;
-}
-
 /* The keys file for the PSK server: 0, or -1 with R set. */
 static int
 make_psk (struct vm *vm, struct reply *r)
@@ -128,38 +92,31 @@ make_psk (struct vm *vm, struct reply *r)
   char path[PATH_MAX], why[PATH_MAX + 128];
   char *text = NULL;
   size_t len;
-  int rc;
+  int rc, err;
 
   if (psk_path (vm, path, sizeof path) == -1)
     return reply_error (r, 500, "path-too-long",
                         "PSK keys file path of VM %s is too long", vm->name);
   if (n->conf.psk_file)
     {
-      size_t id;
+      /* A registration's file is walked to again (reqpaths.h): what
+       * was checked then may be a symlink now.
+       */
+      bool api = json_object_get (n->fields, "nbd_tls_psk_file") != NULL;
+      int fd = api ? reqpaths_open (vm->ctx, "nbd_tls_psk_file",
+                                    n->conf.psk_file, r)
+                   : -1;
 
-      text = malloc (PSK_FILE_MAX);
-      if (text == NULL)
-        return reply_error (r, 500, "out-of-memory", "out of memory");
-      if (read_psk_file (n->conf.psk_file, text, PSK_FILE_MAX, why, sizeof why)
-          == -1)
-        {
-          free (text);
-          return reply_error (r, 500, "nbd-tls",
-                              "nbd-tls-psk-file of VM %s: %s", vm->name, why);
-        }
+      if (api && fd == -1)
+        return -1;
+      rc = nbdconf_psk_read (n->conf.psk_file, fd, &text, n->username,
+                             sizeof n->username, why, sizeof why);
+      if (fd >= 0)
+        close (fd);
+      if (rc == -1)
+        return reply_error (r, 500, "nbd-tls", "nbd-tls-psk-file of VM %s: %s",
+                            vm->name, why);
       len = strlen (text);
-      id = strcspn (text, ":\n");
-      if (text[id] != ':' || id == 0 || id >= sizeof n->username)
-        {
-          explicit_bzero (text, len);
-          free (text);
-          return reply_error (r, 500, "nbd-tls",
-                              "nbd-tls-psk-file of VM %s: the first line "
-                              "must be IDENTITY:HEXKEY",
-                              vm->name);
-        }
-      memcpy (n->username, text, id);
-      n->username[id] = '\0';
       n->key[0] = '\0';
     }
   else
@@ -181,11 +138,11 @@ make_psk (struct vm *vm, struct reply *r)
       snprintf (text, len + 1, "%s:%s\n", n->username, n->key);
     }
   rc = write_secret (path, text, len);
-  explicit_bzero (text, len);
-  free (text);
+  err = errno;
+  nbdconf_psk_free (text);
   if (rc == -1)
     return reply_error (r, 500, "nbd-tls", "writing %s: %s", path,
-                        strerror (errno));
+                        strerror (err));
   return 0;
 }
 

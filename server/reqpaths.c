@@ -4,10 +4,14 @@
 
 #include <config.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "reqpaths.h"
 #include "safepath.h"
@@ -29,8 +33,8 @@ own_paths (const struct daemon_ctx *ctx, const char **own)
 }
 
 static int
-check (const struct daemon_ctx *ctx, const char *field, const char *path,
-       mode_t type, struct reply *r)
+check_fd (const struct daemon_ctx *ctx, const char *field, const char *path,
+          mode_t type, int *fd, struct reply *r)
 {
   const char *own[MAX_OWN];
   struct safepath_id ids[MAX_OWN];
@@ -61,7 +65,7 @@ check (const struct daemon_ctx *ctx, const char *field, const char *path,
     }
 
   switch (safepath_check (path, ctx->allowed_roots, ctx->n_allowed_roots, type,
-                          ids, nids, NULL, why, sizeof why))
+                          ids, nids, fd, why, sizeof why))
     {
     case SAFEPATH_OK:
       return 0;
@@ -80,6 +84,33 @@ check (const struct daemon_ctx *ctx, const char *field, const char *path,
     }
   return reply_error_field (r, 422, "path-not-allowed", field,
                             "field '%s': %s %s", field, path, why);
+}
+
+static int
+check (const struct daemon_ctx *ctx, const char *field, const char *path,
+       mode_t type, struct reply *r)
+{
+  return check_fd (ctx, field, path, type, NULL, r);
+}
+
+int
+reqpaths_open (const struct daemon_ctx *ctx, const char *field,
+               const char *path, struct reply *r)
+{
+  char proc[64];
+  int opath = -1, fd;
+
+  if (check_fd (ctx, field, path, S_IFREG, &opath, r) == -1)
+    return -1;
+  /* The object the walk found, whatever its name leads to now. */
+  snprintf (proc, sizeof proc, "/proc/self/fd/%d", opath);
+  fd = open (proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  close (opath);
+  if (fd == -1)
+    return reply_error_field (r, 500, "path-not-allowed", field,
+                              "field '%s': %s: %s", field, path,
+                              strerror (errno));
+  return fd;
 }
 
 int

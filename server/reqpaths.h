@@ -26,4 +26,12 @@
 int reqpaths_check (const struct daemon_ctx *ctx, const json_t *args,
                     struct reply *r);
 
+/* Open the regular file PATH of registration field FIELD for reading,
+ * checked as above at the time of the open (the walk's object, so a
+ * symlink put in its place since the registration is refused).  A
+ * descriptor, or -1 with R set.
+ */
+int reqpaths_open (const struct daemon_ctx *ctx, const char *field,
+                   const char *path, struct reply *r);
+
 #endif /* PULLBACK_REQPATHS_H */

@@ -4,6 +4,7 @@
 
 #include <config.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,4 +462,89 @@ Test (config, nbd_net_defaults)
   cr_assert_eq (nbdconf_merge (&c.nbd, NULL, &m), 0);
   cr_expect_eq (m.tls, NBD_TLS_X509);
   nbdconf_free (&m);
+}
+
+/* expect_check_error TEXT: the settings TEXT are refused at start with a
+ * message holding WANT.
+ */
+static void
+expect_check_error (const char *text, const char *want)
+{
+  config_free (&c);
+  config_init (&c);
+  write_conf (text);
+  cr_assert_eq (config_read_file (&c, path, err, sizeof err), 0, "%s", err);
+  unlink (path);
+  strcpy (path + strlen (path) - 6, "XXXXXX");
+  cr_assert_eq (config_check (&c, err, sizeof err), -1, "accepted: %s", text);
+  cr_expect (strstr (err, want) != NULL, "got '%s', want '%s'", err, want);
+}
+
+/* A PSK keys file of mode 0600 holding TEXT, at PSK. */
+static char psk[64];
+
+static void
+write_psk (const char *text)
+{
+  int fd;
+
+  unlink (psk);
+  fd = open (psk, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (write (fd, text, strlen (text)), (ssize_t)strlen (text));
+  close (fd);
+}
+
+/* What would let clients in that the settings mean to keep out, or make
+ * every begin fail with a misleading error, is refused at start.
+ */
+Test (config, nbd_net_refusals)
+{
+  char conf[512];
+
+  snprintf (psk, sizeof psk, "/tmp/pullback-psk-%d", (int)getpid ());
+  /* QEMU ignores tls-authz without verify-peer: any client would do. */
+  snprintf (conf, sizeof conf,
+            "nbd-transport = tcp\nnbd-tls = x509\nnbd-tls-x509-dir = /\n"
+            "nbd-tls-verify-peer = no\nnbd-tls-allowed-dn = CN=a\n");
+  expect_check_error (conf, "key 'nbd-tls-allowed-dn': client DNs are "
+                            "checked only with nbd-tls-verify-peer = yes");
+  /* An address that does not resolve: not "no free port" at each begin. */
+  expect_check_error ("nbd-transport = tcp\nnbd-tls = psk\n"
+                      "nbd-address = no-such-host.invalid\n",
+                      "key 'nbd-address': cannot resolve "
+                      "no-such-host.invalid");
+  /* A keys file that is not IDENTITY:HEXKEY lines, and never a key in
+   * the message.
+   */
+  snprintf (conf, sizeof conf,
+            "nbd-transport = tcp\nnbd-tls = psk\nnbd-tls-psk-file = %s\n",
+            psk);
+  write_psk ("alice:abc\n");
+  expect_check_error (conf, "key 'nbd-tls-psk-file': ");
+  cr_expect (strstr (err, "line 1 is not IDENTITY:HEXKEY") != NULL, "%s", err);
+  cr_expect (strstr (err, "abc") == NULL, "%s", err);
+  unlink (psk);
+  write_psk ("alice:0123456789abcdeF\nbob:zz99\n");
+  expect_check_error (conf, "line 2 is not IDENTITY:HEXKEY");
+  cr_expect (strstr (err, "zz99") == NULL, "%s", err);
+  unlink (psk);
+  write_psk ("nokey\n");
+  expect_check_error (conf, "line 1 is not IDENTITY:HEXKEY");
+  unlink (psk);
+  write_psk ("\n");
+  expect_check_error (conf, "no IDENTITY:HEXKEY line");
+  unlink (psk);
+  /* Missing: the path and the reason. */
+  expect_check_error (conf, ": No such file or directory");
+  write_psk ("alice:0123456789abcdef\n");
+  chmod (psk, 0644);
+  expect_check_error (conf, "not a regular file of mode 0600 or 0640");
+  chmod (psk, 0600);
+  config_free (&c);
+  config_init (&c);
+  write_conf (conf);
+  cr_assert_eq (config_read_file (&c, path, err, sizeof err), 0, "%s", err);
+  cr_expect_eq (config_check (&c, err, sizeof err), 0, "%s", err);
+  unlink (psk);
 }
