@@ -355,9 +355,10 @@ produce (struct extents *x)
 }
 
 struct extents *
-extents_open (const char *uri, const char *dirty_context, uint64_t offset,
-              uint64_t length, long limit, int timeout_ms, char *err,
-              size_t errlen, int *status)
+extents_open (const char *uri, const char *tls_psk_file,
+              const char *tls_certificates, const char *dirty_context,
+              uint64_t offset, uint64_t length, long limit, int timeout_ms,
+              char *err, size_t errlen, int *status)
 {
   struct extents *x = calloc (1, sizeof *x);
   bool timed_out;
@@ -378,6 +379,9 @@ extents_open (const char *uri, const char *dirty_context, uint64_t offset,
       || (dirty_context && (x->dirty_ctx = strdup (dirty_context)) == NULL)
       || nbd_add_meta_context (x->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1
       || (dirty_context && nbd_add_meta_context (x->nbd, dirty_context) == -1)
+      || (tls_psk_file && nbd_set_tls_psk_file (x->nbd, tls_psk_file) == -1)
+      || (tls_certificates
+          && nbd_set_tls_certificates (x->nbd, tls_certificates) == -1)
       || nbd_aio_connect_uri (x->nbd, uri) == -1)
     {
       snprintf (err, errlen, "connecting to %s: %s", uri, nbd_get_error ());

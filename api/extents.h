@@ -26,12 +26,15 @@ struct extents;
  * many items.  Connecting, and each block-status request, may take at
  * most TIMEOUT_MS.  Returns NULL with a message in ERR; *STATUS is the
  * HTTP status to answer with (400 for an offset beyond the disk, 502 for
- * NBD failures, 504 for a timeout).
+ * NBD failures, 504 for a timeout).  For an nbds:// URI, TLS_PSK_FILE
+ * (a keys file) or TLS_CERTIFICATES (a directory with ca-cert.pem,
+ * client-cert.pem, client-key.pem) are the credentials, or NULL.
  */
-struct extents *extents_open (const char *uri, const char *dirty_context,
-                              uint64_t offset, uint64_t length, long limit,
-                              int timeout_ms, char *err, size_t errlen,
-                              int *status);
+struct extents *extents_open (const char *uri, const char *tls_psk_file,
+                              const char *tls_certificates,
+                              const char *dirty_context, uint64_t offset,
+                              uint64_t length, long limit, int timeout_ms,
+                              char *err, size_t errlen, int *status);
 void extents_close (struct extents *x);
 
 /* Copy up to MAX bytes of the JSON answer into BUF.  Returns the number

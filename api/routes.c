@@ -278,7 +278,7 @@ h_extents (struct api_request *req, struct reply *r)
   long long offset = 0, length = 0, limit = 0;
   CLEANUP_JSON json_t *args = NULL;
   struct reply b = { 0 };
-  const json_t *disk = NULL, *d;
+  const json_t *disk = NULL, *d, *client;
   const char *uri, *ctx = NULL;
   struct extents *x;
   char err[512];
@@ -304,11 +304,21 @@ h_extents (struct api_request *req, struct reply *r)
       || !validate_path_name (NAME_DISK, "disk", req->params[2], r))
     return;
 
-  args = json_pack ("{s:s}", "id", req->params[1]);
+  /* "internal": with the credentials of our own reads over TLS. */
+  args = json_pack ("{s:s, s:b}", "id", req->params[1], "internal", 1);
   registry_call (req->reg, req->params[0], VM_OP_BACKUP_GET, args, &b);
   if (b.status != 200)
     {
       *r = b;
+      return;
+    }
+  client = json_object_get (b.body, "nbd_client");
+  if (json_object_get (client, "unavailable"))
+    {
+      reply_error (r, 502, "nbd-tls-unavailable",
+                   "pullbackd cannot read backup %s over TLS: %s",
+                   req->params[1], member (client, "unavailable"));
+      reply_clear (&b);
       return;
     }
   if (strcmp (member (b.body, "phase"), "ready") != 0)
@@ -356,8 +366,11 @@ h_extents (struct api_request *req, struct reply *r)
         }
     }
 
-  x = extents_open (uri, ctx, (uint64_t)offset, (uint64_t)length, (long)limit,
-                    EXTENTS_TIMEOUT_MS, err, sizeof err, &status);
+  x = extents_open (
+      uri, json_string_value (json_object_get (client, "tls_psk_file")),
+      json_string_value (json_object_get (client, "tls_certificates")), ctx,
+      (uint64_t)offset, (uint64_t)length, (long)limit, EXTENTS_TIMEOUT_MS, err,
+      sizeof err, &status);
   reply_clear (&b);
   if (x == NULL)
     {

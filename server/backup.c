@@ -523,9 +523,15 @@ backup_get (struct vm *vm, const json_t *args, struct reply *r)
 {
   struct backup *b = find_backup (vm, args, r);
 
+  json_t *answer;
+
   if (b == NULL)
     return -1;
-  return reply_ok (r, 200, backup_to_api (vm, b));
+  answer = backup_to_api (vm, b);
+  /* GET .../extents only (api/routes.c sets it, never a client). */
+  if (json_is_true (json_object_get (args, "internal")))
+    nbdnet_add_client (vm, answer);
+  return reply_ok (r, 200, answer);
 }
 
 int

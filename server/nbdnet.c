@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -459,4 +460,35 @@ nbdnet_add_secret (const struct vm *vm, json_t *answer)
     json_object_set_new (
         answer, "nbd_tls_psk",
         json_pack ("{s:s, s:s}", "username", n->username, "key", n->key));
+}
+
+void
+nbdnet_add_client (const struct vm *vm, json_t *answer)
+{
+  const struct nbdnet *n = vm->nbdnet;
+  char path[PATH_MAX];
+  json_t *c = NULL;
+
+  if (!nbdnet_tcp (vm) || n->port == 0 || n->conf.tls == NBD_TLS_OFF)
+    return;
+  if (n->conf.tls == NBD_TLS_PSK)
+    {
+      if ((size_t)snprintf (path, sizeof path, "%s/vms/%s/%s",
+                            vm->ctx->run_dir, vm->name, PB_NBD_PSK_FILE)
+          < sizeof path)
+        c = json_pack ("{s:s}", "tls_psk_file", path);
+    }
+  else if (n->conf.verify_peer
+           && ((size_t)snprintf (path, sizeof path, "%s/client-cert.pem",
+                                 n->conf.x509_dir)
+                   >= sizeof path
+               || access (path, R_OK) == -1))
+    c = json_pack ("{s:s}", "unavailable",
+                   "QEMU asks clients for a certificate (nbd-tls-verify-peer) "
+                   "and nbd-tls-x509-dir has no client-cert.pem and "
+                   "client-key.pem for pullbackd's own reads");
+  else
+    c = json_pack ("{s:s}", "tls_certificates", n->conf.x509_dir);
+  if (c)
+    json_object_set_new (answer, "nbd_client", c);
 }

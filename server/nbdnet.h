@@ -71,6 +71,13 @@ json_t *nbdnet_uri (const struct vm *vm, const char *export);
 void nbdnet_describe (const struct vm *vm, json_t *nbd);
 /* The begin answer only: the generated PSK key. */
 void nbdnet_add_secret (const struct vm *vm, json_t *answer);
+/* For pullbackd's own reads of the export (GET .../extents), never for a
+ * client: "nbd_client": {"tls_psk_file": PATH} (the keys file QEMU
+ * reads) or {"tls_certificates": DIR} (nbd-tls-x509-dir, which must then
+ * hold client-cert.pem and client-key.pem too when verify-peer is on),
+ * or {"unavailable": WHY}.
+ */
+void nbdnet_add_client (const struct vm *vm, json_t *answer);
 
 /* nbdtls.c: the TLS objects (and keys file) of the server, and their
  * removal (what is not there is fine).

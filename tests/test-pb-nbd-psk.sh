@@ -77,6 +77,16 @@ pull ()
   chmod 600 "psk-$vm/keys.psk" "wrong-$vm/keys.psk"
   nbdcopy "$URI?tls-psk-file=$dir/psk-$vm/keys.psk" "got-$vm.raw"
   cmp "$want" "got-$vm.raw"
+  # pullbackd's own reads over TLS: GET .../extents as nbdinfo maps it;
+  # what it reads with is in no answer.
+  nbdinfo --map --json "$URI?tls-psk-file=$dir/psk-$vm/keys.psk" > "alloc-$vm.json"
+  expect 200 GET "/v1/vms/$vm/backups/$(jq -r .id <<<"$B")/disks/$disk/extents" |
+    jq -c .extents > "ext-$vm.json"
+  test "$(cat "ext-$vm.json")" = \
+    "$("$abs_top_srcdir/tests/extents-oracle.py" zero "alloc-$vm.json" 0 $((64 * M)) | jq -c .)"
+  expect 200 GET "/v1/vms/$vm/backups/$(jq -r .id <<<"$B")" |
+    jq -e '.nbd_client == null'
+  jq -e '.nbd_client == null' <<<"$B"
   port=$(port_of "$URI")
   qemu-img convert -O raw \
     --object "tls-creds-psk,id=p0,endpoint=client,dir=$dir/psk-$vm,username=$user" \

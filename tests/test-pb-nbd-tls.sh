@@ -161,6 +161,18 @@ refused nbdinfo "nbd://127.0.0.1:$port/$disk?tls=require&tls-verify-peer=false"
 # ...and the backup is still good.
 nbdcopy "$uri?tls-certificates=$dir/good" full2.raw
 cmp at1.raw full2.raw
+# GET .../extents: pullbackd reads with nbd-tls-x509-dir, which needs a
+# client certificate (of an allowed DN) when QEMU asks for one.
+E=/v1/vms/vm1/backups/$id/disks/$disk/extents
+expect_error 502 nbd-tls-unavailable GET "$E" |
+  jq -e '.error.message | contains("client-cert.pem")'
+cp client.pem x509/client-cert.pem
+cp client-key.pem x509/client-key.pem
+chmod 600 x509/client-key.pem
+nbdinfo --map --json "$uri?tls-certificates=$dir/good" > alloc.json
+expect 200 GET "$E" | jq -c .extents > ext.json
+test "$(cat ext.json)" = \
+  "$("$abs_top_srcdir/tests/extents-oracle.py" zero alloc.json 0 $((64 * M)) | jq -c .)"
 expect 204 DELETE "/v1/vms/vm1/backups/$id"
 no_leftovers "$Q1"
 

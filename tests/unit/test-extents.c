@@ -69,8 +69,8 @@ answer (uint64_t offset, uint64_t length, long limit)
   size_t len = 0;
   ssize_t n;
   int status;
-  struct extents *x = extents_open (uri, NULL, offset, length, limit, 5000,
-                                    err, sizeof err, &status);
+  struct extents *x = extents_open (uri, NULL, NULL, NULL, offset, length,
+                                    limit, 5000, err, sizeof err, &status);
 
   cr_assert_not_null (x, "%s", err);
   while ((n = extents_read (x, out + len, 7)) > 0) /* small reads */
@@ -144,8 +144,8 @@ Test (extents, offset_beyond_the_disk)
   int status;
 
   start_listed ();
-  cr_assert_null (
-      extents_open (uri, NULL, 1 << 20, 0, 0, 5000, err, sizeof err, &status));
+  cr_assert_null (extents_open (uri, NULL, NULL, NULL, 1 << 20, 0, 0, 5000,
+                                err, sizeof err, &status));
   cr_assert_eq (status, 400);
 }
 
@@ -157,7 +157,8 @@ Test (extents, a_server_that_does_not_answer_times_out)
   struct extents *x;
 
   start_nbdkit ("--filter=delay null 1M delay-extents=20");
-  x = extents_open (uri, NULL, 0, 0, 0, 300, err, sizeof err, &status);
+  x = extents_open (uri, NULL, NULL, NULL, 0, 0, 0, 300, err, sizeof err,
+                    &status);
   cr_assert_not_null (x, "%s", err);
   while ((n = extents_read (x, buf, sizeof buf)) > 0)
     ;
