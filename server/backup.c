@@ -99,29 +99,23 @@ backup_to_api (const struct vm *vm, const struct backup *b)
  * REASON_NONE when it can be incremental.
  */
 static enum disk_reason
-full_because (const json_t *d, const json_t *base)
+full_because (const struct vm_disk *d, const struct checkpoint *base)
 {
-  const char *name = str (d, "name");
-  const json_t *cd = NULL, *e;
-  enum disk_reason why = REASON_NONE;
-  size_t m;
+  const struct checkpoint_disk *cd = NULL;
 
   /* QEMU takes a persistent bitmap on a read-only image but can never
    * store it: such a disk is exported, full, and holds no checkpoint.
    */
-  if (strcmp (str (d, "format"), "qcow2") != 0)
+  if (strcmp (d->format, "qcow2") != 0)
     return REASON_DISK_NOT_QCOW2;
-  if (json_is_true (json_object_get (d, "ro")))
+  if (d->ro)
     return REASON_DISK_READ_ONLY;
-  json_array_foreach (json_object_get (base, "disks"), m, e)
-    if (strcmp (str (e, "disk"), name) == 0)
-      cd = e;
+  for (size_t m = 0; m < base->ndisks; m++)
+    if (strcmp (base->disks[m].disk, d->name) == 0)
+      cd = &base->disks[m];
   if (cd == NULL)
     return REASON_DISK_ADDED;
-  if (json_is_string (json_object_get (cd, "broken"))
-      && disk_reason_parse (str (cd, "broken"), &why) == -1)
-    why = REASON_CHECKPOINT_MISSING;
-  return why;
+  return cd->broken;
 }
 
 /* Parse and check the request against the VM: the backup record to be,
@@ -134,7 +128,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
   const json_t *cparg = json_object_get (args, "checkpoint");
   const char *since = str (args, "since");
   const json_t *want = json_object_get (args, "disks");
-  json_t *base = NULL;
+  const struct checkpoint *base = NULL;
   char cpname[NAME_MAX_LEN + 16] = "";
   json_int_t ttl = vm->ctx->backup_ttl;
   CLEANUP_BACKUP struct backup *b = NULL;
@@ -170,7 +164,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
                          cpname);
       return NULL;
     }
-  if (cpname[0] && bitmap_name_taken (bitmaps, vm->disks, cpname))
+  if (cpname[0] && bitmap_name_taken (bitmaps, &vm->disks, cpname))
     {
       reply_error_field (r, 409, "bitmap-exists", "checkpoint",
                          "a bitmap named '%s' already exists on a disk of "
@@ -181,7 +175,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 
   if (want)
     json_array_foreach (want, i, d)
-      if (disk_find (vm->disks, json_string_value (d)) == NULL)
+      if (vm_disk_find (&vm->disks, json_string_value (d)) == NULL)
         {
           reply_error_field (r, 422, "disk-not-found", "disks",
                              "VM %s has no disk '%s'", vm->name,
@@ -189,15 +183,16 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
           return NULL;
         }
 
-  b = backup_new (want ? json_array_size (want) : json_array_size (vm->disks));
+  b = backup_new (want ? json_array_size (want) : vm->disks.len);
   if (b == NULL)
     {
       reply_error (r, 500, "out-of-memory", "out of memory");
       return NULL;
     }
-  json_array_foreach (vm->disks, i, d)
+  for (i = 0; i < vm->disks.len; i++)
     {
-      const char *name = str (d, "name");
+      const struct vm_disk *vd = &vm->disks.ptr[i];
+      const char *name = vd->name;
       struct backup_disk *bd;
       bool selected = want == NULL, qcow2, ro;
       char tmp[NAME_MAX_LEN + 16];
@@ -212,18 +207,18 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 
       bd = &b->disks[n];
       bd->index = (int)n++;
-      qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
-      ro = json_is_true (json_object_get (d, "ro"));
+      qcow2 = strcmp (vd->format, "qcow2") == 0;
+      ro = vd->ro;
       bd->mode = DISK_FULL;
       if (base)
         {
-          bd->reason = full_because (d, base);
+          bd->reason = full_because (vd, base);
           if (bd->reason == REASON_NONE)
             bd->mode = DISK_INCREMENTAL;
         }
       snprintf (tmp, sizeof tmp, PB_TMP_BITMAP_PREFIX "%s", name);
       if (bd->mode == DISK_INCREMENTAL
-          && json_object_get (json_object_get (bitmaps, str (d, "node")), tmp))
+          && json_object_get (json_object_get (bitmaps, vd->node), tmp))
         {
           reply_error (r, 409, "bitmap-exists",
                        "a bitmap named '%s' already exists on disk %s of "
@@ -232,10 +227,10 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
           return NULL;
         }
       bd->checkpoint_bitmap = qcow2 && !ro && cpname[0];
-      bd->size = json_integer_value (json_object_get (d, "size"));
+      bd->size = vd->size;
       bd->name = strdup (name);
-      bd->node = strdup (str (d, "node"));
-      bd->format = strdup (str (d, "format"));
+      bd->node = strdup (vd->node);
+      bd->format = strdup (vd->format);
       if (asprintf (&bd->scratch, "%s/pullback-%s.%d.qcow2", vm->scratch_dir,
                     vm->name, bd->index)
           == -1)
@@ -322,17 +317,33 @@ run_transaction (struct vm *vm, struct backup *b, struct reply *r)
   return 0;
 }
 
-static void
+/* Record the checkpoint B made: 0, or -1 if out of memory. */
+static int
 add_checkpoint_record (struct vm *vm, const struct backup *b)
 {
-  json_t *disks = json_array ();
+  struct checkpoint *cp;
+  size_t n = 0;
 
   for (size_t i = 0; i < b->ndisks; i++)
-    if (b->disks[i].checkpoint_bitmap)
-      json_array_append_new (
-          disks,
-          checkpoint_disk (b->disks[i].name, b->disks[i].node, b->checkpoint));
-  checkpoint_append (vm, b->checkpoint, b->created, disks);
+    n += b->disks[i].checkpoint_bitmap;
+  cp = checkpoint_new (n);
+  if (cp == NULL || (cp->name = strdup (b->checkpoint)) == NULL)
+    {
+      checkpoint_free (cp);
+      return -1;
+    }
+  cp->created = b->created;
+  n = 0;
+  for (size_t i = 0; i < b->ndisks; i++)
+    if (b->disks[i].checkpoint_bitmap
+        && checkpoint_disk_init (&cp->disks[n++], b->disks[i].name,
+                                 b->disks[i].node, b->checkpoint)
+               == -1)
+      {
+        checkpoint_free (cp);
+        return -1;
+      }
+  return checkpoint_append (vm, cp);
 }
 
 /* Export every disk of B over NBD, the commands pipelined. */
@@ -377,7 +388,6 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   struct backup *old = vm->backup, *b;
   struct qga *g = NULL;
   int64_t t_begin = monotonic_us (), t_freeze = 0, t_txn;
-  json_t *disks;
 
   if (old && old->phase != BACKUP_FAILED)
     return reply_error (r, 409, "backup-active",
@@ -392,11 +402,8 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   /* The disks and bitmaps as they are now; broken checkpoints found
    * here make their disks full below.
    */
-  disks = disks_discover (vm, &err);
-  if (disks == NULL)
+  if (disks_discover (vm, &vm->disks, &err) == -1)
     return qemu_failed (r, "discovering disks", &err);
-  json_decref (vm->disks);
-  vm->disks = disks;
   bitmaps = bitmaps_query (vm, &err);
   if (bitmaps == NULL)
     return qemu_failed (r, "reading bitmaps", &err);
@@ -460,9 +467,12 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   if (nbd_ensure_server (vm, r) == -1 || export_all (vm, b, r) == -1)
     goto undo;
 
+  if (b->checkpoint && add_checkpoint_record (vm, b) == -1)
+    {
+      reply_error (r, 500, "out-of-memory", "out of memory");
+      goto undo;
+    }
   delta_start (vm, b);
-  if (b->checkpoint)
-    add_checkpoint_record (vm, b);
   b->phase = BACKUP_READY;
   b->expires = now_seconds () + b->ttl;
   if (vm_save (vm) == -1)
@@ -470,10 +480,8 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
       /* On disk it is still "starting": recovery would drop the
        * checkpoint, so it must not be announced.
        */
-      json_t *list = json_object_get (vm->state, "checkpoints");
-
       if (b->checkpoint)
-        json_array_remove (list, json_array_size (list) - 1);
+        checkpoint_free (checkpoint_take_newest (vm, b->checkpoint));
       b->phase = BACKUP_STARTING;
       reply_error (r, 500, "state-write-failed",
                    "cannot record the backup in the state directory");
@@ -725,16 +733,12 @@ void
 backup_undo_begin (struct vm *vm)
 {
   struct backup *b = vm->backup;
-  json_t *list = json_object_get (vm->state, "checkpoints");
-  size_t n = json_array_size (list);
 
   if (b == NULL || b->phase != BACKUP_READY)
     return;
   /* The checkpoint it made is the newest one. */
-  if (b->checkpoint && n > 0
-      && strcmp (str (json_array_get (list, n - 1), "name"), b->checkpoint)
-             == 0)
-    json_array_remove (list, n - 1);
+  if (b->checkpoint)
+    checkpoint_free (checkpoint_take_newest (vm, b->checkpoint));
   log_info ("VM %s: undoing backup %s", vm->name, b->id);
   backup_retire (vm, b, b->checkpoint != NULL);
   clear_backup (vm);

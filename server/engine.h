@@ -39,8 +39,6 @@ int vm_save (struct vm *vm);
  * arrived, the disk and checkpoint checks skipped at connect run first.
  */
 int vm_require_active (struct vm *vm, struct reply *r);
-/* The array KEY of the VM's state document, made empty if missing. */
-json_t *vm_state_array (struct vm *vm, const char *key);
 json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,
                 struct qmp_error *err);
 /* Run the commands of B pipelined (qmp_batch_run): 0, or -1 with ERR
@@ -54,19 +52,20 @@ int vm_qmp_batch (struct vm *vm, struct qmp_batch *b, size_t *failed,
 int vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args);
 int64_t now_seconds (void);
 
-/* disks.c: [{name, node, format, size, ro}] from query-block, or from
- * the top format nodes of query-named-block-nodes when there are no
- * devices.  NULL with ERR set if QEMU could not tell.
+/* disks.c: the disks from query-block, or from the top format nodes of
+ * query-named-block-nodes when there are no devices, into OUT (emptied
+ * first).  0, or -1 with ERR set if QEMU could not tell.
  */
-json_t *disks_discover (struct vm *vm, struct qmp_error *err);
-const json_t *disk_find (const json_t *disks, const char *name);
+int disks_discover (struct vm *vm, vm_disk_vector *out, struct qmp_error *err);
+/* The disks for GET /v1/vms/VM: [{name, node, format, size, ro}]. */
+json_t *disks_to_api (const vm_disk_vector *disks);
 /* {node: {bitmap-name: info}} of every node. */
 json_t *bitmaps_query (struct vm *vm, struct qmp_error *err);
 
 /* checkpoints.c.  Reconcile against freshly discovered vm->disks only. */
 void checkpoints_reconcile (struct vm *vm, const json_t *bitmaps);
-json_t *checkpoint_find (const struct vm *vm, const char *name);
-json_t *checkpoint_to_api (const json_t *cp);
+struct checkpoint *checkpoint_find (const struct vm *vm, const char *name);
+json_t *checkpoint_to_api (const struct checkpoint *cp);
 int checkpoint_list (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_create (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_get (struct vm *vm, const json_t *args, struct reply *r);
@@ -82,23 +81,23 @@ int checkpoint_settle_deleting (struct vm *vm);
  * QEMU could not be asked (it stays pending).
  */
 int checkpoint_settle_pending (struct vm *vm);
-/* A checkpoint's entry for one disk: its bitmap BITMAP on NODE. */
-json_t *checkpoint_disk (const char *disk, const char *node,
-                         const char *bitmap);
-/* Record checkpoint NAME with DISKS (stolen; their granularity is read
- * from QEMU), its parent the newest one so far.  Returns the record
- * (borrowed); the caller saves the state.
+/* Record checkpoint CP (stolen; the granularity of its bitmaps is read
+ * from QEMU), its parent the newest one so far; the caller saves the
+ * state.  0, or -1 if out of memory (CP is freed).
  */
-json_t *checkpoint_append (struct vm *vm, const char *name, json_int_t created,
-                           json_t *disks);
+int checkpoint_append (struct vm *vm, struct checkpoint *cp);
+/* Take the newest checkpoint record out if it is NAME (an undone
+ * begin): the caller owns it.  NULL if it is not the newest.
+ */
+struct checkpoint *checkpoint_take_newest (struct vm *vm, const char *name);
 /* NAME is a checkpoint again: it no longer stands for a deleted one in
  * paging (after=NAME).
  */
 void checkpoint_forget_deleted (struct vm *vm, const char *name);
 /* A fresh checkpoint name "cp-YYYYMMDD-HHMMSS[-N]" not yet used. */
 void checkpoint_generate_name (const struct vm *vm, char *buf, size_t len);
-/* Is NAME used as a bitmap on any disk node? */
-bool bitmap_name_taken (const json_t *bitmaps, const json_t *disks,
+/* Is NAME used as a bitmap on any of DISKS' nodes? */
+bool bitmap_name_taken (const json_t *bitmaps, const vm_disk_vector *disks,
                         const char *name);
 
 /* backup.c */

@@ -1,8 +1,9 @@
 /* pullback: the engine's records, in C types.
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * A backup and its disks are structs here; JSON exists only at the two
- * edges: the state file (state-backup.c) and the API answer (api/).
+ * Backups, checkpoints and the VM's disks are structs here; JSON exists
+ * only at the two edges: the state file (state-backup.c,
+ * state-checkpoint.c) and the API answer.
  * The QEMU objects of a backup disk are named from its index (engine.h)
  * and not stored.
  */
@@ -119,6 +120,82 @@ int disk_reason_parse (const char *s, enum disk_reason *r);
 int backup_failure_parse (const char *s, enum backup_failure *f);
 
 DEFINE_VECTOR_TYPE (backup_vector, struct backup *)
+
+/* A disk of the VM as QEMU shows it (disks.c). */
+struct vm_disk
+{
+  char *name;   /* the device's id, or the node's name without devices */
+  char *node;   /* its top format node */
+  char *format; /* its driver ("unknown" if QEMU did not say) */
+  int64_t size;
+  bool ro;
+};
+
+DEFINE_VECTOR_TYPE (vm_disk_vector, struct vm_disk)
+
+void vm_disk_vector_clear (vm_disk_vector *v);
+/* The disk called NAME, or NULL. */
+const struct vm_disk *vm_disk_find (const vm_disk_vector *v, const char *name);
+
+/* A checkpoint's bitmap on one disk. */
+struct checkpoint_disk
+{
+  char *disk;              /* the disk's name */
+  char *node;              /* the node it was made on */
+  char *bitmap;            /* the bitmap's name (the checkpoint's) */
+  int64_t granularity;     /* as QEMU chose it, or -1: unknown */
+  enum disk_reason broken; /* REASON_NONE while it records */
+};
+
+struct checkpoint
+{
+  char *name;
+  int64_t created;
+  char *parent; /* the checkpoint before it, or NULL */
+  size_t ndisks;
+  struct checkpoint_disk *disks;
+};
+
+/* New checkpoint with NDISKS zeroed disks (granularity -1); NULL if out
+ * of memory.
+ */
+struct checkpoint *checkpoint_new (size_t ndisks);
+void checkpoint_free (struct checkpoint *cp);
+/* Fill D with copies of the names (not broken, granularity unknown):
+ * 0, or -1 if out of memory.
+ */
+int checkpoint_disk_init (struct checkpoint_disk *d, const char *disk,
+                          const char *node, const char *bitmap);
+
+#define CLEANUP_CHECKPOINT __attribute__ ((cleanup (cleanup_checkpoint)))
+void cleanup_checkpoint (struct checkpoint **cp);
+
+DEFINE_VECTOR_TYPE (checkpoint_vector, struct checkpoint *)
+DEFINE_VECTOR_TYPE (name_vector, char *)
+
+/* A deleted checkpoint and the one listed before it (or NULL): paging
+ * with after=NAME goes on where NAME stood.
+ */
+struct deleted_checkpoint
+{
+  char *name;
+  char *before;
+};
+
+DEFINE_VECTOR_TYPE (deleted_vector, struct deleted_checkpoint)
+
+/* Every checkpoint record of a VM. */
+struct checkpoint_set
+{
+  checkpoint_vector list;     /* creation order: parents first */
+  deleted_vector deleted;     /* oldest first */
+  struct checkpoint *pending; /* creation begun, not recorded; or NULL */
+  bool deleting;              /* a deletion of these names was begun: */
+  name_vector deleting_names;
+};
+
+void checkpoint_set_clear (struct checkpoint_set *s);
+void name_vector_clear (name_vector *v);
 
 #define CLEANUP_BACKUP __attribute__ ((cleanup (cleanup_backup)))
 void cleanup_backup (struct backup **b);

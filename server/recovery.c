@@ -239,10 +239,7 @@ cleanup_retry (struct vm *vm)
   size_t i = 0, n = vm->cleanup.len, left;
 
   if (monotonic_ms () < vm->cleanup_next_ms)
-    return n
-           + json_is_object (json_object_get (vm->state, "checkpoint_pending"))
-           + json_is_object (
-               json_object_get (vm->state, "checkpoint_deleting"));
+    return n + (vm->cps.pending != NULL) + vm->cps.deleting;
   while (i < vm->cleanup.len)
     {
       struct backup *b = vm->cleanup.ptr[i];

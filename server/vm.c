@@ -87,7 +87,8 @@ vm_free (struct vm *vm)
   backup_free (vm->backup);
   backup_vector_iter (&vm->cleanup, backup_free);
   backup_vector_reset (&vm->cleanup);
-  json_decref (vm->disks);
+  checkpoint_set_clear (&vm->cps);
+  vm_disk_vector_clear (&vm->disks);
   json_decref (vm->summary);
   if (vm->wake[0] >= 0)
     close (vm->wake[0]);
@@ -104,16 +105,23 @@ vm_free (struct vm *vm)
   free (vm);
 }
 
-/* Move the backup and the cleanup list of the (checked) state document
- * STATE into records.
+/* Move the checkpoints, the backup and the cleanup list of the
+ * (checked) state document STATE into records.
  */
 static int
-take_backups (struct vm *vm, json_t *state)
+take_records (struct vm *vm, json_t *state)
 {
   const json_t *b = json_object_get (state, "backup");
   size_t i;
   json_t *e;
   char err[512];
+
+  if (state_checkpoints_from_json (state, &vm->cps, err, sizeof err) == -1)
+    return -1;
+  json_object_del (state, "checkpoints");
+  json_object_del (state, "deleted");
+  json_object_del (state, "checkpoint_pending");
+  json_object_del (state, "checkpoint_deleting");
 
   if (json_is_object (b)
       && (vm->backup
@@ -207,11 +215,9 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
       return NULL;
     }
   if (state == NULL)
-    state = json_pack ("{s:i, s:[]}", "version", 1, "checkpoints");
-  if (!json_is_array (json_object_get (state, "checkpoints")))
-    json_object_set_new (state, "checkpoints", json_array ());
-  /* Checked above: the backups become records. */
-  if (take_backups (vm, state) == -1)
+    state = json_pack ("{s:i}", "version", STATE_VERSION);
+  /* Checked above: the checkpoints and backups become records. */
+  if (state == NULL || take_records (vm, state) == -1)
     {
       seterr (err, errlen, "out of memory");
       json_decref (state);
@@ -219,7 +225,6 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
       return NULL;
     }
   vm->state = state;
-  vm->disks = json_array ();
   publish_summary (vm);
   return vm;
 }
@@ -252,7 +257,8 @@ vm_save (struct vm *vm)
                                   ? state_backup_to_json (vm->backup, false)
                                   : json_null ())
              == -1
-      || json_object_set_new (doc, "cleanup", cleanup) == -1)
+      || json_object_set_new (doc, "cleanup", cleanup) == -1
+      || state_checkpoints_to_json (doc, &vm->cps) == -1)
     {
       log_warnx ("VM %s: saving state: out of memory", vm->name);
       vm->save_failed = true;
@@ -300,19 +306,6 @@ vm_qmp_batch (struct vm *vm, struct qmp_batch *b, size_t *failed,
       return -1;
     }
   return qmp_batch_run (vm->qmp, b, vm->ctx->qmp_timeout_ms, failed, err);
-}
-
-json_t *
-vm_state_array (struct vm *vm, const char *key)
-{
-  json_t *l = json_object_get (vm->state, key);
-
-  if (!json_is_array (l))
-    {
-      l = json_array ();
-      json_object_set_new (vm->state, key, l);
-    }
-  return l;
 }
 
 int
@@ -367,14 +360,11 @@ rediscover (struct vm *vm, bool reconcile)
 {
   struct qmp_error err;
   CLEANUP_JSON json_t *bitmaps = NULL;
-  json_t *disks = disks_discover (vm, &err);
 
-  if (disks == NULL)
+  if (disks_discover (vm, &vm->disks, &err) == -1)
     log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
   else
     {
-      json_decref (vm->disks);
-      vm->disks = disks;
       bitmaps = reconcile ? bitmaps_query (vm, &err) : NULL;
       if (bitmaps)
         checkpoints_reconcile (vm, bitmaps);
@@ -549,11 +539,9 @@ publish_summary (struct vm *vm)
     json_object_set_new (sum, "error", json_string (vm_status_error (vm)));
   json_object_set_new (sum, "source",
                        json_string (vm->from_api ? "api" : "config"));
-  json_object_set_new (sum, "disks",
-                       json_integer ((json_int_t)json_array_size (vm->disks)));
+  json_object_set_new (sum, "disks", json_integer ((json_int_t)vm->disks.len));
   json_object_set_new (sum, "checkpoints",
-                       json_integer ((json_int_t)json_array_size (
-                           json_object_get (vm->state, "checkpoints"))));
+                       json_integer ((json_int_t)vm->cps.list.len));
   json_object_set_new (sum, "backup",
                        b ? json_pack ("{s:s, s:s}", "id", b->id, "phase",
                                       backup_phase_name (b->phase))
@@ -591,7 +579,7 @@ vm_retire (struct vm *vm, const json_t *args, struct reply *r)
   const struct backup *b = vm->backup;
   const char *cps = json_string_value (json_object_get (args, "checkpoints"));
   bool reload = json_is_true (json_object_get (args, "reload"));
-  size_t n = json_array_size (json_object_get (vm->state, "checkpoints"));
+  size_t n = vm->cps.list.len;
   char aside[PATH_MAX], err[512];
 
   /* Its state file goes (unless kept), and with it the memory of a
@@ -706,10 +694,9 @@ run_request (struct vm *vm, struct vm_request *req)
         if (major)
           json_object_set_new (body, "qemu_version",
                                json_sprintf ("%d.%d.%d", major, minor, micro));
-        json_object_set (body, "disks", vm->disks);
+        json_object_set_new (body, "disks", disks_to_api (&vm->disks));
         json_object_set_new (body, "checkpoints",
-                             json_integer ((json_int_t)json_array_size (
-                                 json_object_get (vm->state, "checkpoints"))));
+                             json_integer ((json_int_t)vm->cps.list.len));
         json_object_set_new (body, "backup",
                              b ? json_string (b->id) : json_null ());
         json_object_set_new (body, "source",
