@@ -98,9 +98,21 @@ state_checkpoints_to_json (json_t *doc, const struct checkpoint_set *s)
     }
   else
     json_decref (deleted);
-  if (json_object_set_new (doc, "checkpoint_pending", pending) == -1
-      || json_object_set_new (doc, "checkpoint_deleting", deleting) == -1)
-    rc = -1;
+  /* Absent when there is none, as before. */
+  if (s->pending)
+    {
+      if (json_object_set_new (doc, "checkpoint_pending", pending) == -1)
+        rc = -1;
+    }
+  else
+    json_decref (pending);
+  if (s->deleting)
+    {
+      if (json_object_set_new (doc, "checkpoint_deleting", deleting) == -1)
+        rc = -1;
+    }
+  else
+    json_decref (deleting);
   return rc;
 }
 

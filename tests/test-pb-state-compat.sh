@@ -64,4 +64,6 @@ jq -e --slurpfile old "$OLD" '
   .version == 1 and .backup == null and .cleanup == []
   and .checkpoints[0:3] == $old[0].checkpoints
   and .checkpoints[3].name == "c5" and .checkpoints[3].parent == "c4"
-  and .deleted == $old[0].deleted' "$dir/state/vms/vm1.json" >/dev/null
+  and .deleted == $old[0].deleted
+  and (has("checkpoint_pending") | not)
+  and (has("checkpoint_deleting") | not)' "$dir/state/vms/vm1.json" >/dev/null
