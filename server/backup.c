@@ -37,15 +37,6 @@ str (const json_t *o, const char *key)
   return json_string_value (json_object_get (o, key));
 }
 
-/* The backup is over: forget it, and say whether that was written. */
-static int
-clear_backup (struct vm *vm)
-{
-  backup_free (vm->backup);
-  vm->backup = NULL;
-  return vm_save (vm);
-}
-
 static void
 new_backup_id (char *buf, size_t len)
 {
@@ -66,16 +57,17 @@ backup_to_api (const struct vm *vm, const struct backup *b)
     {
       const struct backup_disk *d = &b->disks[i];
       bool incr = d->mode == DISK_INCREMENTAL;
-      char tmp[NAME_MAX_LEN + 16];
+      struct disk_objects obj;
       CLEANUP_FREE char *delta = ready ? delta_uri (vm, d) : NULL;
       json_t *nbd = json_null ();
 
-      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      backup_disk_objects (d, &obj);
       if (ready)
-        nbd = json_pack ("{s:o, s:s, s:o}", "uri", nbd_uri (vm, d->name),
-                         "export", d->name, "dirty_bitmap_context",
-                         incr ? json_sprintf ("qemu:dirty-bitmap:%s", tmp)
-                              : json_null ());
+        nbd = json_pack (
+            "{s:o, s:s, s:o}", "uri", nbd_uri (vm, d->name), "export", d->name,
+            "dirty_bitmap_context",
+            incr ? json_sprintf ("qemu:dirty-bitmap:%s", obj.tmp_bitmap)
+                 : json_null ());
       json_array_append_new (
           disks, json_pack ("{s:s, s:I, s:s, s:s?, s:o, s:s?}", "name",
                             d->name, "size", (json_int_t)d->size, "mode",
@@ -140,7 +132,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
     ttl = json_integer_value (json_object_get (args, "ttl"));
   if (ttl > vm->ctx->backup_ttl_max)
     {
-      reply_error_field (r, 422, "ttl-too-large", "ttl",
+      reply_error_field (r, PB_ERR_INVALID, "ttl-too-large", "ttl",
                          "ttl %lld is above the maximum of %d seconds",
                          (long long)ttl, vm->ctx->backup_ttl_max);
       return NULL;
@@ -148,7 +140,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 
   if (since && (base = checkpoint_find (vm, since)) == NULL)
     {
-      reply_error_field (r, 404, "checkpoint-not-found", "since",
+      reply_error_field (r, PB_ERR_NOT_FOUND, "checkpoint-not-found", "since",
                          "VM %s has no checkpoint '%s'", vm->name, since);
       return NULL;
     }
@@ -159,14 +151,14 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
     checkpoint_generate_name (vm, cpname, sizeof cpname);
   if (cpname[0] && checkpoint_find (vm, cpname))
     {
-      reply_error_field (r, 409, "checkpoint-exists", "checkpoint",
+      reply_error_field (r, PB_ERR_CONFLICT, "checkpoint-exists", "checkpoint",
                          "VM %s already has a checkpoint '%s'", vm->name,
                          cpname);
       return NULL;
     }
   if (cpname[0] && bitmap_name_taken (bitmaps, &vm->disks, cpname))
     {
-      reply_error_field (r, 409, "bitmap-exists", "checkpoint",
+      reply_error_field (r, PB_ERR_CONFLICT, "bitmap-exists", "checkpoint",
                          "a bitmap named '%s' already exists on a disk of "
                          "VM %s",
                          cpname, vm->name);
@@ -177,7 +169,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
     json_array_foreach (want, i, d)
       if (vm_disk_find (&vm->disks, json_string_value (d)) == NULL)
         {
-          reply_error_field (r, 422, "disk-not-found", "disks",
+          reply_error_field (r, PB_ERR_INVALID, "disk-not-found", "disks",
                              "VM %s has no disk '%s'", vm->name,
                              json_string_value (d));
           return NULL;
@@ -186,7 +178,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
   b = backup_new (want ? json_array_size (want) : vm->disks.len);
   if (b == NULL)
     {
-      reply_error (r, 500, "out-of-memory", "out of memory");
+      reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
       return NULL;
     }
   for (i = 0; i < vm->disks.len; i++)
@@ -220,7 +212,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
       if (bd->mode == DISK_INCREMENTAL
           && json_object_get (json_object_get (bitmaps, vd->node), tmp))
         {
-          reply_error (r, 409, "bitmap-exists",
+          reply_error (r, PB_ERR_CONFLICT, "bitmap-exists",
                        "a bitmap named '%s' already exists on disk %s of "
                        "VM %s",
                        tmp, name, vm->name);
@@ -238,15 +230,15 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
       if (bd->name == NULL || bd->node == NULL || bd->format == NULL
           || bd->scratch == NULL)
         {
-          reply_error (r, 500, "out-of-memory", "out of memory");
+          reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
           return NULL;
         }
     }
   b->ndisks = n;
   if (n == 0)
     {
-      reply_error (r, 422, "no-disks", "VM %s has no disks to back up",
-                   vm->name);
+      reply_error (r, PB_ERR_INVALID, "no-disks",
+                   "VM %s has no disks to back up", vm->name);
       return NULL;
     }
 
@@ -257,7 +249,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
   if (b->id == NULL || (cpname[0] && b->checkpoint == NULL)
       || (since && b->since == NULL))
     {
-      reply_error (r, 500, "out-of-memory", "out of memory");
+      reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
       return NULL;
     }
   b->phase = BACKUP_STARTING;
@@ -270,8 +262,8 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 static int
 qemu_failed (struct reply *r, const char *what, const struct qmp_error *err)
 {
-  return reply_error (r, qemu_status (err->kind), "qemu-error", "%s: %s", what,
-                      err->desc);
+  return reply_error (r, qemu_errkind (err->kind), "qemu-error", "%s: %s",
+                      what, err->desc);
 }
 
 static int
@@ -284,24 +276,22 @@ run_transaction (struct vm *vm, struct backup *b, struct reply *r)
   for (size_t i = 0; i < b->ndisks; i++)
     {
       const struct backup_disk *d = &b->disks[i];
-      char job[64], fleece[64], cbw[64], tmp[NAME_MAX_LEN + 16];
+      struct disk_objects o;
 
-      backup_disk_object (d, PB_JOB_PREFIX, job, sizeof job);
-      backup_disk_object (d, PB_FLEECE_PREFIX, fleece, sizeof fleece);
-      backup_disk_object (d, PB_CBW_PREFIX, cbw, sizeof cbw);
-      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      backup_disk_objects (d, &o);
       qmp_txn_addf (t, "blockdev-backup", "{s:s, s:s, s:s, s:s, s:s}",
-                    "job-id", job, "device", d->node, "target", fleece, "sync",
-                    "none", "filter-node-name", cbw);
+                    "job-id", o.job, "device", d->node, "target", o.fleece,
+                    "sync", "none", "filter-node-name", o.cbw);
       if (d->checkpoint_bitmap)
         qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node",
                       d->node, "name", b->checkpoint, "persistent", 1);
       if (d->mode == DISK_INCREMENTAL)
         {
           qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node",
-                        d->node, "name", tmp, "disabled", 1);
+                        d->node, "name", o.tmp_bitmap, "disabled", 1);
           qmp_txn_addf (t, "block-dirty-bitmap-merge", "{s:s, s:s, s:[s]}",
-                        "node", d->node, "target", tmp, "bitmaps", b->since);
+                        "node", d->node, "target", o.tmp_bitmap, "bitmaps",
+                        b->since);
         }
     }
   rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
@@ -346,40 +336,6 @@ add_checkpoint_record (struct vm *vm, const struct backup *b)
   return checkpoint_append (vm, cp);
 }
 
-/* Export every disk of B over NBD, the commands pipelined. */
-static int
-export_all (struct vm *vm, const struct backup *b, struct reply *r)
-{
-  struct qmp_batch *batch = qmp_batch_new ();
-  struct qmp_error err;
-  size_t failed;
-  int rc;
-
-  for (size_t i = 0; i < b->ndisks; i++)
-    {
-      const struct backup_disk *d = &b->disks[i];
-      char id[64], fleece[64], tmp[NAME_MAX_LEN + 16];
-      json_t *args;
-
-      backup_disk_object (d, PB_EXPORT_PREFIX, id, sizeof id);
-      backup_disk_object (d, PB_FLEECE_PREFIX, fleece, sizeof fleece);
-      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
-      args = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b}", "type", "nbd", "id",
-                        id, "node-name", fleece, "name", d->name, "writable",
-                        0, "allocation-depth", 1);
-      if (d->mode == DISK_INCREMENTAL)
-        json_object_set_new (
-            args, "bitmaps",
-            json_pack ("[{s:s, s:s}]", "node", d->node, "name", tmp));
-      qmp_batch_add (batch, "block-export-add", args);
-    }
-  rc = vm_qmp_batch (vm, batch, &failed, &err);
-  qmp_batch_free (batch);
-  if (rc == -1)
-    return qemu_failed (r, "exporting over NBD", &err);
-  return 0;
-}
-
 int
 backup_begin (struct vm *vm, const json_t *args, struct reply *r)
 {
@@ -390,11 +346,11 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   int64_t t_begin = monotonic_us (), t_freeze = 0, t_txn;
 
   if (old && old->phase != BACKUP_FAILED)
-    return reply_error (r, 409, "backup-active",
+    return reply_error (r, PB_ERR_CONFLICT, "backup-active",
                         "VM %s already has an active backup %s", vm->name,
                         old->id);
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
-    return reply_error (r, 503, "qemu-unavailable",
+    return reply_error (r, PB_ERR_UNAVAILABLE, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
   if (vm_require_active (vm, r) == -1 || cleanup_require_none (vm, r) == -1)
     return -1;
@@ -421,8 +377,10 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   vm->backup = b;
   if (vm_save (vm) == -1)
     {
-      clear_backup (vm);
-      return reply_error (r, 500, "state-write-failed",
+      backup_free (vm->backup);
+      vm->backup = NULL;
+      vm_save (vm);
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the backup in the state directory");
     }
 
@@ -464,12 +422,12 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
    * written before the transaction is enough, and one fsync less.
    */
 
-  if (nbd_ensure_server (vm, r) == -1 || export_all (vm, b, r) == -1)
+  if (nbd_ensure_server (vm, r) == -1 || exports_add (vm, b, r) == -1)
     goto undo;
 
   if (b->checkpoint && add_checkpoint_record (vm, b) == -1)
     {
-      reply_error (r, 500, "out-of-memory", "out of memory");
+      reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
       goto undo;
     }
   delta_start (vm, b);
@@ -483,7 +441,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
       if (b->checkpoint)
         checkpoint_free (checkpoint_take_newest (vm, b->checkpoint));
       b->phase = BACKUP_STARTING;
-      reply_error (r, 500, "state-write-failed",
+      reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                    "cannot record the backup in the state directory");
       goto undo;
     }
@@ -493,7 +451,7 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
             vm->name, b->id, b->ndisks,
             (double)(monotonic_us () - t_begin) / 1000.0,
             (double)t_txn / 1000.0);
-  return reply_ok (r, 201, backup_to_api (vm, b));
+  return reply_created (r, backup_to_api (vm, b));
 
 undo:
   /* Nothing of a backup that never became readable may stay, not even
@@ -501,8 +459,7 @@ undo:
    */
   log_warnx ("VM %s: backup %s failed to start: %s", vm->name, b->id,
              str (json_object_get (r->body, "error"), "message"));
-  backup_retire (vm, b, true);
-  clear_backup (vm);
+  backup_finish (vm, BACKUP_END_UNDONE, FAILURE_NONE);
   atomic_fetch_add (&pb_stats.backups_begin_failed, 1);
   return -1;
 }
@@ -515,8 +472,8 @@ find_backup (struct vm *vm, const json_t *args, struct reply *r)
 
   if (b == NULL || id == NULL || strcmp (b->id, id) != 0)
     {
-      reply_error (r, 404, "backup-not-found", "VM %s has no backup '%s'",
-                   vm->name, id ? id : "");
+      reply_error (r, PB_ERR_NOT_FOUND, "backup-not-found",
+                   "VM %s has no backup '%s'", vm->name, id ? id : "");
       return NULL;
     }
   return b;
@@ -529,7 +486,7 @@ backup_get (struct vm *vm, const json_t *args, struct reply *r)
 
   if (b == NULL)
     return -1;
-  return reply_ok (r, 200, backup_to_api (vm, b));
+  return reply_ok (r, backup_to_api (vm, b));
 }
 
 int
@@ -542,10 +499,11 @@ backup_patch (struct vm *vm, const json_t *args, struct reply *r)
   if (b == NULL)
     return -1;
   if (b->phase != BACKUP_READY)
-    return reply_error (r, 409, "backup-not-ready", "backup %s is %s", b->id,
+    return reply_error (r, PB_ERR_CONFLICT, "backup-not-ready",
+                        "backup %s is %s", b->id,
                         backup_phase_name (b->phase));
   if (ttl > vm->ctx->backup_ttl_max)
-    return reply_error_field (r, 422, "ttl-too-large", "ttl",
+    return reply_error_field (r, PB_ERR_INVALID, "ttl-too-large", "ttl",
                               "ttl %lld is above the maximum of %d seconds",
                               (long long)ttl, vm->ctx->backup_ttl_max);
   old_ttl = b->ttl;
@@ -557,11 +515,11 @@ backup_patch (struct vm *vm, const json_t *args, struct reply *r)
       /* Nothing but the record changed: put it back. */
       b->ttl = old_ttl;
       b->expires = old_expires;
-      return reply_error (r, 500, "state-write-failed",
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the new ttl in the state "
                           "directory; the backup keeps its old expiry");
     }
-  return reply_ok (r, 200, backup_to_api (vm, b));
+  return reply_ok (r, backup_to_api (vm, b));
 }
 
 int
@@ -571,22 +529,12 @@ backup_end (struct vm *vm, const json_t *args, struct reply *r)
 
   if (b == NULL)
     return -1;
-  if (b->phase == BACKUP_READY)
-    {
-      backup_retire (vm, b, false);
-      atomic_fetch_add (&pb_stats.backups_ended, 1);
-      log_info ("VM %s: backup %s ended", vm->name, b->id);
-    }
-  /* QEMU is torn down already; what is in memory is the truth and is
-   * written as soon as it can be.  Until then a restart finds the old
-   * record and cleans up by it, which finds nothing left.
-   */
-  if (clear_backup (vm) == -1)
-    return reply_error (r, 500, "state-write-failed",
+  if (backup_finish (vm, BACKUP_END_ENDED, FAILURE_NONE) == -1)
+    return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                         "the backup was ended, but the state directory "
                         "cannot be written; pullbackd writes it as soon as "
                         "it can");
-  return reply_ok (r, 204, NULL);
+  return reply_ok (r, NULL);
 }
 
 /* How often a ready backup's scratch use is checked from the files. */
@@ -611,43 +559,15 @@ backup_tick (struct vm *vm)
           log_warnx ("VM %s: backup %s: %s; ending it before the guest's "
                      "writes fail",
                      vm->name, b->id, why);
-          backup_fail (vm, FAILURE_SCRATCH_FULL);
+          backup_finish (vm, BACKUP_END_FAILED, FAILURE_SCRATCH_FULL);
           return backup_tick (vm);
         }
       if (ready)
         return SCRATCH_CHECK_MS;
       return left > 3600 ? 3600 * 1000 : (int)left * 1000;
     }
-  log_info ("VM %s: backup %s expired", vm->name, b->id);
-  /* A failed backup has nothing left in QEMU; only its record goes. */
-  if (b->phase == BACKUP_READY)
-    {
-      backup_retire (vm, b, false);
-      atomic_fetch_add (&pb_stats.backups_expired, 1);
-    }
-  clear_backup (vm);
+  backup_finish (vm, BACKUP_END_EXPIRED, FAILURE_NONE);
   return -1;
-}
-
-void
-backup_fail (struct vm *vm, enum backup_failure why)
-{
-  struct backup *b = vm->backup;
-
-  if (b == NULL || b->phase == BACKUP_FAILED)
-    return;
-  log_warnx ("VM %s: backup %s failed: %s", vm->name, b->id,
-             backup_failure_name (why));
-  atomic_fetch_add (&pb_stats.backups_failed, 1);
-  b->phase = BACKUP_FAILED;
-  b->failure = why;
-  /* QEMU may live on (-no-shutdown, as under libvirt; a full scratch):
-   * tear down now.  Without a connection, what QEMU holds is remembered and
-   * removed at the next connect; the scratch files go now.  Our NBD
-   * socket stays: it tells the next connect that the server is ours.
-   */
-  backup_retire (vm, b, false);
-  vm_save (vm);
 }
 
 void
@@ -662,7 +582,7 @@ backup_on_write_threshold (struct vm *vm, const json_t *ev)
   log_warnx ("VM %s: backup %s: %s; ending it before the guest's writes "
              "fail",
              vm->name, b->id, why);
-  backup_fail (vm, FAILURE_SCRATCH_FULL);
+  backup_finish (vm, BACKUP_END_FAILED, FAILURE_SCRATCH_FULL);
 }
 
 void
@@ -680,12 +600,10 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
     return;
   for (i = 0; i < b->ndisks; i++)
     {
-      char obj[64];
+      struct disk_objects o;
 
-      backup_disk_object (&b->disks[i],
-                          export ? PB_EXPORT_PREFIX : PB_JOB_PREFIX, obj,
-                          sizeof obj);
-      if (strcmp (obj, id) == 0)
+      backup_disk_objects (&b->disks[i], &o);
+      if (strcmp (export ? o.export_id : o.job, id) == 0)
         hit = &b->disks[i];
     }
   if (hit == NULL)
@@ -715,46 +633,9 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
    * cut every export off now, before the slower teardown.
    */
   if (!export)
-    for (i = 0; i < b->ndisks; i++)
-      {
-        char obj[64];
-
-        backup_disk_object (&b->disks[i], PB_EXPORT_PREFIX, obj, sizeof obj);
-        vm_qmp_quietly (vm, "block-export-del",
-                        json_pack ("{s:s, s:s}", "id", obj, "mode", "hard"));
-      }
-  backup_fail (vm, export ? FAILURE_EXPORT_DELETED
-                   : strcmp (name, "BLOCK_JOB_ERROR") == 0
-                       ? FAILURE_JOB_ERROR
-                       : FAILURE_JOB_ENDED);
-}
-
-void
-backup_undo_begin (struct vm *vm)
-{
-  struct backup *b = vm->backup;
-
-  if (b == NULL || b->phase != BACKUP_READY)
-    return;
-  /* The checkpoint it made is the newest one. */
-  if (b->checkpoint)
-    checkpoint_free (checkpoint_take_newest (vm, b->checkpoint));
-  log_info ("VM %s: undoing backup %s", vm->name, b->id);
-  backup_retire (vm, b, b->checkpoint != NULL);
-  clear_backup (vm);
-}
-
-void
-backup_end_for_shutdown (struct vm *vm)
-{
-  struct backup *b = vm->backup;
-
-  if (b == NULL)
-    return;
-  if (b->phase == BACKUP_READY)
-    {
-      log_info ("VM %s: ending backup %s for shutdown", vm->name, b->id);
-      backup_retire (vm, b, false);
-    }
-  clear_backup (vm);
+    exports_cut_off (vm, b);
+  backup_finish (vm, BACKUP_END_FAILED,
+                 export ? FAILURE_EXPORT_DELETED
+                 : strcmp (name, "BLOCK_JOB_ERROR") == 0 ? FAILURE_JOB_ERROR
+                                                         : FAILURE_JOB_ENDED);
 }

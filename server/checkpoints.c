@@ -227,9 +227,9 @@ checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
       if (at == -1)
         {
           json_decref (list);
-          return reply_error_field (r, 404, "checkpoint-not-found", "after",
-                                    "VM %s has no checkpoint '%s'", vm->name,
-                                    after);
+          return reply_error_field (
+              r, PB_ERR_NOT_FOUND, "checkpoint-not-found", "after",
+              "VM %s has no checkpoint '%s'", vm->name, after);
         }
       i = (size_t)at;
     }
@@ -238,7 +238,7 @@ checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
   if (i < n && json_array_size (list) > 0)
     next = json_string (vm->cps.list.ptr[i - 1]->name);
   return reply_ok (
-      r, 200, json_pack ("{s:o, s:o}", "checkpoints", list, "next", next));
+      r, json_pack ("{s:o, s:o}", "checkpoints", list, "next", next));
 }
 
 int
@@ -248,9 +248,9 @@ checkpoint_get (struct vm *vm, const json_t *args, struct reply *r)
   struct checkpoint *cp = checkpoint_find (vm, name);
 
   if (cp == NULL)
-    return reply_error (r, 404, "checkpoint-not-found",
+    return reply_error (r, PB_ERR_NOT_FOUND, "checkpoint-not-found",
                         "VM %s has no checkpoint '%s'", vm->name, name);
-  return reply_ok (r, 200, checkpoint_to_api (cp));
+  return reply_ok (r, checkpoint_to_api (cp));
 }
 
 int
@@ -345,7 +345,7 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   int rc;
 
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
-    return reply_error (r, 503, "qemu-unavailable",
+    return reply_error (r, PB_ERR_UNAVAILABLE, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
   if (vm_require_active (vm, r) == -1 || cleanup_require_none (vm, r) == -1)
     return -1;
@@ -354,23 +354,23 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   else
     checkpoint_generate_name (vm, name, sizeof name);
   if (checkpoint_find (vm, name))
-    return reply_error_field (r, 409, "checkpoint-exists", "name",
+    return reply_error_field (r, PB_ERR_CONFLICT, "checkpoint-exists", "name",
                               "VM %s already has a checkpoint '%s'", vm->name,
                               name);
   bitmaps = bitmaps_query (vm, &err);
   if (bitmaps == NULL)
-    return reply_error (r, 502, "qemu-error", "%s", err.desc);
+    return reply_error (r, PB_ERR_QEMU_FAILED, "qemu-error", "%s", err.desc);
   if (bitmap_name_taken (bitmaps, &vm->disks, name))
-    return reply_error_field (r, 409, "bitmap-exists", "name",
+    return reply_error_field (r, PB_ERR_CONFLICT, "bitmap-exists", "name",
                               "a bitmap named '%s' already exists on a disk "
                               "of VM %s",
                               name, vm->name);
 
   cp = plan_checkpoint (vm, name, &oom);
   if (cp == NULL && oom)
-    return reply_error (r, 500, "out-of-memory", "out of memory");
+    return reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
   if (cp == NULL)
-    return reply_error (r, 422, "no-checkpointable-disks",
+    return reply_error (r, PB_ERR_INVALID, "no-checkpointable-disks",
                         "VM %s has no writable qcow2 disk to hold a "
                         "checkpoint",
                         vm->name);
@@ -389,7 +389,7 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
       qmp_txn_free (t);
       checkpoint_free (vm->cps.pending);
       vm->cps.pending = NULL;
-      return reply_error (r, 500, "state-write-failed",
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the checkpoint in the state "
                           "directory");
     }
@@ -406,7 +406,7 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
         }
       else
         checkpoint_settle_pending (vm);
-      return reply_error (r, qemu_status (err.kind), "qemu-error",
+      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
                           "creating checkpoint %s: %s", name, err.desc);
     }
 
@@ -417,7 +417,8 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
       /* CP is freed: the bitmaps stay unrecorded until the next start
        * finds them taken; say so rather than pretend.
        */
-      return reply_error (r, 500, "out-of-memory", "out of memory");
+      return reply_error (r, PB_ERR_INTERNAL, "out-of-memory",
+                          "out of memory");
     }
   if (vm_save (vm) == -1)
     {
@@ -426,11 +427,11 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
        */
       vm->cps.pending = checkpoint_take_newest (vm, name);
       checkpoint_settle_pending (vm);
-      return reply_error (r, 500, "state-write-failed",
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the checkpoint in the state "
                           "directory");
     }
-  return reply_ok (r, 201, checkpoint_to_api (cp));
+  return reply_created (r, checkpoint_to_api (cp));
 }
 
 int
@@ -565,7 +566,7 @@ delete_checkpoints (struct vm *vm, name_vector names, struct reply *r)
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
     {
       name_vector_clear (&names);
-      return reply_error (r, 503, "qemu-unavailable",
+      return reply_error (r, PB_ERR_UNAVAILABLE, "qemu-unavailable",
                           "QEMU of VM %s is not connected", vm->name);
     }
   /* Before an incoming migration arrives its bitmaps are invisible:
@@ -580,7 +581,7 @@ delete_checkpoints (struct vm *vm, name_vector names, struct reply *r)
   if (bitmaps == NULL)
     {
       name_vector_clear (&names);
-      return reply_error (r, 502, "qemu-error", "%s", err.desc);
+      return reply_error (r, PB_ERR_QEMU_FAILED, "qemu-error", "%s", err.desc);
     }
 
   name_vector_clear (&vm->cps.deleting_names);
@@ -590,7 +591,7 @@ delete_checkpoints (struct vm *vm, name_vector names, struct reply *r)
     {
       vm->cps.deleting = false;
       name_vector_clear (&vm->cps.deleting_names);
-      return reply_error (r, 500, "state-write-failed",
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the deletion in the state "
                           "directory; nothing was deleted");
     }
@@ -602,14 +603,14 @@ delete_checkpoints (struct vm *vm, name_vector names, struct reply *r)
       vm->cps.deleting = false;
       name_vector_clear (&vm->cps.deleting_names);
       vm_save (vm);
-      return reply_error (r, qemu_status (err.kind), "qemu-error",
+      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
                           "deleting checkpoints: %s", err.desc);
     }
   drop_records (vm, &vm->cps.deleting_names);
   vm->cps.deleting = false;
   name_vector_clear (&vm->cps.deleting_names);
   if (vm_save (vm) == -1)
-    return reply_error (r, 500, "state-write-failed",
+    return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                         "the bitmaps were removed from QEMU but the state "
                         "directory cannot be written; pullbackd writes it "
                         "as soon as it can, and finishes the deletion at "
@@ -647,13 +648,13 @@ checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
   name_vector names = empty_vector;
 
   if (checkpoint_find (vm, name) == NULL)
-    return reply_error (r, 404, "checkpoint-not-found",
+    return reply_error (r, PB_ERR_NOT_FOUND, "checkpoint-not-found",
                         "VM %s has no checkpoint '%s'", vm->name, name);
   if (names_of (vm, name, &names) == -1)
-    return reply_error (r, 500, "out-of-memory", "out of memory");
+    return reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
   if (delete_checkpoints (vm, names, r) == -1)
     return -1;
-  return reply_ok (r, 204, NULL);
+  return reply_ok (r, NULL);
 }
 
 int
@@ -662,7 +663,7 @@ checkpoint_delete_all (struct vm *vm, struct reply *r)
   name_vector names = empty_vector;
 
   if (names_of (vm, NULL, &names) == -1)
-    return reply_error (r, 500, "out-of-memory", "out of memory");
+    return reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
   if (delete_checkpoints (vm, names, r) == -1)
     return -1;
   /* Nothing is left to page through. */

@@ -127,7 +127,7 @@ quiesce_require_thawed (struct vm *vm, struct reply *r)
 {
   if (quiesce_tick (vm, true) == -1)
     return 0;
-  return reply_error (r, 409, "thaw-pending",
+  return reply_error (r, PB_ERR_CONFLICT, "thaw-pending",
                       "pullbackd froze the guest filesystems of VM %s "
                       "(backup %s) and could not thaw them yet: %s; it "
                       "keeps trying",
@@ -145,7 +145,7 @@ quiesce_freeze (struct vm *vm, const char *backup, int64_t *frozen_at_ms,
 
   if (vm->qga_path == NULL)
     {
-      reply_error_field (r, 422, "no-guest-agent", "quiesce",
+      reply_error_field (r, PB_ERR_INVALID, "no-guest-agent", "quiesce",
                          "VM %s has no guest agent socket (qga=)", vm->name);
       return NULL;
     }
@@ -158,12 +158,12 @@ quiesce_freeze (struct vm *vm, const char *backup, int64_t *frozen_at_ms,
     {
       qga_close (g);
       if (st == QGA_FROZEN)
-        reply_error (r, 409, "guest-frozen",
+        reply_error (r, PB_ERR_CONFLICT, "guest-frozen",
                      "the guest filesystems of VM %s are frozen already, "
                      "not by pullbackd, which leaves them as they are",
                      vm->name);
       else
-        reply_error (r, 502, "quiesce-failed",
+        reply_error (r, PB_ERR_QEMU_FAILED, "quiesce-failed",
                      "freezing the guest filesystems of VM %s: %s", vm->name,
                      err.desc);
       return NULL;
@@ -180,7 +180,7 @@ quiesce_freeze (struct vm *vm, const char *backup, int64_t *frozen_at_ms,
     {
       marker_clear (vm);
       qga_close (g);
-      reply_error (r, 500, "state-write-failed",
+      reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                    "cannot record the freeze in the state directory; the "
                    "guest was not frozen");
       return NULL;
@@ -190,7 +190,7 @@ quiesce_freeze (struct vm *vm, const char *backup, int64_t *frozen_at_ms,
   if (qga_fsfreeze_freeze (g, FREEZE_MS, &err) == -1)
     {
       qga_close (g);
-      reply_error (r, 502, "quiesce-failed",
+      reply_error (r, PB_ERR_QEMU_FAILED, "quiesce-failed",
                    "freezing the guest filesystems of VM %s: %s", vm->name,
                    err.desc);
       /* An agent that answered with an error has undone what it froze
@@ -225,7 +225,7 @@ quiesce_thaw (struct vm *vm, struct qga *g, struct reply *r)
   if (settle (vm, CONNECT_MS) == 0)
     return 0;
   if (r)
-    reply_error (r, 502, "thaw-failed",
+    reply_error (r, PB_ERR_QEMU_FAILED, "thaw-failed",
                  "the guest filesystems of VM %s were frozen but could not "
                  "be thawed: %s; pullbackd keeps trying",
                  vm->name, err.desc);

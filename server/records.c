@@ -116,16 +116,21 @@ backup_disk_find (const struct backup *b, const char *name)
 }
 
 void
-backup_disk_tmp_bitmap (const struct backup_disk *d, char *buf, size_t len)
+backup_disk_objects (const struct backup_disk *d, struct disk_objects *o)
 {
-  snprintf (buf, len, PB_TMP_BITMAP_PREFIX "%s", d->name);
-}
+  int i = d->index;
 
-void
-backup_disk_object (const struct backup_disk *d, const char *prefix, char *buf,
-                    size_t len)
-{
-  snprintf (buf, len, "%s%d", prefix, d->index);
+  snprintf (o->fleece, sizeof o->fleece, PB_FLEECE_PREFIX "%d", i);
+  snprintf (o->cbw, sizeof o->cbw, PB_CBW_PREFIX "%d", i);
+  snprintf (o->job, sizeof o->job, PB_JOB_PREFIX "%d", i);
+  snprintf (o->export_id, sizeof o->export_id, PB_EXPORT_PREFIX "%d", i);
+  snprintf (o->scratch_node, sizeof o->scratch_node, PB_SCRATCH_PREFIX "%d",
+            i);
+  snprintf (o->mkfile_job, sizeof o->mkfile_job, PB_MKJOB_PREFIX "file-%d", i);
+  snprintf (o->mkqcow2_job, sizeof o->mkqcow2_job, PB_MKJOB_PREFIX "qcow2-%d",
+            i);
+  snprintf (o->tmp_bitmap, sizeof o->tmp_bitmap, PB_TMP_BITMAP_PREFIX "%s",
+            d->name);
 }
 
 void

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "names.h"
 #include "vector.h"
 
 enum backup_phase
@@ -98,14 +99,24 @@ struct backup *backup_copy (const struct backup *b);
 struct backup_disk *backup_disk_find (const struct backup *b,
                                       const char *name);
 
-/* The temporary bitmap of an incremental disk: "backup-<name>". */
-void backup_disk_tmp_bitmap (const struct backup_disk *d, char *buf,
-                             size_t len);
-/* The name of disk D's QEMU object of kind PREFIX (PB_FLEECE_PREFIX...):
- * PREFIX followed by its index.
+/* The names of a backup disk's QEMU objects (engine.h lists them): the
+ * prefix and the disk's index, and the temporary bitmap of an
+ * incremental, "backup-<disk>".
  */
-void backup_disk_object (const struct backup_disk *d, const char *prefix,
-                         char *buf, size_t len);
+struct disk_objects
+{
+  char fleece[32];
+  char cbw[32];
+  char job[32];
+  char export_id[32];
+  char scratch_node[32];
+  char mkfile_job[32];
+  char mkqcow2_job[32];
+  char tmp_bitmap[NAME_MAX_LEN + 16];
+};
+
+/* The one place that builds them. */
+void backup_disk_objects (const struct backup_disk *d, struct disk_objects *o);
 
 const char *backup_phase_name (enum backup_phase p);
 const char *disk_mode_name (enum disk_mode m);

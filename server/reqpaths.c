@@ -39,7 +39,7 @@ check (const struct daemon_ctx *ctx, const char *field, const char *path,
   char why[PATH_MAX + 256];
 
   if (type == S_IFSOCK && strlen (path) >= sizeof sun.sun_path)
-    return reply_error_field (r, 400, "invalid-path", field,
+    return reply_error_field (r, PB_ERR_MALFORMED, "invalid-path", field,
                               "field '%s': %s is too long for a unix socket "
                               "(at most %zu bytes)",
                               field, path, sizeof sun.sun_path - 1);
@@ -50,7 +50,7 @@ check (const struct daemon_ctx *ctx, const char *field, const char *path,
       /* By name, also what does not exist (yet)... */
       if (own[i] && safepath_within (path, own[i]))
         return reply_error_field (
-            r, 422, "path-not-allowed", field,
+            r, PB_ERR_INVALID, "path-not-allowed", field,
             "field '%s': %s is or lies in pullbackd's own %s", field, path,
             i == 0   ? "state directory"
             : i == 1 ? "run directory"
@@ -66,19 +66,19 @@ check (const struct daemon_ctx *ctx, const char *field, const char *path,
     case SAFEPATH_OK:
       return 0;
     case SAFEPATH_INVALID:
-      return reply_error_field (r, 400, "invalid-path", field,
+      return reply_error_field (r, PB_ERR_MALFORMED, "invalid-path", field,
                                 "field '%s': %s %s", field, path, why);
     case SAFEPATH_NOT_FOUND:
-      return reply_error_field (r, 422, "path-not-found", field,
+      return reply_error_field (r, PB_ERR_INVALID, "path-not-found", field,
                                 "field '%s': %s %s", field, path, why);
     case SAFEPATH_WRONG_TYPE:
-      return reply_error_field (r, 422, "path-wrong-type", field,
+      return reply_error_field (r, PB_ERR_INVALID, "path-wrong-type", field,
                                 "field '%s': %s %s", field, path, why);
     case SAFEPATH_NOT_ALLOWED:
     case SAFEPATH_ERROR:
       break;
     }
-  return reply_error_field (r, 422, "path-not-allowed", field,
+  return reply_error_field (r, PB_ERR_INVALID, "path-not-allowed", field,
                             "field '%s': %s %s", field, path, why);
 }
 

@@ -11,6 +11,7 @@
 
 #include <config.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,26 +31,20 @@ state_backup_to_json (const struct backup *b, bool cleanup)
   for (size_t i = 0; i < b->ndisks; i++)
     {
       const struct backup_disk *d = &b->disks[i];
-      char tmp[NAME_MAX_LEN + 16], obj[7][64];
-      static const char *const prefixes[7]
-          = { PB_FLEECE_PREFIX,        PB_CBW_PREFIX,
-              PB_JOB_PREFIX,           PB_EXPORT_PREFIX,
-              PB_SCRATCH_PREFIX,       PB_MKJOB_PREFIX "file-",
-              PB_MKJOB_PREFIX "qcow2-" };
+      struct disk_objects obj;
 
-      for (int k = 0; k < 7; k++)
-        backup_disk_object (d, prefixes[k], obj[k], sizeof obj[k]);
-      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      backup_disk_objects (d, &obj);
       o = json_pack (
           "{s:s, s:s, s:s?, s:I, s:s, s:s?, s:i, s:s?, s:b, s:s, "
           "s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
           "name", d->name, "node", d->node, "format", d->format, "size",
           (json_int_t)d->size, "mode", disk_mode_name (d->mode), "reason",
           disk_reason_name (d->reason), "index", d->index, "tmp_bitmap",
-          d->mode == DISK_INCREMENTAL ? tmp : NULL, "checkpoint_bitmap",
-          d->checkpoint_bitmap, "scratch", d->scratch, "fleece", obj[0], "cbw",
-          obj[1], "job", obj[2], "export_id", obj[3], "scratch_node", obj[4],
-          "mkfile_job", obj[5], "mkqcow2_job", obj[6]);
+          d->mode == DISK_INCREMENTAL ? obj.tmp_bitmap : NULL,
+          "checkpoint_bitmap", d->checkpoint_bitmap, "scratch", d->scratch,
+          "fleece", obj.fleece, "cbw", obj.cbw, "job", obj.job, "export_id",
+          obj.export_id, "scratch_node", obj.scratch_node, "mkfile_job",
+          obj.mkfile_job, "mkqcow2_job", obj.mkqcow2_job);
       if (o && d->gone)
         json_object_set_new (o, "gone", json_true ());
       json_array_append_new (disks, o);
@@ -77,16 +72,18 @@ read_disk (struct reader *r, const char *vm, size_t i, struct backup_disk *d)
 {
   static const struct
   {
-    const char *key, *prefix;
+    const char *key;
+    size_t offset;
   } objects[] = {
-    { "fleece", PB_FLEECE_PREFIX },
-    { "cbw", PB_CBW_PREFIX },
-    { "job", PB_JOB_PREFIX },
-    { "export_id", PB_EXPORT_PREFIX },
-    { "scratch_node", PB_SCRATCH_PREFIX },
-    { "mkfile_job", PB_MKJOB_PREFIX "file-" },
-    { "mkqcow2_job", PB_MKJOB_PREFIX "qcow2-" },
+    { "fleece", offsetof (struct disk_objects, fleece) },
+    { "cbw", offsetof (struct disk_objects, cbw) },
+    { "job", offsetof (struct disk_objects, job) },
+    { "export_id", offsetof (struct disk_objects, export_id) },
+    { "scratch_node", offsetof (struct disk_objects, scratch_node) },
+    { "mkfile_job", offsetof (struct disk_objects, mkfile_job) },
+    { "mkqcow2_job", offsetof (struct disk_objects, mkqcow2_job) },
   };
+  struct disk_objects obj;
   const char *mode = json_string_value (json_object_get (r->o, "mode"));
   const char *reason = json_string_value (json_object_get (r->o, "reason"));
   const char *base;
@@ -111,23 +108,21 @@ read_disk (struct reader *r, const char *vm, size_t i, struct backup_disk *d)
   if (index != (int64_t)i)
     return reader_fail (r, "\"index\" must be %zu", i);
   d->index = (int)i;
+  backup_disk_objects (d, &obj);
   for (size_t k = 0; k < sizeof objects / sizeof objects[0]; k++)
-    {
-      backup_disk_object (d, objects[k].prefix, buf, sizeof buf);
-      if (!read_exactly (r, objects[k].key, buf, true))
-        return false;
-    }
+    if (!read_exactly (r, objects[k].key,
+                       (const char *)&obj + objects[k].offset, true))
+      return false;
   /* The temporary bitmap is backup-<disk>, and only for incrementals. */
-  backup_disk_tmp_bitmap (d, buf, sizeof buf);
   if (d->mode == DISK_INCREMENTAL
-          ? !read_exactly (r, "tmp_bitmap", buf, true)
+          ? !read_exactly (r, "tmp_bitmap", obj.tmp_bitmap, true)
           : !json_is_null (json_object_get (r->o, "tmp_bitmap"))
                 && json_object_get (r->o, "tmp_bitmap") != NULL)
     return reader_fail (
         r,
         "\"tmp_bitmap\" must be \"%s\" for an incremental disk "
         "and null for a full one",
-        buf);
+        obj.tmp_bitmap);
 
   /* The scratch file is an absolute path ending in our own file name:
    * teardown unlinks it.
