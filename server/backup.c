@@ -31,12 +31,6 @@
 
 struct pb_stats pb_stats;
 
-static const char *
-str (const json_t *o, const char *key)
-{
-  return json_string_value (json_object_get (o, key));
-}
-
 static void
 new_backup_id (char *buf, size_t len)
 {
@@ -118,7 +112,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
              struct reply *r)
 {
   const json_t *cparg = json_object_get (args, "checkpoint");
-  const char *since = str (args, "since");
+  const char *since = json_str (args, "since");
   const json_t *want = json_object_get (args, "disks");
   const struct checkpoint *base = NULL;
   char cpname[NAME_MAX_LEN + 16] = "";
@@ -458,7 +452,7 @@ undo:
    * its new checkpoint.
    */
   log_warnx ("VM %s: backup %s failed to start: %s", vm->name, b->id,
-             str (json_object_get (r->body, "error"), "message"));
+             json_str (json_object_get (r->body, "error"), "message"));
   backup_finish (vm, BACKUP_END_UNDONE, FAILURE_NONE);
   atomic_fetch_add (&pb_stats.backups_begin_failed, 1);
   return -1;
@@ -467,7 +461,7 @@ undo:
 static struct backup *
 find_backup (struct vm *vm, const json_t *args, struct reply *r)
 {
-  const char *id = str (args, "id");
+  const char *id = json_str (args, "id");
   struct backup *b = vm->backup;
 
   if (b == NULL || id == NULL || strcmp (b->id, id) != 0)
@@ -591,7 +585,7 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
   const char *name = qmp_event_name (ev);
   const json_t *data = json_object_get (ev, "data");
   bool export = strcmp (name, "BLOCK_EXPORT_DELETED") == 0;
-  const char *id = str (data, export ? "id" : "device");
+  const char *id = json_str (data, export ? "id" : "device");
   struct backup *b = vm->backup;
   const struct backup_disk *hit = NULL;
   size_t i;
@@ -623,7 +617,7 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
       if (now == NULL)
         return;
       json_array_foreach (now, i, o)
-        if (strcmp (str (o, export ? "id" : "device") ?: "", id) == 0)
+        if (strcmp (json_str (o, export ? "id" : "device") ?: "", id) == 0)
           return;
     }
   log_warnx ("VM %s: backup %s: %s for %s of disk %s, not by pullbackd; "

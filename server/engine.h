@@ -51,6 +51,14 @@ int vm_qmp_batch (struct vm *vm, struct qmp_batch *b, size_t *failed,
  */
 int vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args);
 int64_t now_seconds (void);
+/* The string member KEY of O (a QMP reply, a request's arguments), or
+ * NULL.
+ */
+static inline const char *
+json_str (const json_t *o, const char *key)
+{
+  return json_string_value (json_object_get (o, key));
+}
 /* Is QMP connected (as far as the owner knows)? */
 bool vm_connected (const struct vm *vm);
 /* connecting (no answer yet, and no failure), connected, disconnected

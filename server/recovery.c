@@ -22,12 +22,6 @@
 #include "names.h"
 #include "nbd.h"
 
-static const char *
-str (const json_t *o, const char *key)
-{
-  return json_string_value (json_object_get (o, key));
-}
-
 /* Is export pb-exp-INDEX among EXPORTS? */
 static bool
 export_left (const json_t *exports, const char *index)
@@ -37,7 +31,7 @@ export_left (const json_t *exports, const char *index)
 
   json_array_foreach (exports, i, e)
     {
-      const char *id = str (e, "id");
+      const char *id = json_str (e, "id");
 
       if (id && strncmp (id, PB_EXPORT_PREFIX, strlen (PB_EXPORT_PREFIX)) == 0
           && strcmp (id + strlen (PB_EXPORT_PREFIX), index) == 0)
@@ -63,7 +57,7 @@ remove_by_name (struct vm *vm)
 
   json_array_foreach (exports, i, e)
     {
-      const char *id = str (e, "id");
+      const char *id = json_str (e, "id");
       if (id && strncmp (id, PB_EXPORT_PREFIX, strlen (PB_EXPORT_PREFIX)) == 0)
         {
           log_info ("VM %s: removing leftover export %s", vm->name, id);
@@ -80,7 +74,7 @@ remove_by_name (struct vm *vm)
   jobs = vm_qmp (vm, "query-block-jobs", NULL, &err);
   json_array_foreach (jobs, i, e)
     {
-      const char *id = str (e, "device");
+      const char *id = json_str (e, "device");
       if (id && strncmp (id, PB_JOB_PREFIX, strlen (PB_JOB_PREFIX)) == 0
           && !export_left (exports, id + strlen (PB_JOB_PREFIX)))
         {
@@ -92,7 +86,7 @@ remove_by_name (struct vm *vm)
   jobs = vm_qmp (vm, "query-jobs", NULL, &err);
   json_array_foreach (jobs, i, e)
     {
-      const char *id = str (e, "id");
+      const char *id = json_str (e, "id");
       if (id && strncmp (id, PB_MKJOB_PREFIX, strlen (PB_MKJOB_PREFIX)) == 0)
         {
           log_info ("VM %s: removing leftover job %s", vm->name, id);
@@ -105,7 +99,7 @@ remove_by_name (struct vm *vm)
   for (pass = 0; pass < 2; pass++)
     json_array_foreach (nodes, i, e)
       {
-        const char *id = str (e, "node-name");
+        const char *id = json_str (e, "node-name");
         const char *prefix = pass ? PB_SCRATCH_PREFIX : PB_FLEECE_PREFIX;
 
         if (id && strncmp (id, prefix, strlen (prefix)) == 0

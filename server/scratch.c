@@ -46,12 +46,6 @@
 #include "log.h"
 #include "qcow2.h"
 
-static const char *
-str (const json_t *o, const char *key)
-{
-  return json_string_value (json_object_get (o, key));
-}
-
 /* The scratch file PATH is reached only through its directory's
  * descriptor: *DIRFD (close it) and the file's name in it.  Returns the
  * name, or NULL with errno set.
@@ -281,10 +275,10 @@ create_step (struct vm *vm, const struct backup *b, const char *step,
 
           backup_disk_objects (&b->disks[k], &o);
           if (json_is_string (json_object_get (j, "error"))
-              && strcmp (str (j, "id") ?: "", mkjob (&o, file)) == 0
+              && strcmp (json_str (j, "id") ?: "", mkjob (&o, file)) == 0
               && why[0] == '\0')
             snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
-                      b->disks[k].name, step, str (j, "error"));
+                      b->disks[k].name, step, json_str (j, "error"));
         }
     }
 
