@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "reply.h"
+#include "status.h"
 
 struct registry;
 

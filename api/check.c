@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "utf8.h"
+#include "status.h"
 
 static int
 hex (char c)
@@ -79,25 +80,25 @@ check_url (struct MHD_Connection *c, const char *url, struct reply *r)
 
   if (!utf8_printable (url, strlen (url)))
     {
-      reply_error_field (r, 400, "invalid-url", "path",
-                         "the path has a NUL or another control character, "
-                         "or is not valid UTF-8 (after %%XX decoding)");
+      http_error_field (r, 400, "invalid-url", "path",
+                        "the path has a NUL or another control character, "
+                        "or is not valid UTF-8 (after %%XX decoding)");
       return false;
     }
   MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, check_query_text, &u);
   if (u.bad_key)
     {
-      reply_error_field (r, 400, "invalid-url", "query",
-                         "a query parameter name has a NUL or another "
-                         "control character, or is not valid UTF-8");
+      http_error_field (r, 400, "invalid-url", "query",
+                        "a query parameter name has a NUL or another "
+                        "control character, or is not valid UTF-8");
       return false;
     }
   if (u.bad_value)
     {
-      reply_error_field (r, 400, "invalid-url", u.bad_value,
-                         "query parameter '%s' has a NUL or another control "
-                         "character, or is not valid UTF-8",
-                         u.bad_value);
+      http_error_field (r, 400, "invalid-url", u.bad_value,
+                        "query parameter '%s' has a NUL or another control "
+                        "character, or is not valid UTF-8",
+                        u.bad_value);
       return false;
     }
   return true;
@@ -157,20 +158,20 @@ check_framing (struct MHD_Connection *c, struct reply *r)
 
   if (cl.n > 1)
     {
-      reply_error_field (r, 400, "invalid-header", "Content-Length",
-                         "Content-Length is given more than once");
+      http_error_field (r, 400, "invalid-header", "Content-Length",
+                        "Content-Length is given more than once");
       return false;
     }
   if (te.n > 0 && cl.n > 0)
     {
-      reply_error_field (r, 400, "invalid-header", "Transfer-Encoding",
-                         "Transfer-Encoding and Content-Length together");
+      http_error_field (r, 400, "invalid-header", "Transfer-Encoding",
+                        "Transfer-Encoding and Content-Length together");
       return false;
     }
   if (te.n > 1 || (te.n == 1 && strcasecmp (te.value, "chunked") != 0))
     {
-      reply_error_field (r, 400, "invalid-header", "Transfer-Encoding",
-                         "the only transfer coding understood is 'chunked'");
+      http_error_field (r, 400, "invalid-header", "Transfer-Encoding",
+                        "the only transfer coding understood is 'chunked'");
       return false;
     }
   return true;
@@ -277,20 +278,20 @@ check_query (struct MHD_Connection *c, const char *const *allowed,
   MHD_get_connection_values (c, MHD_GET_ARGUMENT_KIND, check_query_arg, &q);
   if (q.bad)
     {
-      reply_error_field (r, 400, "unknown-parameter", q.bad,
-                         "unknown query parameter '%s'", q.bad);
+      http_error_field (r, 400, "unknown-parameter", q.bad,
+                        "unknown query parameter '%s'", q.bad);
       return false;
     }
   if (q.dup)
     {
-      reply_error_field (r, 400, "duplicate-parameter", q.dup,
-                         "query parameter '%s' is given twice", q.dup);
+      http_error_field (r, 400, "duplicate-parameter", q.dup,
+                        "query parameter '%s' is given twice", q.dup);
       return false;
     }
   if (q.novalue)
     {
-      reply_error_field (r, 400, "invalid-parameter", q.novalue,
-                         "query parameter '%s' has no value", q.novalue);
+      http_error_field (r, 400, "invalid-parameter", q.novalue,
+                        "query parameter '%s' has no value", q.novalue);
       return false;
     }
   return true;

@@ -24,6 +24,7 @@
 #include "head.h"
 #include "log.h"
 #include "tls.h"
+#include "status.h"
 
 #define MAX_LISTEN 16
 /* After a refusal, the client's input is read and dropped for at most
@@ -248,7 +249,7 @@ refuse (struct door *d, struct conn *k, struct reply *r)
 {
   char *body = json_dumps (r->body, JSON_COMPACT);
   char *msg = NULL;
-  int len;
+  int len, status = http_status (r);
 
   len = asprintf (&msg,
                   "HTTP/1.1 %d %s\r\n"
@@ -257,9 +258,9 @@ refuse (struct door *d, struct conn *k, struct reply *r)
                   "Connection: close\r\n"
                   "\r\n"
                   "%s\n",
-                  r->status, MHD_get_reason_phrase_for ((unsigned)r->status),
+                  status, MHD_get_reason_phrase_for ((unsigned)status),
                   (body ? strlen (body) : 2) + 1, body ? body : "{}");
-  log_debug ("door: refused a request: %d %s", r->status, body ? body : "");
+  log_debug ("door: refused a request: %d %s", status, body ? body : "");
   /* Small: it fits in the socket's buffer, or the client is not reading
    * anyway.
    */
@@ -322,10 +323,10 @@ examine (struct door *d, struct conn *k, bool hup)
     {
       if ((size_t)n > HEAD_MAX)
         {
-          reply_error (&r, 431, "header-too-large",
-                       "the request line and headers are larger than %d "
-                       "bytes",
-                       HEAD_MAX);
+          http_error (&r, 431, "header-too-large",
+                      "the request line and headers are larger than %d "
+                      "bytes",
+                      HEAD_MAX);
           refuse (d, k, &r);
         }
       else if (hup)
@@ -463,8 +464,8 @@ examine_tls (struct door *d, struct conn *k, bool hup)
         conn_close (d, k);
       return;
     case TLS_HELLO_HTTP:
-      reply_error (&r, 400, "https-required",
-                   "this address serves HTTPS only: use https://");
+      http_error (&r, 400, "https-required",
+                  "this address serves HTTPS only: use https://");
       refuse (d, k, &r);
       return;
     case TLS_HELLO_BAD:

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "head.h"
+#include "status.h"
 
 size_t
 head_length (const char *buf, size_t len)
@@ -73,8 +74,8 @@ request_line (const char *l, size_t n, struct reply *r)
   for (const char *q = sp1 + 1; q < sp2; q++)
     if (ctl (*q))
       {
-        reply_error_field (r, 400, "invalid-url", "path",
-                           "the path has a NUL or another control character");
+        http_error_field (r, 400, "invalid-url", "path",
+                          "the path has a NUL or another control character");
         return false;
       }
   v = sp2 + 1;
@@ -85,13 +86,13 @@ request_line (const char *l, size_t n, struct reply *r)
   if (vn == 8 && memcmp (v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9'
       && v[6] == '.' && v[7] >= '0' && v[7] <= '9')
     {
-      reply_error (r, 505, "unsupported-http-version",
-                   "only HTTP/1.1 and HTTP/1.0 are spoken here");
+      http_error (r, 505, "unsupported-http-version",
+                  "only HTTP/1.1 and HTTP/1.0 are spoken here");
       return false;
     }
 bad:
-  reply_error (r, 400, "invalid-request-line",
-               "the request line must be 'METHOD TARGET HTTP/1.1'");
+  http_error (r, 400, "invalid-request-line",
+              "the request line must be 'METHOD TARGET HTTP/1.1'");
   return false;
 }
 
@@ -99,9 +100,9 @@ static bool
 bad_header (struct reply *r, const char *field, const char *msg)
 {
   if (field)
-    reply_error_field (r, 400, "invalid-header", field, "%s", msg);
+    http_error_field (r, 400, "invalid-header", field, "%s", msg);
   else
-    reply_error (r, 400, "invalid-header", "%s", msg);
+    http_error (r, 400, "invalid-header", "%s", msg);
   return false;
 }
 
@@ -124,8 +125,8 @@ head_check (const char *head, size_t len, struct reply *r)
   if (!next_line (&p, end, &l, &n) || !request_line (l, n, r))
     {
       if (r->status == 0)
-        reply_error (r, 400, "invalid-request-line",
-                     "the request line must be 'METHOD TARGET HTTP/1.1'");
+        http_error (r, 400, "invalid-request-line",
+                    "the request line must be 'METHOD TARGET HTTP/1.1'");
       return false;
     }
   while (next_line (&p, end, &l, &n))
@@ -163,8 +164,8 @@ head_check (const char *head, size_t len, struct reply *r)
               goto bad_length;
           if (ve - v > 18) /* more than API_MAX_BODY anyway */
             {
-              reply_error (r, 413, "body-too-large",
-                           "Content-Length is far too large");
+              http_error (r, 413, "body-too-large",
+                          "Content-Length is far too large");
               return false;
             }
         }

@@ -281,8 +281,8 @@ route (struct request *rq, const char *url, const char *method,
     return false;
   if (rq->too_large)
     {
-      reply_error (r, 413, "body-too-large",
-                   "request body is larger than %d bytes", API_MAX_BODY);
+      http_error (r, 413, "body-too-large",
+                  "request body is larger than %d bytes", API_MAX_BODY);
       return false;
     }
 
@@ -291,8 +291,8 @@ route (struct request *rq, const char *url, const char *method,
 
   if (!rt->body && rq->len > 0)
     {
-      reply_error (r, 400, "unexpected-body", "%s %s takes no request body",
-                   method, rt->pattern);
+      http_error (r, 400, "unexpected-body", "%s %s takes no request body",
+                  method, rt->pattern);
       return false;
     }
   if (rt->body && rq->len > 0)
@@ -301,8 +301,8 @@ route (struct request *rq, const char *url, const char *method,
                                            MHD_HTTP_HEADER_CONTENT_TYPE);
       if (ctype && !check_media_type_json (ctype))
         {
-          reply_error (r, 415, "unsupported-media-type",
-                       "request body must be application/json");
+          http_error (r, 415, "unsupported-media-type",
+                      "request body must be application/json");
           return false;
         }
     }
@@ -383,8 +383,9 @@ worker (void *arg)
   req.query = lookup_query;
   req.opaque = c;
   rq->rt->handler (&req, &rq->reply);
-  if (rq->reply.status == 0)
-    reply_error (&rq->reply, 500, "internal-error", "no reply");
+  if (!rq->reply.answered)
+    http_error (&rq->reply, 500, "internal-error", "no reply");
+  rq->reply.status = http_status (&rq->reply);
 
   if (rq->reply.stream)
     {
@@ -400,7 +401,7 @@ worker (void *arg)
         }
       else
         {
-          reply_error (&rq->reply, 500, "internal-error", "out of memory");
+          http_error (&rq->reply, 500, "internal-error", "out of memory");
           if (pump)
             pump_unref (pump);
           pump = NULL;
@@ -445,14 +446,14 @@ start_worker (struct request *rq, struct reply *r)
     {
       pthread_mutex_unlock (&s->lock);
       rq->close = true;
-      reply_error (r, 503, "shutting-down", "pullbackd is stopping");
+      http_error (r, 503, "shutting-down", "pullbackd is stopping");
       return false;
     }
   if (s->inflight >= MAX_INFLIGHT)
     {
       pthread_mutex_unlock (&s->lock);
-      reply_error (r, 503, "busy", "%d requests are being handled; try again",
-                   MAX_INFLIGHT);
+      http_error (r, 503, "busy", "%d requests are being handled; try again",
+                  MAX_INFLIGHT);
       return false;
     }
   s->inflight++;
@@ -472,8 +473,8 @@ start_worker (struct request *rq, struct reply *r)
       unsigned status;
 
       log_warnx ("cannot start a request thread: %s", strerror (err));
-      reply_error (&rq->reply, 503, "busy", "cannot start a thread: %s",
-                   strerror (err));
+      http_error (&rq->reply, 503, "busy", "cannot start a thread: %s",
+                  strerror (err));
       rq->resp = make_response (&rq->reply, &status);
       rq->reply.status = (int)status;
       rq->phase = PHASE_DONE;
@@ -553,14 +554,14 @@ client_cert_ok (struct MHD_Connection *c, struct reply *e)
         t->verified = true;
       return true;
     case TLS_CLIENT_NONE:
-      reply_error (e, 403, "client-certificate-required",
-                   "this address needs a client certificate signed by a CA "
-                   "of pullbackd's tls-client-ca");
+      http_error (e, 403, "client-certificate-required",
+                  "this address needs a client certificate signed by a CA "
+                  "of pullbackd's tls-client-ca");
       break;
     case TLS_CLIENT_BAD:
       log_info ("REST API: client certificate refused: %s", why);
-      reply_error (e, 403, "client-certificate-invalid",
-                   "the client certificate is not valid here: %s", why);
+      http_error (e, 403, "client-certificate-invalid",
+                  "the client certificate is not valid here: %s", why);
       break;
     }
   return false;
@@ -592,17 +593,17 @@ on_head (struct listener *l, struct request *rq, const char *url,
     ;
   else if (l->tcp && !token_ok (l->s, c))
     {
-      reply_error (e, 401, "unauthorized",
-                   "this address needs 'Authorization: Bearer TOKEN' "
-                   "with a token of pullbackd's token-file");
+      http_error (e, 401, "unauthorized",
+                  "this address needs 'Authorization: Bearer TOKEN' "
+                  "with a token of pullbackd's token-file");
       rq->close = true;
     }
   else
     {
       nclen = check_header_count (c, MHD_HTTP_HEADER_CONTENT_LENGTH, &clen);
       if (nclen == 1 && strtoull (clen, NULL, 10) > API_MAX_BODY)
-        reply_error (e, 413, "body-too-large",
-                     "request body is larger than %d bytes", API_MAX_BODY);
+        http_error (e, 413, "body-too-large",
+                    "request body is larger than %d bytes", API_MAX_BODY);
       else
         return MHD_YES;
     }
@@ -657,8 +658,8 @@ on_body (struct request *rq, const char *url, const char *method,
     }
   if (rq->received > DRAIN_MAX)
     {
-      reply_error (&rq->early, 413, "body-too-large",
-                   "request body is larger than %d bytes", API_MAX_BODY);
+      http_error (&rq->early, 413, "body-too-large",
+                  "request body is larger than %d bytes", API_MAX_BODY);
       rq->close = true;
       return answer (rq, method, url, &rq->early);
     }
@@ -910,7 +911,7 @@ pass (void *cls, size_t index, int fd, const struct sockaddr *sa,
   pthread_mutex_unlock (&s->lock);
   if (quiescing)
     {
-      reply_error (r, 503, "shutting-down", "pullbackd is stopping");
+      http_error (r, 503, "shutting-down", "pullbackd is stopping");
       return DOOR_REFUSED;
     }
   /* Those that have not sent a request yet are the door's to count. */
@@ -918,9 +919,9 @@ pass (void *cls, size_t index, int fd, const struct sockaddr *sa,
                               MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
   if (info && info->num_connections >= s->limit + pending)
     {
-      reply_error (r, 503, "busy",
-                   "%u connections are open on this address; try again",
-                   s->limit);
+      http_error (r, 503, "busy",
+                  "%u connections are open on this address; try again",
+                  s->limit);
       return DOOR_REFUSED;
     }
   /* MHD closes FD if it cannot take it. */

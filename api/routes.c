@@ -80,9 +80,8 @@ body (struct api_request *req, const struct field *fields, struct reply *r)
 static void
 h_health (struct api_request *req, struct reply *r)
 {
-  reply_ok (r, 200,
-            json_pack ("{s:s, s:s}", "status", "ok", "version",
-                       PACKAGE_VERSION_STRING));
+  reply_ok (r, json_pack ("{s:s, s:s}", "status", "ok", "version",
+                          PACKAGE_VERSION_STRING));
 }
 
 static void
@@ -90,9 +89,9 @@ h_metrics (struct api_request *req, struct reply *r)
 {
   r->text = api_metrics (req->reg);
   if (r->text == NULL)
-    reply_error (r, 500, "internal-error", "out of memory");
+    http_error (r, 500, "internal-error", "out of memory");
   else
-    r->status = 200;
+    r->answered = true;
 }
 
 static void
@@ -124,8 +123,8 @@ h_vm_delete (struct api_request *req, struct reply *r)
 
   if (cps && strcmp (cps, "delete") != 0 && strcmp (cps, "keep") != 0)
     {
-      reply_error_field (r, 400, "invalid-parameter", "checkpoints",
-                         "checkpoints must be 'delete' or 'keep'");
+      http_error_field (r, 400, "invalid-parameter", "checkpoints",
+                        "checkpoints must be 'delete' or 'keep'");
       return;
     }
   if (cps)
@@ -288,8 +287,8 @@ h_extents (struct api_request *req, struct reply *r)
   if (context && strcmp (context, "zero") != 0
       && strcmp (context, "dirty") != 0)
     {
-      reply_error_field (r, 400, "invalid-parameter", "context",
-                         "parameter 'context' must be 'zero' or 'dirty'");
+      http_error_field (r, 400, "invalid-parameter", "context",
+                        "parameter 'context' must be 'zero' or 'dirty'");
       return;
     }
   if ((q_offset
@@ -307,7 +306,7 @@ h_extents (struct api_request *req, struct reply *r)
   /* "internal": with the credentials of our own reads over TLS. */
   args = json_pack ("{s:s, s:b}", "id", req->params[1], "internal", 1);
   registry_call (req->reg, req->params[0], VM_OP_BACKUP_GET, args, &b);
-  if (b.status != 200)
+  if (b.kind != PB_OK)
     {
       *r = b;
       return;
@@ -315,16 +314,16 @@ h_extents (struct api_request *req, struct reply *r)
   client = json_object_get (b.body, "nbd_client");
   if (json_object_get (client, "unavailable"))
     {
-      reply_error (r, 502, "nbd-tls-unavailable",
-                   "pullbackd cannot read backup %s over TLS: %s",
-                   req->params[1], member (client, "unavailable"));
+      http_error (r, 502, "nbd-tls-unavailable",
+                  "pullbackd cannot read backup %s over TLS: %s",
+                  req->params[1], member (client, "unavailable"));
       reply_clear (&b);
       return;
     }
   if (strcmp (member (b.body, "phase"), "ready") != 0)
     {
-      reply_error (r, 409, "backup-not-ready", "backup %s is %s",
-                   req->params[1], member (b.body, "phase"));
+      http_error (r, 409, "backup-not-ready", "backup %s is %s",
+                  req->params[1], member (b.body, "phase"));
       reply_clear (&b);
       return;
     }
@@ -333,8 +332,8 @@ h_extents (struct api_request *req, struct reply *r)
       disk = d;
   if (disk == NULL)
     {
-      reply_error (r, 404, "disk-not-found", "backup %s has no disk '%s'",
-                   req->params[1], req->params[2]);
+      http_error (r, 404, "disk-not-found", "backup %s has no disk '%s'",
+                  req->params[1], req->params[2]);
       reply_clear (&b);
       return;
     }
@@ -342,8 +341,8 @@ h_extents (struct api_request *req, struct reply *r)
       json_object_get (json_object_get (disk, "nbd"), "uri"));
   if (uri == NULL)
     {
-      reply_error (r, 502, "nbd-error", "disk %s of backup %s has no export",
-                   req->params[2], req->params[1]);
+      http_error (r, 502, "nbd-error", "disk %s of backup %s has no export",
+                  req->params[2], req->params[1]);
       reply_clear (&b);
       return;
     }
@@ -353,7 +352,7 @@ h_extents (struct api_request *req, struct reply *r)
                                                 "dirty_bitmap_context"));
       if (ctx == NULL)
         {
-          reply_error (
+          http_error (
               r, 404, "no-dirty-context",
               "disk %s of backup %s is a full backup (%s): it has "
               "no dirty-bitmap context",
@@ -375,12 +374,12 @@ h_extents (struct api_request *req, struct reply *r)
   if (x == NULL)
     {
       if (status == 400)
-        reply_error_field (r, 400, "invalid-parameter", "offset", "%s", err);
+        http_error_field (r, 400, "invalid-parameter", "offset", "%s", err);
       else
-        reply_error (r, status, "nbd-error", "%s", err);
+        http_error (r, status, "nbd-error", "%s", err);
       return;
     }
-  r->status = 200;
+  r->answered = true;
   r->stream = x;
   r->stream_read = extents_stream_read;
   r->stream_free = extents_stream_free;
@@ -489,17 +488,17 @@ api_match (const char *method, const char *path,
         continue;
       if (too_long[0])
         {
-          reply_error_field (r, 400, "invalid-name", too_long,
-                             "%s is longer than %d characters", too_long,
-                             NAME_MAX_LEN);
+          http_error_field (r, 400, "invalid-name", too_long,
+                            "%s is longer than %d characters", too_long,
+                            NAME_MAX_LEN);
           return NULL;
         }
       return rt;
     }
   if (path_known)
-    reply_error (r, 405, "method-not-allowed", "%s is not allowed on %s",
-                 method, path);
+    http_error (r, 405, "method-not-allowed", "%s is not allowed on %s",
+                method, path);
   else
-    reply_error (r, 404, "not-found", "no such endpoint: %s", path);
+    http_error (r, 404, "not-found", "no such endpoint: %s", path);
   return NULL;
 }

@@ -13,6 +13,7 @@
 #include "nbdconf.h"
 #include "safepath.h"
 #include "validate.h"
+#include "status.h"
 
 static const struct field *
 find_field (const struct field *fields, const char *name)
@@ -30,14 +31,14 @@ check_name (const struct field *f, const json_t *v, struct reply *r)
 
   if (!json_is_string (v))
     {
-      reply_error_field (r, 400, "invalid-type", f->name,
-                         "field '%s' must be a string", f->name);
+      http_error_field (r, 400, "invalid-type", f->name,
+                        "field '%s' must be a string", f->name);
       return false;
     }
   if (!name_valid (f->kind, json_string_value (v), why, sizeof why))
     {
-      reply_error_field (r, 400, "invalid-name", f->name, "field '%s': %s",
-                         f->name, why);
+      http_error_field (r, 400, "invalid-name", f->name, "field '%s': %s",
+                        f->name, why);
       return false;
     }
   return true;
@@ -64,9 +65,9 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
     case FIELD_NAME_LIST:
       if (!json_is_array (v) || json_array_size (v) == 0)
         {
-          reply_error_field (r, 400, "invalid-type", f->name,
-                             "field '%s' must be a non-empty array of names",
-                             f->name);
+          http_error_field (r, 400, "invalid-type", f->name,
+                            "field '%s' must be a non-empty array of names",
+                            f->name);
           return false;
         }
       json_array_foreach (v, i, e)
@@ -78,9 +79,9 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
               e2 = json_array_get (v, j);
               if (strcmp (json_string_value (e), json_string_value (e2)) == 0)
                 {
-                  reply_error_field (r, 400, "duplicate-name", f->name,
-                                     "field '%s' lists '%s' twice", f->name,
-                                     json_string_value (e));
+                  http_error_field (r, 400, "duplicate-name", f->name,
+                                    "field '%s' lists '%s' twice", f->name,
+                                    json_string_value (e));
                   return false;
                 }
             }
@@ -91,14 +92,14 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
       s = json_string_value (v);
       if (s == NULL || strlen (s) != json_string_length (v))
         {
-          reply_error_field (r, 400, "invalid-path", f->name,
-                             "field '%s' must be an absolute path", f->name);
+          http_error_field (r, 400, "invalid-path", f->name,
+                            "field '%s' must be an absolute path", f->name);
           return false;
         }
       if (!safepath_plain (s, why, sizeof why))
         {
-          reply_error_field (r, 400, "invalid-path", f->name, "field '%s' %s",
-                             f->name, why);
+          http_error_field (r, 400, "invalid-path", f->name, "field '%s' %s",
+                            f->name, why);
           return false;
         }
       return true;
@@ -106,7 +107,7 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
     case FIELD_NBD_NET:
       if (!nbdconf_json_check (f->name, v, why, sizeof why))
         {
-          reply_error_field (r, 400, "invalid-value", f->name, "%s", why);
+          http_error_field (r, 400, "invalid-value", f->name, "%s", why);
           return false;
         }
       return true;
@@ -118,9 +119,9 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
                || (s[0] != '/' && strchr (s, ':') && s[0] != ':'))
           || strlen (s) != json_string_length (v))
         {
-          reply_error_field (r, 400, "invalid-address", f->name,
-                             "field '%s' must be unix:PATH or HOST:PORT",
-                             f->name);
+          http_error_field (r, 400, "invalid-address", f->name,
+                            "field '%s' must be unix:PATH or HOST:PORT",
+                            f->name);
           return false;
         }
       return true;
@@ -129,7 +130,7 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
       if (!json_is_integer (v) || json_integer_value (v) < f->min
           || json_integer_value (v) > f->max)
         {
-          reply_error_field (
+          http_error_field (
               r, 400, json_is_integer (v) ? "out-of-range" : "invalid-type",
               f->name, "field '%s' must be an integer from %lld to %lld",
               f->name, f->min, f->max);
@@ -140,8 +141,8 @@ check_field (const struct field *f, const json_t *v, struct reply *r)
     case FIELD_BOOL:
       if (!json_is_boolean (v))
         {
-          reply_error_field (r, 400, "invalid-type", f->name,
-                             "field '%s' must be true or false", f->name);
+          http_error_field (r, 400, "invalid-type", f->name,
+                            "field '%s' must be true or false", f->name);
           return false;
         }
       return true;
@@ -166,19 +167,19 @@ validate_body (const char *body, size_t len, const struct field *fields,
                         &jerr);
       if (doc == NULL)
         {
-          reply_error (r, 400,
-                       json_error_code (&jerr) == json_error_duplicate_key
-                           ? "duplicate-key"
-                           : "malformed-json",
-                       "request body: %s (line %d, column %d)", jerr.text,
-                       jerr.line, jerr.column);
+          http_error (r, 400,
+                      json_error_code (&jerr) == json_error_duplicate_key
+                          ? "duplicate-key"
+                          : "malformed-json",
+                      "request body: %s (line %d, column %d)", jerr.text,
+                      jerr.line, jerr.column);
           return NULL;
         }
       if (!json_is_object (doc))
         {
           json_decref (doc);
-          reply_error (r, 400, "invalid-type",
-                       "request body must be a JSON object");
+          http_error (r, 400, "invalid-type",
+                      "request body must be a JSON object");
           return NULL;
         }
     }
@@ -189,8 +190,8 @@ validate_body (const char *body, size_t len, const struct field *fields,
 
       if (f == NULL)
         {
-          reply_error_field (r, 400, "unknown-field", key,
-                             "unknown field '%s'", key);
+          http_error_field (r, 400, "unknown-field", key, "unknown field '%s'",
+                            key);
           json_decref (doc);
           return NULL;
         }
@@ -203,8 +204,8 @@ validate_body (const char *body, size_t len, const struct field *fields,
   for (; fields->name; fields++)
     if (fields->required && json_object_get (doc, fields->name) == NULL)
       {
-        reply_error_field (r, 400, "missing-field", fields->name,
-                           "field '%s' is required", fields->name);
+        http_error_field (r, 400, "missing-field", fields->name,
+                          "field '%s' is required", fields->name);
         json_decref (doc);
         return NULL;
       }
@@ -219,7 +220,7 @@ validate_path_name (enum name_kind kind, const char *label, const char *value,
 
   if (name_valid (kind, value, why, sizeof why))
     return true;
-  reply_error_field (r, 400, "invalid-name", label, "%s", why);
+  http_error_field (r, 400, "invalid-name", label, "%s", why);
   return false;
 }
 
@@ -238,9 +239,9 @@ validate_query_int (const char *label, const char *value, long long min,
            || (value[0] == '-' && isdigit ((unsigned char)value[1])))
       || *end != '\0' || errno == ERANGE || v < min || v > max)
     {
-      reply_error_field (r, 400, "invalid-parameter", label,
-                         "parameter '%s' must be an integer from %lld to %lld",
-                         label, min, max);
+      http_error_field (r, 400, "invalid-parameter", label,
+                        "parameter '%s' must be an integer from %lld to %lld",
+                        label, min, max);
       return false;
     }
   *out = v;

@@ -32,21 +32,6 @@
 
 struct pb_stats pb_stats;
 
-static const char *
-str (const json_t *o, const char *key)
-{
-  return json_string_value (json_object_get (o, key));
-}
-
-/* The backup is over: forget it, and say whether that was written. */
-static int
-clear_backup (struct vm *vm)
-{
-  backup_free (vm->backup);
-  vm->backup = NULL;
-  return vm_save (vm);
-}
-
 static void
 new_backup_id (char *buf, size_t len)
 {
@@ -67,16 +52,17 @@ backup_to_api (const struct vm *vm, const struct backup *b)
     {
       const struct backup_disk *d = &b->disks[i];
       bool incr = d->mode == DISK_INCREMENTAL;
-      char tmp[NAME_MAX_LEN + 16];
+      struct disk_objects obj;
       CLEANUP_FREE char *delta = ready ? delta_uri (vm, d) : NULL;
       json_t *nbd = json_null ();
 
-      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      backup_disk_objects (d, &obj);
       if (ready)
-        nbd = json_pack ("{s:o, s:s, s:o}", "uri", nbd_uri (vm, d->name),
-                         "export", d->name, "dirty_bitmap_context",
-                         incr ? json_sprintf ("qemu:dirty-bitmap:%s", tmp)
-                              : json_null ());
+        nbd = json_pack (
+            "{s:o, s:s, s:o}", "uri", nbd_uri (vm, d->name), "export", d->name,
+            "dirty_bitmap_context",
+            incr ? json_sprintf ("qemu:dirty-bitmap:%s", obj.tmp_bitmap)
+                 : json_null ());
       nbdnet_describe (vm, nbd);
       json_array_append_new (
           disks, json_pack ("{s:s, s:I, s:s, s:s?, s:o, s:s?}", "name",
@@ -101,29 +87,23 @@ backup_to_api (const struct vm *vm, const struct backup *b)
  * REASON_NONE when it can be incremental.
  */
 static enum disk_reason
-full_because (const json_t *d, const json_t *base)
+full_because (const struct vm_disk *d, const struct checkpoint *base)
 {
-  const char *name = str (d, "name");
-  const json_t *cd = NULL, *e;
-  enum disk_reason why = REASON_NONE;
-  size_t m;
+  const struct checkpoint_disk *cd = NULL;
 
   /* QEMU takes a persistent bitmap on a read-only image but can never
    * store it: such a disk is exported, full, and holds no checkpoint.
    */
-  if (strcmp (str (d, "format"), "qcow2") != 0)
+  if (strcmp (d->format, "qcow2") != 0)
     return REASON_DISK_NOT_QCOW2;
-  if (json_is_true (json_object_get (d, "ro")))
+  if (d->ro)
     return REASON_DISK_READ_ONLY;
-  json_array_foreach (json_object_get (base, "disks"), m, e)
-    if (strcmp (str (e, "disk"), name) == 0)
-      cd = e;
+  for (size_t m = 0; m < base->ndisks; m++)
+    if (strcmp (base->disks[m].disk, d->name) == 0)
+      cd = &base->disks[m];
   if (cd == NULL)
     return REASON_DISK_ADDED;
-  if (json_is_string (json_object_get (cd, "broken"))
-      && disk_reason_parse (str (cd, "broken"), &why) == -1)
-    why = REASON_CHECKPOINT_MISSING;
-  return why;
+  return cd->broken;
 }
 
 /* Parse and check the request against the VM: the backup record to be,
@@ -134,9 +114,9 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
              struct reply *r)
 {
   const json_t *cparg = json_object_get (args, "checkpoint");
-  const char *since = str (args, "since");
+  const char *since = json_str (args, "since");
   const json_t *want = json_object_get (args, "disks");
-  json_t *base = NULL;
+  const struct checkpoint *base = NULL;
   char cpname[NAME_MAX_LEN + 16] = "";
   json_int_t ttl = vm->ctx->backup_ttl;
   CLEANUP_BACKUP struct backup *b = NULL;
@@ -148,7 +128,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
     ttl = json_integer_value (json_object_get (args, "ttl"));
   if (ttl > vm->ctx->backup_ttl_max)
     {
-      reply_error_field (r, 422, "ttl-too-large", "ttl",
+      reply_error_field (r, PB_ERR_INVALID, "ttl-too-large", "ttl",
                          "ttl %lld is above the maximum of %d seconds",
                          (long long)ttl, vm->ctx->backup_ttl_max);
       return NULL;
@@ -156,7 +136,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 
   if (since && (base = checkpoint_find (vm, since)) == NULL)
     {
-      reply_error_field (r, 404, "checkpoint-not-found", "since",
+      reply_error_field (r, PB_ERR_NOT_FOUND, "checkpoint-not-found", "since",
                          "VM %s has no checkpoint '%s'", vm->name, since);
       return NULL;
     }
@@ -167,14 +147,14 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
     checkpoint_generate_name (vm, cpname, sizeof cpname);
   if (cpname[0] && checkpoint_find (vm, cpname))
     {
-      reply_error_field (r, 409, "checkpoint-exists", "checkpoint",
+      reply_error_field (r, PB_ERR_CONFLICT, "checkpoint-exists", "checkpoint",
                          "VM %s already has a checkpoint '%s'", vm->name,
                          cpname);
       return NULL;
     }
-  if (cpname[0] && bitmap_name_taken (bitmaps, vm->disks, cpname))
+  if (cpname[0] && bitmap_name_taken (bitmaps, &vm->disks, cpname))
     {
-      reply_error_field (r, 409, "bitmap-exists", "checkpoint",
+      reply_error_field (r, PB_ERR_CONFLICT, "bitmap-exists", "checkpoint",
                          "a bitmap named '%s' already exists on a disk of "
                          "VM %s",
                          cpname, vm->name);
@@ -183,23 +163,24 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 
   if (want)
     json_array_foreach (want, i, d)
-      if (disk_find (vm->disks, json_string_value (d)) == NULL)
+      if (vm_disk_find (&vm->disks, json_string_value (d)) == NULL)
         {
-          reply_error_field (r, 422, "disk-not-found", "disks",
+          reply_error_field (r, PB_ERR_INVALID, "disk-not-found", "disks",
                              "VM %s has no disk '%s'", vm->name,
                              json_string_value (d));
           return NULL;
         }
 
-  b = backup_new (want ? json_array_size (want) : json_array_size (vm->disks));
+  b = backup_new (want ? json_array_size (want) : vm->disks.len);
   if (b == NULL)
     {
-      reply_error (r, 500, "out-of-memory", "out of memory");
+      reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
       return NULL;
     }
-  json_array_foreach (vm->disks, i, d)
+  for (i = 0; i < vm->disks.len; i++)
     {
-      const char *name = str (d, "name");
+      const struct vm_disk *vd = &vm->disks.ptr[i];
+      const char *name = vd->name;
       struct backup_disk *bd;
       bool selected = want == NULL, qcow2, ro;
       char tmp[NAME_MAX_LEN + 16];
@@ -214,30 +195,30 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 
       bd = &b->disks[n];
       bd->index = (int)n++;
-      qcow2 = strcmp (str (d, "format"), "qcow2") == 0;
-      ro = json_is_true (json_object_get (d, "ro"));
+      qcow2 = strcmp (vd->format, "qcow2") == 0;
+      ro = vd->ro;
       bd->mode = DISK_FULL;
       if (base)
         {
-          bd->reason = full_because (d, base);
+          bd->reason = full_because (vd, base);
           if (bd->reason == REASON_NONE)
             bd->mode = DISK_INCREMENTAL;
         }
       snprintf (tmp, sizeof tmp, PB_TMP_BITMAP_PREFIX "%s", name);
       if (bd->mode == DISK_INCREMENTAL
-          && json_object_get (json_object_get (bitmaps, str (d, "node")), tmp))
+          && json_object_get (json_object_get (bitmaps, vd->node), tmp))
         {
-          reply_error (r, 409, "bitmap-exists",
+          reply_error (r, PB_ERR_CONFLICT, "bitmap-exists",
                        "a bitmap named '%s' already exists on disk %s of "
                        "VM %s",
                        tmp, name, vm->name);
           return NULL;
         }
       bd->checkpoint_bitmap = qcow2 && !ro && cpname[0];
-      bd->size = json_integer_value (json_object_get (d, "size"));
+      bd->size = vd->size;
       bd->name = strdup (name);
-      bd->node = strdup (str (d, "node"));
-      bd->format = strdup (str (d, "format"));
+      bd->node = strdup (vd->node);
+      bd->format = strdup (vd->format);
       if (asprintf (&bd->scratch, "%s/pullback-%s.%d.qcow2", vm->scratch_dir,
                     vm->name, bd->index)
           == -1)
@@ -245,15 +226,15 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
       if (bd->name == NULL || bd->node == NULL || bd->format == NULL
           || bd->scratch == NULL)
         {
-          reply_error (r, 500, "out-of-memory", "out of memory");
+          reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
           return NULL;
         }
     }
   b->ndisks = n;
   if (n == 0)
     {
-      reply_error (r, 422, "no-disks", "VM %s has no disks to back up",
-                   vm->name);
+      reply_error (r, PB_ERR_INVALID, "no-disks",
+                   "VM %s has no disks to back up", vm->name);
       return NULL;
     }
 
@@ -264,7 +245,7 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
   if (b->id == NULL || (cpname[0] && b->checkpoint == NULL)
       || (since && b->since == NULL))
     {
-      reply_error (r, 500, "out-of-memory", "out of memory");
+      reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
       return NULL;
     }
   b->phase = BACKUP_STARTING;
@@ -277,8 +258,8 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
 static int
 qemu_failed (struct reply *r, const char *what, const struct qmp_error *err)
 {
-  return reply_error (r, qemu_status (err->kind), "qemu-error", "%s: %s", what,
-                      err->desc);
+  return reply_error (r, qemu_errkind (err->kind), "qemu-error", "%s: %s",
+                      what, err->desc);
 }
 
 static int
@@ -291,24 +272,22 @@ run_transaction (struct vm *vm, struct backup *b, struct reply *r)
   for (size_t i = 0; i < b->ndisks; i++)
     {
       const struct backup_disk *d = &b->disks[i];
-      char job[64], fleece[64], cbw[64], tmp[NAME_MAX_LEN + 16];
+      struct disk_objects o;
 
-      backup_disk_object (d, PB_JOB_PREFIX, job, sizeof job);
-      backup_disk_object (d, PB_FLEECE_PREFIX, fleece, sizeof fleece);
-      backup_disk_object (d, PB_CBW_PREFIX, cbw, sizeof cbw);
-      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      backup_disk_objects (d, &o);
       qmp_txn_addf (t, "blockdev-backup", "{s:s, s:s, s:s, s:s, s:s}",
-                    "job-id", job, "device", d->node, "target", fleece, "sync",
-                    "none", "filter-node-name", cbw);
+                    "job-id", o.job, "device", d->node, "target", o.fleece,
+                    "sync", "none", "filter-node-name", o.cbw);
       if (d->checkpoint_bitmap)
         qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node",
                       d->node, "name", b->checkpoint, "persistent", 1);
       if (d->mode == DISK_INCREMENTAL)
         {
           qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node",
-                        d->node, "name", tmp, "disabled", 1);
+                        d->node, "name", o.tmp_bitmap, "disabled", 1);
           qmp_txn_addf (t, "block-dirty-bitmap-merge", "{s:s, s:s, s:[s]}",
-                        "node", d->node, "target", tmp, "bitmaps", b->since);
+                        "node", d->node, "target", o.tmp_bitmap, "bitmaps",
+                        b->since);
         }
     }
   rc = qmp_txn_execute (vm->qmp, t, vm->ctx->qmp_timeout_ms, &err);
@@ -324,51 +303,33 @@ run_transaction (struct vm *vm, struct backup *b, struct reply *r)
   return 0;
 }
 
-static void
+/* Record the checkpoint B made: 0, or -1 if out of memory. */
+static int
 add_checkpoint_record (struct vm *vm, const struct backup *b)
 {
-  json_t *disks = json_array ();
+  struct checkpoint *cp;
+  size_t n = 0;
 
   for (size_t i = 0; i < b->ndisks; i++)
-    if (b->disks[i].checkpoint_bitmap)
-      json_array_append_new (
-          disks,
-          checkpoint_disk (b->disks[i].name, b->disks[i].node, b->checkpoint));
-  checkpoint_append (vm, b->checkpoint, b->created, disks);
-}
-
-/* Export every disk of B over NBD, the commands pipelined. */
-static int
-export_all (struct vm *vm, const struct backup *b, struct reply *r)
-{
-  struct qmp_batch *batch = qmp_batch_new ();
-  struct qmp_error err;
-  size_t failed;
-  int rc;
-
-  for (size_t i = 0; i < b->ndisks; i++)
+    n += b->disks[i].checkpoint_bitmap;
+  cp = checkpoint_new (n);
+  if (cp == NULL || (cp->name = strdup (b->checkpoint)) == NULL)
     {
-      const struct backup_disk *d = &b->disks[i];
-      char id[64], fleece[64], tmp[NAME_MAX_LEN + 16];
-      json_t *args;
-
-      backup_disk_object (d, PB_EXPORT_PREFIX, id, sizeof id);
-      backup_disk_object (d, PB_FLEECE_PREFIX, fleece, sizeof fleece);
-      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
-      args = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b}", "type", "nbd", "id",
-                        id, "node-name", fleece, "name", d->name, "writable",
-                        0, "allocation-depth", 1);
-      if (d->mode == DISK_INCREMENTAL)
-        json_object_set_new (
-            args, "bitmaps",
-            json_pack ("[{s:s, s:s}]", "node", d->node, "name", tmp));
-      qmp_batch_add (batch, "block-export-add", args);
+      checkpoint_free (cp);
+      return -1;
     }
-  rc = vm_qmp_batch (vm, batch, &failed, &err);
-  qmp_batch_free (batch);
-  if (rc == -1)
-    return qemu_failed (r, "exporting over NBD", &err);
-  return 0;
+  cp->created = b->created;
+  n = 0;
+  for (size_t i = 0; i < b->ndisks; i++)
+    if (b->disks[i].checkpoint_bitmap
+        && checkpoint_disk_init (&cp->disks[n++], b->disks[i].name,
+                                 b->disks[i].node, b->checkpoint)
+               == -1)
+      {
+        checkpoint_free (cp);
+        return -1;
+      }
+  return checkpoint_append (vm, cp);
 }
 
 int
@@ -379,14 +340,14 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   struct backup *old = vm->backup, *b;
   struct qga *g = NULL;
   int64_t t_begin = monotonic_us (), t_freeze = 0, t_txn;
-  json_t *disks, *answer;
+  json_t *answer;
 
   if (old && old->phase != BACKUP_FAILED)
-    return reply_error (r, 409, "backup-active",
+    return reply_error (r, PB_ERR_CONFLICT, "backup-active",
                         "VM %s already has an active backup %s", vm->name,
                         old->id);
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
-    return reply_error (r, 503, "qemu-unavailable",
+    return reply_error (r, PB_ERR_UNAVAILABLE, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
   if (vm_require_active (vm, r) == -1 || cleanup_require_none (vm, r) == -1)
     return -1;
@@ -394,11 +355,8 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   /* The disks and bitmaps as they are now; broken checkpoints found
    * here make their disks full below.
    */
-  disks = disks_discover (vm, &err);
-  if (disks == NULL)
+  if (disks_discover (vm, &vm->disks, &err) == -1)
     return qemu_failed (r, "discovering disks", &err);
-  json_decref (vm->disks);
-  vm->disks = disks;
   bitmaps = bitmaps_query (vm, &err);
   if (bitmaps == NULL)
     return qemu_failed (r, "reading bitmaps", &err);
@@ -416,8 +374,10 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   vm->backup = b;
   if (vm_save (vm) == -1)
     {
-      clear_backup (vm);
-      return reply_error (r, 500, "state-write-failed",
+      backup_free (vm->backup);
+      vm->backup = NULL;
+      vm_save (vm);
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the backup in the state directory");
     }
 
@@ -459,12 +419,15 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
    * written before the transaction is enough, and one fsync less.
    */
 
-  if (nbd_ensure_server (vm, r) == -1 || export_all (vm, b, r) == -1)
+  if (nbd_ensure_server (vm, r) == -1 || exports_add (vm, b, r) == -1)
     goto undo;
 
+  if (b->checkpoint && add_checkpoint_record (vm, b) == -1)
+    {
+      reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
+      goto undo;
+    }
   delta_start (vm, b);
-  if (b->checkpoint)
-    add_checkpoint_record (vm, b);
   b->phase = BACKUP_READY;
   b->expires = now_seconds () + b->ttl;
   if (vm_save (vm) == -1)
@@ -472,12 +435,10 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
       /* On disk it is still "starting": recovery would drop the
        * checkpoint, so it must not be announced.
        */
-      json_t *list = json_object_get (vm->state, "checkpoints");
-
       if (b->checkpoint)
-        json_array_remove (list, json_array_size (list) - 1);
+        checkpoint_free (checkpoint_take_newest (vm, b->checkpoint));
       b->phase = BACKUP_STARTING;
-      reply_error (r, 500, "state-write-failed",
+      reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                    "cannot record the backup in the state directory");
       goto undo;
     }
@@ -489,16 +450,15 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
             (double)t_txn / 1000.0);
   answer = backup_to_api (vm, b);
   nbdnet_add_secret (vm, answer); /* once, here only */
-  return reply_ok (r, 201, answer);
+  return reply_created (r, answer);
 
 undo:
   /* Nothing of a backup that never became readable may stay, not even
    * its new checkpoint.
    */
   log_warnx ("VM %s: backup %s failed to start: %s", vm->name, b->id,
-             str (json_object_get (r->body, "error"), "message"));
-  backup_retire (vm, b, true);
-  clear_backup (vm);
+             json_str (json_object_get (r->body, "error"), "message"));
+  backup_finish (vm, BACKUP_END_UNDONE, FAILURE_NONE);
   atomic_fetch_add (&pb_stats.backups_begin_failed, 1);
   return -1;
 }
@@ -506,13 +466,13 @@ undo:
 static struct backup *
 find_backup (struct vm *vm, const json_t *args, struct reply *r)
 {
-  const char *id = str (args, "id");
+  const char *id = json_str (args, "id");
   struct backup *b = vm->backup;
 
   if (b == NULL || id == NULL || strcmp (b->id, id) != 0)
     {
-      reply_error (r, 404, "backup-not-found", "VM %s has no backup '%s'",
-                   vm->name, id ? id : "");
+      reply_error (r, PB_ERR_NOT_FOUND, "backup-not-found",
+                   "VM %s has no backup '%s'", vm->name, id ? id : "");
       return NULL;
     }
   return b;
@@ -531,7 +491,7 @@ backup_get (struct vm *vm, const json_t *args, struct reply *r)
   /* GET .../extents only (api/routes.c sets it, never a client). */
   if (json_is_true (json_object_get (args, "internal")))
     nbdnet_add_client (vm, answer);
-  return reply_ok (r, 200, answer);
+  return reply_ok (r, answer);
 }
 
 int
@@ -544,10 +504,11 @@ backup_patch (struct vm *vm, const json_t *args, struct reply *r)
   if (b == NULL)
     return -1;
   if (b->phase != BACKUP_READY)
-    return reply_error (r, 409, "backup-not-ready", "backup %s is %s", b->id,
+    return reply_error (r, PB_ERR_CONFLICT, "backup-not-ready",
+                        "backup %s is %s", b->id,
                         backup_phase_name (b->phase));
   if (ttl > vm->ctx->backup_ttl_max)
-    return reply_error_field (r, 422, "ttl-too-large", "ttl",
+    return reply_error_field (r, PB_ERR_INVALID, "ttl-too-large", "ttl",
                               "ttl %lld is above the maximum of %d seconds",
                               (long long)ttl, vm->ctx->backup_ttl_max);
   old_ttl = b->ttl;
@@ -559,11 +520,11 @@ backup_patch (struct vm *vm, const json_t *args, struct reply *r)
       /* Nothing but the record changed: put it back. */
       b->ttl = old_ttl;
       b->expires = old_expires;
-      return reply_error (r, 500, "state-write-failed",
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the new ttl in the state "
                           "directory; the backup keeps its old expiry");
     }
-  return reply_ok (r, 200, backup_to_api (vm, b));
+  return reply_ok (r, backup_to_api (vm, b));
 }
 
 int
@@ -573,22 +534,12 @@ backup_end (struct vm *vm, const json_t *args, struct reply *r)
 
   if (b == NULL)
     return -1;
-  if (b->phase == BACKUP_READY)
-    {
-      backup_retire (vm, b, false);
-      atomic_fetch_add (&pb_stats.backups_ended, 1);
-      log_info ("VM %s: backup %s ended", vm->name, b->id);
-    }
-  /* QEMU is torn down already; what is in memory is the truth and is
-   * written as soon as it can be.  Until then a restart finds the old
-   * record and cleans up by it, which finds nothing left.
-   */
-  if (clear_backup (vm) == -1)
-    return reply_error (r, 500, "state-write-failed",
+  if (backup_finish (vm, BACKUP_END_ENDED, FAILURE_NONE) == -1)
+    return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                         "the backup was ended, but the state directory "
                         "cannot be written; pullbackd writes it as soon as "
                         "it can");
-  return reply_ok (r, 204, NULL);
+  return reply_ok (r, NULL);
 }
 
 /* How often a ready backup's scratch use is checked from the files. */
@@ -613,43 +564,15 @@ backup_tick (struct vm *vm)
           log_warnx ("VM %s: backup %s: %s; ending it before the guest's "
                      "writes fail",
                      vm->name, b->id, why);
-          backup_fail (vm, FAILURE_SCRATCH_FULL);
+          backup_finish (vm, BACKUP_END_FAILED, FAILURE_SCRATCH_FULL);
           return backup_tick (vm);
         }
       if (ready)
         return SCRATCH_CHECK_MS;
       return left > 3600 ? 3600 * 1000 : (int)left * 1000;
     }
-  log_info ("VM %s: backup %s expired", vm->name, b->id);
-  /* A failed backup has nothing left in QEMU; only its record goes. */
-  if (b->phase == BACKUP_READY)
-    {
-      backup_retire (vm, b, false);
-      atomic_fetch_add (&pb_stats.backups_expired, 1);
-    }
-  clear_backup (vm);
+  backup_finish (vm, BACKUP_END_EXPIRED, FAILURE_NONE);
   return -1;
-}
-
-void
-backup_fail (struct vm *vm, enum backup_failure why)
-{
-  struct backup *b = vm->backup;
-
-  if (b == NULL || b->phase == BACKUP_FAILED)
-    return;
-  log_warnx ("VM %s: backup %s failed: %s", vm->name, b->id,
-             backup_failure_name (why));
-  atomic_fetch_add (&pb_stats.backups_failed, 1);
-  b->phase = BACKUP_FAILED;
-  b->failure = why;
-  /* QEMU may live on (-no-shutdown, as under libvirt; a full scratch):
-   * tear down now.  Without a connection, what QEMU holds is remembered and
-   * removed at the next connect; the scratch files go now.  Our NBD
-   * socket stays: it tells the next connect that the server is ours.
-   */
-  backup_retire (vm, b, false);
-  vm_save (vm);
 }
 
 void
@@ -664,7 +587,7 @@ backup_on_write_threshold (struct vm *vm, const json_t *ev)
   log_warnx ("VM %s: backup %s: %s; ending it before the guest's writes "
              "fail",
              vm->name, b->id, why);
-  backup_fail (vm, FAILURE_SCRATCH_FULL);
+  backup_finish (vm, BACKUP_END_FAILED, FAILURE_SCRATCH_FULL);
 }
 
 void
@@ -673,7 +596,7 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
   const char *name = qmp_event_name (ev);
   const json_t *data = json_object_get (ev, "data");
   bool export = strcmp (name, "BLOCK_EXPORT_DELETED") == 0;
-  const char *id = str (data, export ? "id" : "device");
+  const char *id = json_str (data, export ? "id" : "device");
   struct backup *b = vm->backup;
   const struct backup_disk *hit = NULL;
   size_t i;
@@ -682,12 +605,10 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
     return;
   for (i = 0; i < b->ndisks; i++)
     {
-      char obj[64];
+      struct disk_objects o;
 
-      backup_disk_object (&b->disks[i],
-                          export ? PB_EXPORT_PREFIX : PB_JOB_PREFIX, obj,
-                          sizeof obj);
-      if (strcmp (obj, id) == 0)
+      backup_disk_objects (&b->disks[i], &o);
+      if (strcmp (export ? o.export_id : o.job, id) == 0)
         hit = &b->disks[i];
     }
   if (hit == NULL)
@@ -707,7 +628,7 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
       if (now == NULL)
         return;
       json_array_foreach (now, i, o)
-        if (strcmp (str (o, export ? "id" : "device") ?: "", id) == 0)
+        if (strcmp (json_str (o, export ? "id" : "device") ?: "", id) == 0)
           return;
     }
   log_warnx ("VM %s: backup %s: %s for %s of disk %s, not by pullbackd; "
@@ -717,50 +638,9 @@ backup_on_block_event (struct vm *vm, const json_t *ev)
    * cut every export off now, before the slower teardown.
    */
   if (!export)
-    for (i = 0; i < b->ndisks; i++)
-      {
-        char obj[64];
-
-        backup_disk_object (&b->disks[i], PB_EXPORT_PREFIX, obj, sizeof obj);
-        vm_qmp_quietly (vm, "block-export-del",
-                        json_pack ("{s:s, s:s}", "id", obj, "mode", "hard"));
-      }
-  backup_fail (vm, export ? FAILURE_EXPORT_DELETED
-                   : strcmp (name, "BLOCK_JOB_ERROR") == 0
-                       ? FAILURE_JOB_ERROR
-                       : FAILURE_JOB_ENDED);
-}
-
-void
-backup_undo_begin (struct vm *vm)
-{
-  struct backup *b = vm->backup;
-  json_t *list = json_object_get (vm->state, "checkpoints");
-  size_t n = json_array_size (list);
-
-  if (b == NULL || b->phase != BACKUP_READY)
-    return;
-  /* The checkpoint it made is the newest one. */
-  if (b->checkpoint && n > 0
-      && strcmp (str (json_array_get (list, n - 1), "name"), b->checkpoint)
-             == 0)
-    json_array_remove (list, n - 1);
-  log_info ("VM %s: undoing backup %s", vm->name, b->id);
-  backup_retire (vm, b, b->checkpoint != NULL);
-  clear_backup (vm);
-}
-
-void
-backup_end_for_shutdown (struct vm *vm)
-{
-  struct backup *b = vm->backup;
-
-  if (b == NULL)
-    return;
-  if (b->phase == BACKUP_READY)
-    {
-      log_info ("VM %s: ending backup %s for shutdown", vm->name, b->id);
-      backup_retire (vm, b, false);
-    }
-  clear_backup (vm);
+    exports_cut_off (vm, b);
+  backup_finish (vm, BACKUP_END_FAILED,
+                 export ? FAILURE_EXPORT_DELETED
+                 : strcmp (name, "BLOCK_JOB_ERROR") == 0 ? FAILURE_JOB_ERROR
+                                                         : FAILURE_JOB_ENDED);
 }

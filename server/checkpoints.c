@@ -4,13 +4,15 @@
  * A checkpoint is a name and, per qcow2 disk, one persistent bitmap of
  * that name that always records.  "Changed since X" is a copy of X's
  * bitmap; deleting X removes X's bitmaps and nothing else.  The daemon
- * keeps the metadata in the VM's state document, in creation order,
- * which is also topological (every parent comes before its children).
+ * keeps the records (struct checkpoint_set, records.h) in creation
+ * order, which is also topological (every parent comes before its
+ * children); the state file holds them (state-checkpoint.c).
  */
 
 #include <config.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,37 +24,30 @@
 
 #define LIST_DEFAULT_LIMIT 100
 
-static json_t *
-checkpoints (const struct vm *vm)
+static long
+checkpoint_index (const struct vm *vm, const char *name)
 {
-  return json_object_get (vm->state, "checkpoints");
+  for (size_t i = 0; name && i < vm->cps.list.len; i++)
+    if (strcmp (vm->cps.list.ptr[i]->name, name) == 0)
+      return (long)i;
+  return -1;
 }
 
-json_t *
+struct checkpoint *
 checkpoint_find (const struct vm *vm, const char *name)
 {
-  size_t i;
-  json_t *cp;
+  long i = checkpoint_index (vm, name);
 
-  json_array_foreach (checkpoints (vm), i, cp)
-    if (strcmp (json_string_value (json_object_get (cp, "name")), name) == 0)
-      return cp;
-  return NULL;
+  return i >= 0 ? vm->cps.list.ptr[i] : NULL;
 }
 
 bool
-bitmap_name_taken (const json_t *bitmaps, const json_t *disks,
+bitmap_name_taken (const json_t *bitmaps, const vm_disk_vector *disks,
                    const char *name)
 {
-  size_t i;
-  json_t *d;
-
-  json_array_foreach (disks, i, d)
-    {
-      const char *node = json_string_value (json_object_get (d, "node"));
-      if (json_object_get (json_object_get (bitmaps, node), name))
-        return true;
-    }
+  for (size_t i = 0; i < disks->len; i++)
+    if (json_object_get (json_object_get (bitmaps, disks->ptr[i].node), name))
+      return true;
   return false;
 }
 
@@ -70,120 +65,123 @@ checkpoint_generate_name (const struct vm *vm, char *buf, size_t len)
     snprintf (buf, len, "%s-%d", base, n);
 }
 
-/* Mark checkpoint disk entry D broken for REASON (once). */
+/* Mark disk D of checkpoint CP broken for WHY (once). */
 static void
-mark_broken (struct vm *vm, const json_t *cp, json_t *d, const char *reason)
+mark_broken (struct vm *vm, const struct checkpoint *cp,
+             struct checkpoint_disk *d, enum disk_reason why)
 {
-  if (json_is_string (json_object_get (d, "broken")))
+  if (d->broken != REASON_NONE)
     return;
   log_warnx ("VM %s: checkpoint %s is broken on disk %s: %s", vm->name,
-             json_string_value (json_object_get (cp, "name")),
-             json_string_value (json_object_get (d, "disk")), reason);
-  json_object_set_new (d, "broken", json_string (reason));
+             cp->name, d->disk, disk_reason_name (why));
+  d->broken = why;
 }
 
 void
 checkpoints_reconcile (struct vm *vm, const json_t *bitmaps)
 {
-  size_t i, j;
-  json_t *cp, *d;
+  for (size_t i = 0; i < vm->cps.list.len; i++)
+    {
+      struct checkpoint *cp = vm->cps.list.ptr[i];
 
-  json_array_foreach (checkpoints (vm), i, cp)
-    json_array_foreach (json_object_get (cp, "disks"), j, d)
-      {
-        const char *disk = json_string_value (json_object_get (d, "disk"));
-        const char *name = json_string_value (json_object_get (d, "bitmap"));
-        const json_t *cur = disk_find (vm->disks, disk);
-        const char *node;
-        const json_t *bm;
-        struct qmp_error err;
+      for (size_t j = 0; j < cp->ndisks; j++)
+        {
+          struct checkpoint_disk *d = &cp->disks[j];
+          const struct vm_disk *cur = vm_disk_find (&vm->disks, d->disk);
+          const json_t *bm;
+          struct qmp_error err;
 
-        if (json_is_string (json_object_get (d, "broken")))
-          continue;
-        if (cur == NULL)
-          {
-            mark_broken (vm, cp, d, "disk-missing");
+          if (d->broken != REASON_NONE)
             continue;
-          }
-        node = json_string_value (json_object_get (cur, "node"));
-        bm = json_object_get (json_object_get (bitmaps, node), name);
-        if (bm == NULL)
-          {
-            mark_broken (vm, cp, d, "checkpoint-missing");
+          if (cur == NULL)
+            {
+              mark_broken (vm, cp, d, REASON_DISK_MISSING);
+              continue;
+            }
+          bm = json_object_get (json_object_get (bitmaps, cur->node),
+                                d->bitmap);
+          if (bm == NULL)
+            {
+              mark_broken (vm, cp, d, REASON_CHECKPOINT_MISSING);
+              continue;
+            }
+          if (json_is_true (json_object_get (bm, "inconsistent")))
+            mark_broken (vm, cp, d, REASON_BITMAP_INCONSISTENT);
+          else if (!json_is_true (json_object_get (bm, "recording")))
+            mark_broken (vm, cp, d, REASON_BITMAP_NOT_RECORDING);
+          else
             continue;
-          }
-        if (json_is_true (json_object_get (bm, "inconsistent")))
-          mark_broken (vm, cp, d, "bitmap-inconsistent");
-        else if (!json_is_true (json_object_get (bm, "recording")))
-          mark_broken (vm, cp, d, "bitmap-not-recording");
-        else
-          continue;
-        /* A broken bitmap can only be removed, and it is ours. */
-        json_decref (vm_qmp (
-            vm, "block-dirty-bitmap-remove",
-            json_pack ("{s:s, s:s}", "node", node, "name", name), &err));
-      }
+          /* A broken bitmap can only be removed, and it is ours. */
+          json_decref (vm_qmp (
+              vm, "block-dirty-bitmap-remove",
+              json_pack ("{s:s, s:s}", "node", cur->node, "name", d->bitmap),
+              &err));
+        }
+    }
 }
 
 json_t *
-checkpoint_to_api (const json_t *cp)
+checkpoint_to_api (const struct checkpoint *cp)
 {
   json_t *disks = json_array ();
-  size_t i;
-  json_t *d;
 
-  json_array_foreach (json_object_get (cp, "disks"), i, d)
+  for (size_t i = 0; i < cp->ndisks; i++)
     {
-      json_t *broken = json_object_get (d, "broken");
+      const struct checkpoint_disk *d = &cp->disks[i];
 
       json_array_append_new (
           disks,
-          json_pack ("{s:O, s:O, s:O, s:s, s:O?}", "name",
-                     json_object_get (d, "disk"), "bitmap",
-                     json_object_get (d, "bitmap"), "granularity",
-                     json_object_get (d, "granularity"), "state",
-                     json_is_string (broken) ? "broken" : "ok", "reason",
-                     json_is_string (broken) ? broken : NULL));
+          json_pack ("{s:s, s:s, s:o, s:s, s:s?}", "name", d->disk, "bitmap",
+                     d->bitmap, "granularity",
+                     d->granularity >= 0 ? json_integer (d->granularity)
+                                         : json_null (),
+                     "state", d->broken != REASON_NONE ? "broken" : "ok",
+                     "reason", disk_reason_name (d->broken)));
     }
-  return json_pack ("{s:O, s:O, s:O, s:o}", "name",
-                    json_object_get (cp, "name"), "created",
-                    json_object_get (cp, "created"), "parent",
-                    json_object_get (cp, "parent"), "disks", disks);
+  return json_pack ("{s:s, s:I, s:s?, s:o}", "name", cp->name, "created",
+                    (json_int_t)cp->created, "parent", cp->parent, "disks",
+                    disks);
 }
 
-/* Deleted checkpoints and the one listed before each ([name, before]):
- * a client paging with after=NAME goes on where NAME was even if it was
- * deleted between two pages.  The newest few are kept.
+/* Deleted checkpoints and the one listed before each: a client paging
+ * with after=NAME goes on where NAME was even if it was deleted between
+ * two pages.  The newest few are kept.
  */
 #define DELETED_KEPT 256
 
-static json_t *
-deleted_list (struct vm *vm)
+static void
+deleted_remove (struct vm *vm, size_t i)
 {
-  return vm_state_array (vm, "deleted");
+  free (vm->cps.deleted.ptr[i].name);
+  free (vm->cps.deleted.ptr[i].before);
+  deleted_vector_remove (&vm->cps.deleted, i);
 }
 
 void
 checkpoint_forget_deleted (struct vm *vm, const char *name)
 {
-  json_t *l = deleted_list (vm);
-
-  for (size_t i = json_array_size (l); i-- > 0;)
-    if (strcmp (json_string_value (json_array_get (json_array_get (l, i), 0)),
-                name)
-        == 0)
-      json_array_remove (l, i);
+  for (size_t i = vm->cps.deleted.len; i-- > 0;)
+    if (strcmp (vm->cps.deleted.ptr[i].name, name) == 0)
+      deleted_remove (vm, i);
 }
 
 static void
 remember_deleted (struct vm *vm, const char *name, const char *before)
 {
-  json_t *l = deleted_list (vm);
+  struct deleted_checkpoint d
+      = { .name = strdup (name), .before = before ? strdup (before) : NULL };
 
   checkpoint_forget_deleted (vm, name);
-  json_array_append_new (l, json_pack ("[s, s?]", name, before));
-  while (json_array_size (l) > DELETED_KEPT)
-    json_array_remove (l, 0);
+  if (d.name == NULL || (before && d.before == NULL)
+      || deleted_vector_append (&vm->cps.deleted, d) == -1)
+    {
+      /* Out of memory: paging after NAME answers 404, nothing worse. */
+      free (d.name);
+      free (d.before);
+      return;
+    }
+  while (vm->cps.deleted.len > DELETED_KEPT)
+    deleted_remove (vm, 0);
 }
 
 /* The index of the first checkpoint after NAME, following deletions;
@@ -192,28 +190,21 @@ remember_deleted (struct vm *vm, const char *name, const char *before)
 static long
 index_after (struct vm *vm, const char *name)
 {
-  json_t *l = deleted_list (vm);
-  size_t n = json_array_size (checkpoints (vm)), hops = 0;
+  size_t hops = 0;
 
   while (name && hops++ <= DELETED_KEPT)
     {
-      size_t i, k;
+      long at = checkpoint_index (vm, name);
+      size_t k;
 
-      for (i = 0; i < n; i++)
-        if (strcmp (json_string_value (json_object_get (
-                        json_array_get (checkpoints (vm), i), "name")),
-                    name)
-            == 0)
-          return (long)i + 1;
-      for (k = 0; k < json_array_size (l); k++)
-        if (strcmp (
-                json_string_value (json_array_get (json_array_get (l, k), 0)),
-                name)
-            == 0)
+      if (at >= 0)
+        return at + 1;
+      for (k = 0; k < vm->cps.deleted.len; k++)
+        if (strcmp (vm->cps.deleted.ptr[k].name, name) == 0)
           break;
-      if (k == json_array_size (l))
+      if (k == vm->cps.deleted.len)
         return -1;
-      name = json_string_value (json_array_get (json_array_get (l, k), 1));
+      name = vm->cps.deleted.ptr[k].before;
     }
   return name ? -1 : 0;
 }
@@ -224,7 +215,7 @@ checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
   json_int_t limit = LIST_DEFAULT_LIMIT;
   const char *after = json_string_value (json_object_get (args, "after"));
   json_t *list = json_array ();
-  size_t i = 0, n = json_array_size (checkpoints (vm));
+  size_t i = 0, n = vm->cps.list.len;
   json_t *next = json_null ();
 
   if (json_is_integer (json_object_get (args, "limit")))
@@ -236,71 +227,109 @@ checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
       if (at == -1)
         {
           json_decref (list);
-          return reply_error_field (r, 404, "checkpoint-not-found", "after",
-                                    "VM %s has no checkpoint '%s'", vm->name,
-                                    after);
+          return reply_error_field (
+              r, PB_ERR_NOT_FOUND, "checkpoint-not-found", "after",
+              "VM %s has no checkpoint '%s'", vm->name, after);
         }
       i = (size_t)at;
     }
   for (; i < n && (json_int_t)json_array_size (list) < limit; i++)
-    json_array_append_new (
-        list, checkpoint_to_api (json_array_get (checkpoints (vm), i)));
+    json_array_append_new (list, checkpoint_to_api (vm->cps.list.ptr[i]));
   if (i < n && json_array_size (list) > 0)
-    next = json_incref (json_object_get (
-        json_array_get (list, json_array_size (list) - 1), "name"));
+    next = json_string (vm->cps.list.ptr[i - 1]->name);
   return reply_ok (
-      r, 200, json_pack ("{s:o, s:o}", "checkpoints", list, "next", next));
+      r, json_pack ("{s:o, s:o}", "checkpoints", list, "next", next));
 }
 
 int
 checkpoint_get (struct vm *vm, const json_t *args, struct reply *r)
 {
   const char *name = json_string_value (json_object_get (args, "name"));
-  json_t *cp = checkpoint_find (vm, name);
+  struct checkpoint *cp = checkpoint_find (vm, name);
 
   if (cp == NULL)
-    return reply_error (r, 404, "checkpoint-not-found",
+    return reply_error (r, PB_ERR_NOT_FOUND, "checkpoint-not-found",
                         "VM %s has no checkpoint '%s'", vm->name, name);
-  return reply_ok (r, 200, checkpoint_to_api (cp));
+  return reply_ok (r, checkpoint_to_api (cp));
 }
 
-json_t *
-checkpoint_disk (const char *disk, const char *node, const char *bitmap)
+int
+checkpoint_append (struct vm *vm, struct checkpoint *cp)
 {
-  return json_pack ("{s:s, s:s, s:s, s:n}", "disk", disk, "node", node,
-                    "bitmap", bitmap, "broken");
-}
-
-json_t *
-checkpoint_append (struct vm *vm, const char *name, json_int_t created,
-                   json_t *disks)
-{
-  json_t *list = checkpoints (vm);
-  size_t n = json_array_size (list), i;
-  json_t *last = n ? json_array_get (list, n - 1) : NULL;
+  size_t n = vm->cps.list.len;
   CLEANUP_JSON json_t *bitmaps = NULL;
   struct qmp_error err;
-  json_t *cp, *d;
 
   /* Granularity as QEMU chose it. */
   bitmaps = bitmaps_query (vm, &err);
-  json_array_foreach (disks, i, d)
+  for (size_t i = 0; i < cp->ndisks; i++)
     {
-      json_t *bm = json_object_get (
-          json_object_get (bitmaps,
-                           json_string_value (json_object_get (d, "node"))),
-          name);
+      const json_t *bm = json_object_get (
+          json_object_get (bitmaps, cp->disks[i].node), cp->name);
 
-      json_object_set (d, "granularity",
-                       bm ? json_object_get (bm, "granularity")
-                          : json_null ());
+      cp->disks[i].granularity
+          = bm ? json_integer_value (json_object_get (bm, "granularity")) : -1;
     }
-  cp = json_pack ("{s:s, s:I, s:O?, s:o}", "name", name, "created", created,
-                  "parent", last ? json_object_get (last, "name") : NULL,
-                  "disks", disks);
-  json_array_append_new (list, cp);
-  checkpoint_forget_deleted (vm, name);
+  free (cp->parent);
+  cp->parent = n ? strdup (vm->cps.list.ptr[n - 1]->name) : NULL;
+  if ((n && cp->parent == NULL)
+      || checkpoint_vector_append (&vm->cps.list, cp) == -1)
+    {
+      checkpoint_free (cp);
+      return -1;
+    }
+  checkpoint_forget_deleted (vm, cp->name);
+  return 0;
+}
+
+struct checkpoint *
+checkpoint_take_newest (struct vm *vm, const char *name)
+{
+  size_t n = vm->cps.list.len;
+  struct checkpoint *cp;
+
+  if (n == 0 || strcmp (vm->cps.list.ptr[n - 1]->name, name) != 0)
+    return NULL;
+  cp = vm->cps.list.ptr[n - 1];
+  checkpoint_vector_remove (&vm->cps.list, n - 1);
   return cp;
+}
+
+/* The record of a new checkpoint NAME on every writable qcow2 disk, or
+ * NULL (none such, or out of memory: *OOM).
+ */
+static struct checkpoint *
+plan_checkpoint (struct vm *vm, const char *name, bool *oom)
+{
+  CLEANUP_CHECKPOINT struct checkpoint *cp = NULL;
+  size_t n = 0;
+
+  *oom = false;
+  for (size_t i = 0; i < vm->disks.len; i++)
+    n += strcmp (vm->disks.ptr[i].format, "qcow2") == 0
+         && !vm->disks.ptr[i].ro;
+  if (n == 0)
+    return NULL;
+  cp = checkpoint_new (n);
+  if (cp == NULL || (cp->name = strdup (name)) == NULL)
+    {
+      *oom = true;
+      return NULL;
+    }
+  n = 0;
+  for (size_t i = 0; i < vm->disks.len; i++)
+    {
+      const struct vm_disk *d = &vm->disks.ptr[i];
+
+      if (strcmp (d->format, "qcow2") != 0 || d->ro)
+        continue;
+      if (checkpoint_disk_init (&cp->disks[n++], d->name, d->node, name) == -1)
+        {
+          *oom = true;
+          return NULL;
+        }
+    }
+  return TAKE_PTR (cp);
 }
 
 int
@@ -310,13 +339,13 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   CLEANUP_JSON json_t *bitmaps = NULL;
   struct qmp_error err;
   struct qmp_txn *t;
-  json_t *cp, *disks, *d;
+  struct checkpoint *cp;
   char name[NAME_MAX_LEN + 16];
-  size_t i;
+  bool oom;
   int rc;
 
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
-    return reply_error (r, 503, "qemu-unavailable",
+    return reply_error (r, PB_ERR_UNAVAILABLE, "qemu-unavailable",
                         "QEMU of VM %s is not connected", vm->name);
   if (vm_require_active (vm, r) == -1 || cleanup_require_none (vm, r) == -1)
     return -1;
@@ -325,55 +354,42 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   else
     checkpoint_generate_name (vm, name, sizeof name);
   if (checkpoint_find (vm, name))
-    return reply_error_field (r, 409, "checkpoint-exists", "name",
+    return reply_error_field (r, PB_ERR_CONFLICT, "checkpoint-exists", "name",
                               "VM %s already has a checkpoint '%s'", vm->name,
                               name);
   bitmaps = bitmaps_query (vm, &err);
   if (bitmaps == NULL)
-    return reply_error (r, 502, "qemu-error", "%s", err.desc);
-  if (bitmap_name_taken (bitmaps, vm->disks, name))
-    return reply_error_field (r, 409, "bitmap-exists", "name",
+    return reply_error (r, PB_ERR_QEMU_FAILED, "qemu-error", "%s", err.desc);
+  if (bitmap_name_taken (bitmaps, &vm->disks, name))
+    return reply_error_field (r, PB_ERR_CONFLICT, "bitmap-exists", "name",
                               "a bitmap named '%s' already exists on a disk "
                               "of VM %s",
                               name, vm->name);
 
+  cp = plan_checkpoint (vm, name, &oom);
+  if (cp == NULL && oom)
+    return reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
+  if (cp == NULL)
+    return reply_error (r, PB_ERR_INVALID, "no-checkpointable-disks",
+                        "VM %s has no writable qcow2 disk to hold a "
+                        "checkpoint",
+                        vm->name);
   t = qmp_txn_new ();
-  disks = json_array ();
-  json_array_foreach (vm->disks, i, d)
-    {
-      if (strcmp (json_string_value (json_object_get (d, "format")), "qcow2")
-              != 0
-          || json_is_true (json_object_get (d, "ro")))
-        continue;
-      qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:O, s:s, s:b}", "node",
-                    json_object_get (d, "node"), "name", name, "persistent",
-                    1);
-      json_array_append_new (
-          disks, checkpoint_disk (
-                     json_string_value (json_object_get (d, "name")),
-                     json_string_value (json_object_get (d, "node")), name));
-    }
-  if (qmp_txn_len (t) == 0)
-    {
-      qmp_txn_free (t);
-      json_decref (disks);
-      return reply_error (r, 422, "no-checkpointable-disks",
-                          "VM %s has no writable qcow2 disk to hold a "
-                          "checkpoint",
-                          vm->name);
-    }
+  for (size_t i = 0; i < cp->ndisks; i++)
+    qmp_txn_addf (t, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node",
+                  cp->disks[i].node, "name", name, "persistent", 1);
   /* Recorded as pending before QEMU is touched: a crash, a timeout or a
    * lost connection from here on leaves bitmaps that cleanup_retry
    * removes (the name was checked free), never an unknown checkpoint.
    */
-  json_object_set_new (vm->state, "checkpoint_pending",
-                       json_pack ("{s:s, s:O}", "name", name, "disks", disks));
+  checkpoint_free (vm->cps.pending);
+  vm->cps.pending = cp;
   if (vm_save (vm) == -1)
     {
       qmp_txn_free (t);
-      json_decref (disks);
-      json_object_del (vm->state, "checkpoint_pending");
-      return reply_error (r, 500, "state-write-failed",
+      checkpoint_free (vm->cps.pending);
+      vm->cps.pending = NULL;
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the checkpoint in the state "
                           "directory");
     }
@@ -381,64 +397,64 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
   qmp_txn_free (t);
   if (rc == -1)
     {
-      json_decref (disks);
       if (err.kind == QMP_ERR_QEMU)
         {
           /* Refused: nothing was applied. */
-          json_object_del (vm->state, "checkpoint_pending");
+          checkpoint_free (vm->cps.pending);
+          vm->cps.pending = NULL;
           vm_save (vm);
         }
       else
         checkpoint_settle_pending (vm);
-      return reply_error (r, qemu_status (err.kind), "qemu-error",
+      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
                           "creating checkpoint %s: %s", name, err.desc);
     }
 
-  json_incref (disks); /* kept for the undo below */
-  cp = checkpoint_append (vm, name, (json_int_t)now_seconds (), disks);
-  json_object_del (vm->state, "checkpoint_pending");
+  vm->cps.pending = NULL;
+  cp->created = now_seconds ();
+  if (checkpoint_append (vm, cp) == -1)
+    {
+      /* CP is freed: the bitmaps stay unrecorded until the next start
+       * finds them taken; say so rather than pretend.
+       */
+      return reply_error (r, PB_ERR_INTERNAL, "out-of-memory",
+                          "out of memory");
+    }
   if (vm_save (vm) == -1)
     {
       /* Not recorded, so it must not exist: the pending record on disk
        * says what to remove.
        */
-      json_array_remove (checkpoints (vm),
-                         json_array_size (checkpoints (vm)) - 1);
-      json_object_set_new (
-          vm->state, "checkpoint_pending",
-          json_pack ("{s:s, s:o}", "name", name, "disks", disks));
+      vm->cps.pending = checkpoint_take_newest (vm, name);
       checkpoint_settle_pending (vm);
-      return reply_error (r, 500, "state-write-failed",
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the checkpoint in the state "
                           "directory");
     }
-  json_decref (disks);
-  return reply_ok (r, 201, checkpoint_to_api (cp));
+  return reply_created (r, checkpoint_to_api (cp));
 }
 
 int
 checkpoint_settle_pending (struct vm *vm)
 {
-  json_t *p = json_object_get (vm->state, "checkpoint_pending");
-  const char *name = json_string_value (json_object_get (p, "name"));
-  size_t i;
-  json_t *d;
+  struct checkpoint *p = vm->cps.pending;
   int rc = 0;
 
-  if (!json_is_object (p) || name == NULL)
+  if (p == NULL)
     return 0;
-  json_array_foreach (json_object_get (p, "disks"), i, d)
+  for (size_t i = 0; i < p->ndisks; i++)
     if (vm_qmp_quietly (vm, "block-dirty-bitmap-remove",
-                        json_pack ("{s:O, s:s}", "node",
-                                   json_object_get (d, "node"), "name", name))
+                        json_pack ("{s:s, s:s}", "node", p->disks[i].node,
+                                   "name", p->name))
         == -1)
       rc = -1;
   if (rc == 0)
     {
       log_info ("VM %s: removed the bitmaps of checkpoint %s, whose "
                 "creation was not recorded",
-                vm->name, name);
-      json_object_del (vm->state, "checkpoint_pending");
+                vm->name, p->name);
+      checkpoint_free (p);
+      vm->cps.pending = NULL;
       vm_save (vm);
     }
   return rc;
@@ -450,22 +466,18 @@ checkpoint_settle_pending (struct vm *vm)
  * leftovers are settled before the disks are discovered.)
  */
 static const char *
-checkpoint_disk_node (const struct vm *vm, const json_t *d)
+checkpoint_disk_node (const struct vm *vm, const struct checkpoint_disk *d)
 {
-  const json_t *disk
-      = disk_find (vm->disks, json_string_value (json_object_get (d, "disk")));
+  const struct vm_disk *disk = vm_disk_find (&vm->disks, d->disk);
 
-  return json_string_value (json_object_get (disk ?: d, "node"));
+  return disk ? disk->node : d->node;
 }
 
 static bool
-in_names (const json_t *names, const char *name)
+in_names (const name_vector *names, const char *name)
 {
-  size_t i;
-  json_t *n;
-
-  json_array_foreach (names, i, n)
-    if (strcmp (json_string_value (n), name) == 0)
+  for (size_t i = 0; i < names->len; i++)
+    if (strcmp (names->ptr[i], name) == 0)
       return true;
   return false;
 }
@@ -476,29 +488,27 @@ in_names (const json_t *names, const char *name)
  * of that name there now is someone else's.
  */
 static int
-remove_bitmaps (struct vm *vm, const json_t *names, const json_t *bitmaps,
+remove_bitmaps (struct vm *vm, const name_vector *names, const json_t *bitmaps,
                 struct qmp_error *err)
 {
   struct qmp_txn *t = qmp_txn_new ();
-  size_t i, k;
-  json_t *cp, *d;
   int rc = 0;
 
-  json_array_foreach (checkpoints (vm), i, cp)
+  for (size_t i = 0; i < vm->cps.list.len; i++)
     {
-      const char *name = json_string_value (json_object_get (cp, "name"));
+      const struct checkpoint *cp = vm->cps.list.ptr[i];
 
-      if (!in_names (names, name))
+      if (!in_names (names, cp->name))
         continue;
-      json_array_foreach (json_object_get (cp, "disks"), k, d)
+      for (size_t k = 0; k < cp->ndisks; k++)
         {
-          const char *node = checkpoint_disk_node (vm, d);
+          const char *node = checkpoint_disk_node (vm, &cp->disks[k]);
 
-          if (json_is_string (json_object_get (d, "broken")))
+          if (cp->disks[k].broken != REASON_NONE)
             continue;
-          if (node && json_object_get (json_object_get (bitmaps, node), name))
+          if (json_object_get (json_object_get (bitmaps, node), cp->name))
             qmp_txn_addf (t, "block-dirty-bitmap-remove", "{s:s, s:s}", "node",
-                          node, "name", name);
+                          node, "name", cp->name);
         }
     }
   if (qmp_txn_len (t) > 0)
@@ -511,34 +521,33 @@ remove_bitmaps (struct vm *vm, const json_t *names, const json_t *bitmaps,
  * from their parents, and paging remembers where each stood.
  */
 static void
-drop_records (struct vm *vm, const json_t *names)
+drop_records (struct vm *vm, const name_vector *names)
 {
-  json_t *list = checkpoints (vm);
+  checkpoint_vector *list = &vm->cps.list;
   size_t i = 0;
 
-  while (i < json_array_size (list))
+  while (i < list->len)
     {
-      json_t *cp = json_array_get (list, i), *c;
-      const char *name = json_string_value (json_object_get (cp, "name"));
-      size_t k;
+      struct checkpoint *cp = list->ptr[i];
 
-      if (!in_names (names, name))
+      if (!in_names (names, cp->name))
         {
           i++;
           continue;
         }
-      json_array_foreach (list, k, c)
+      for (size_t k = 0; k < list->len; k++)
         {
-          const char *p = json_string_value (json_object_get (c, "parent"));
+          struct checkpoint *c = list->ptr[k];
 
-          if (c != cp && p && strcmp (p, name) == 0)
-            json_object_set (c, "parent", json_object_get (cp, "parent"));
+          if (c != cp && c->parent && strcmp (c->parent, cp->name) == 0)
+            {
+              free (c->parent);
+              c->parent = cp->parent ? strdup (cp->parent) : NULL;
+            }
         }
-      remember_deleted (vm, name,
-                        i > 0 ? json_string_value (json_object_get (
-                            json_array_get (list, i - 1), "name"))
-                              : NULL);
-      json_array_remove (list, i);
+      remember_deleted (vm, cp->name, i > 0 ? list->ptr[i - 1]->name : NULL);
+      checkpoint_vector_remove (list, i);
+      checkpoint_free (cp);
     }
 }
 
@@ -549,47 +558,59 @@ drop_records (struct vm *vm, const json_t *names)
  * as broken.
  */
 static int
-delete_checkpoints (struct vm *vm, json_t *names, struct reply *r)
+delete_checkpoints (struct vm *vm, name_vector names, struct reply *r)
 {
-  CLEANUP_JSON json_t *owned = names;
   CLEANUP_JSON json_t *bitmaps = NULL;
   struct qmp_error err;
 
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
-    return reply_error (r, 503, "qemu-unavailable",
-                        "QEMU of VM %s is not connected", vm->name);
+    {
+      name_vector_clear (&names);
+      return reply_error (r, PB_ERR_UNAVAILABLE, "qemu-unavailable",
+                          "QEMU of VM %s is not connected", vm->name);
+    }
   /* Before an incoming migration arrives its bitmaps are invisible:
    * they would be left behind.
    */
   if (vm_require_active (vm, r) == -1)
-    return -1;
+    {
+      name_vector_clear (&names);
+      return -1;
+    }
   bitmaps = bitmaps_query (vm, &err);
   if (bitmaps == NULL)
-    return reply_error (r, 502, "qemu-error", "%s", err.desc);
+    {
+      name_vector_clear (&names);
+      return reply_error (r, PB_ERR_QEMU_FAILED, "qemu-error", "%s", err.desc);
+    }
 
-  json_object_set_new (vm->state, "checkpoint_deleting",
-                       json_pack ("{s:O}", "names", names));
+  name_vector_clear (&vm->cps.deleting_names);
+  vm->cps.deleting_names = names;
+  vm->cps.deleting = true;
   if (vm_save (vm) == -1)
     {
-      json_object_del (vm->state, "checkpoint_deleting");
-      return reply_error (r, 500, "state-write-failed",
+      vm->cps.deleting = false;
+      name_vector_clear (&vm->cps.deleting_names);
+      return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                           "cannot record the deletion in the state "
                           "directory; nothing was deleted");
     }
-  if (remove_bitmaps (vm, names, bitmaps, &err) == -1)
+  if (remove_bitmaps (vm, &vm->cps.deleting_names, bitmaps, &err) == -1)
     {
       /* Refused: nothing was removed.  Timed out: unknown, and the
        * next reconcile marks what went missing as broken.
        */
-      json_object_del (vm->state, "checkpoint_deleting");
+      vm->cps.deleting = false;
+      name_vector_clear (&vm->cps.deleting_names);
       vm_save (vm);
-      return reply_error (r, qemu_status (err.kind), "qemu-error",
+      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
                           "deleting checkpoints: %s", err.desc);
     }
-  drop_records (vm, names);
-  json_object_del (vm->state, "checkpoint_deleting");
+  drop_records (vm, &vm->cps.deleting_names);
+  vm->cps.deleting = false;
+  name_vector_clear (&vm->cps.deleting_names);
   if (vm_save (vm) == -1)
-    return reply_error (r, 500, "state-write-failed",
+    return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                         "the bitmaps were removed from QEMU but the state "
                         "directory cannot be written; pullbackd writes it "
                         "as soon as it can, and finishes the deletion at "
@@ -597,47 +618,71 @@ delete_checkpoints (struct vm *vm, json_t *names, struct reply *r)
   return 0;
 }
 
+/* The names of the checkpoints (all, or just NAME) in NAMES: 0, or -1
+ * if out of memory.
+ */
+static int
+names_of (const struct vm *vm, const char *name, name_vector *names)
+{
+  for (size_t i = 0; i < vm->cps.list.len; i++)
+    {
+      char *c;
+
+      if (name && strcmp (vm->cps.list.ptr[i]->name, name) != 0)
+        continue;
+      c = strdup (vm->cps.list.ptr[i]->name);
+      if (c == NULL || name_vector_append (names, c) == -1)
+        {
+          free (c);
+          name_vector_clear (names);
+          return -1;
+        }
+    }
+  return 0;
+}
+
 int
 checkpoint_delete (struct vm *vm, const json_t *args, struct reply *r)
 {
   const char *name = json_string_value (json_object_get (args, "name"));
+  name_vector names = empty_vector;
 
   if (checkpoint_find (vm, name) == NULL)
-    return reply_error (r, 404, "checkpoint-not-found",
+    return reply_error (r, PB_ERR_NOT_FOUND, "checkpoint-not-found",
                         "VM %s has no checkpoint '%s'", vm->name, name);
-  if (delete_checkpoints (vm, json_pack ("[s]", name), r) == -1)
+  if (names_of (vm, name, &names) == -1)
+    return reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
+  if (delete_checkpoints (vm, names, r) == -1)
     return -1;
-  return reply_ok (r, 204, NULL);
+  return reply_ok (r, NULL);
 }
 
 int
 checkpoint_delete_all (struct vm *vm, struct reply *r)
 {
-  json_t *names = json_array ();
-  size_t i;
-  json_t *cp;
+  name_vector names = empty_vector;
 
-  json_array_foreach (checkpoints (vm), i, cp)
-    json_array_append (names, json_object_get (cp, "name"));
+  if (names_of (vm, NULL, &names) == -1)
+    return reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
   if (delete_checkpoints (vm, names, r) == -1)
     return -1;
   /* Nothing is left to page through. */
-  json_object_del (vm->state, "deleted");
+  while (vm->cps.deleted.len > 0)
+    deleted_remove (vm, vm->cps.deleted.len - 1);
   return 0;
 }
 
 int
 checkpoint_settle_deleting (struct vm *vm)
 {
-  json_t *p = json_object_get (vm->state, "checkpoint_deleting");
   CLEANUP_JSON json_t *bitmaps = NULL;
   struct qmp_error err;
-  json_t *names = json_object_get (p, "names");
 
-  if (!json_is_object (p))
+  if (!vm->cps.deleting)
     return 0;
   bitmaps = bitmaps_query (vm, &err);
-  if (bitmaps == NULL || remove_bitmaps (vm, names, bitmaps, &err) == -1)
+  if (bitmaps == NULL
+      || remove_bitmaps (vm, &vm->cps.deleting_names, bitmaps, &err) == -1)
     {
       log_warnx ("VM %s: finishing the deletion of checkpoints: %s", vm->name,
                  err.desc);
@@ -646,8 +691,9 @@ checkpoint_settle_deleting (struct vm *vm)
   log_info ("VM %s: finished deleting checkpoints a crash or a failed "
             "write interrupted",
             vm->name);
-  drop_records (vm, names);
-  json_object_del (vm->state, "checkpoint_deleting");
+  drop_records (vm, &vm->cps.deleting_names);
+  vm->cps.deleting = false;
+  name_vector_clear (&vm->cps.deleting_names);
   vm_save (vm);
   return 0;
 }

@@ -118,7 +118,8 @@ stop_one (struct vm *vm, struct backup_disk *d)
 static int
 start_one (struct vm *vm, const struct backup *b, struct backup_disk *d)
 {
-  char sock[PATH_MAX], pidfile[PATH_MAX], tmp[NAME_MAX_LEN + 32];
+  char sock[PATH_MAX], pidfile[PATH_MAX];
+  struct disk_objects obj;
   CLEANUP_FREE char *uri_arg = NULL, *ctx_arg = NULL;
   CLEANUP_JSON json_t *uri = nbd_uri (vm, d->name);
   int64_t deadline = deadline_after (READY_MS);
@@ -130,9 +131,10 @@ start_one (struct vm *vm, const struct backup *b, struct backup_disk *d)
     return -1;
   unlink (sock);
   unlink (pidfile);
-  backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+  backup_disk_objects (d, &obj);
   if (asprintf (&uri_arg, "uri=%s", json_string_value (uri)) == -1
-      || asprintf (&ctx_arg, "context=qemu:dirty-bitmap:%s", tmp) == -1)
+      || asprintf (&ctx_arg, "context=qemu:dirty-bitmap:%s", obj.tmp_bitmap)
+             == -1)
     {
       uri_arg = ctx_arg = NULL;
       return -1;

@@ -43,18 +43,33 @@ find_node (const json_t *nodes, const char *node)
   return NULL;
 }
 
-static json_t *
-make_disk (const char *name, const json_t *node_info)
+/* Append the disk NAME whose format node QEMU describes as NODE_INFO:
+ * 0, or -1 if out of memory.
+ */
+static int
+add_disk (vm_disk_vector *disks, const char *name, const json_t *node_info)
 {
   const char *drv = json_string_value (json_object_get (node_info, "drv"));
-  json_t *size
+  const json_t *size
       = json_object_get (json_object_get (node_info, "image"), "virtual-size");
+  struct vm_disk d = {
+    .name = strdup (name),
+    .node
+    = strdup (json_string_value (json_object_get (node_info, "node-name"))),
+    .format = strdup (drv ? drv : "unknown"),
+    .size = json_integer_value (size),
+    .ro = json_is_true (json_object_get (node_info, "ro")),
+  };
 
-  return json_pack (
-      "{s:s, s:s, s:s, s:I, s:b}", "name", name, "node",
-      json_string_value (json_object_get (node_info, "node-name")), "format",
-      drv ? drv : "unknown", "size", json_integer_value (size), "ro",
-      json_is_true (json_object_get (node_info, "ro")));
+  if (d.name == NULL || d.node == NULL || d.format == NULL
+      || vm_disk_vector_append (disks, d) == -1)
+    {
+      free (d.name);
+      free (d.node);
+      free (d.format);
+      return -1;
+    }
+  return 0;
 }
 
 /* The disk name of a device: its qdev id, without the peripheral prefix
@@ -83,26 +98,8 @@ device_disk_name (const json_t *blk, char *buf, size_t len)
 static int
 compare_name (const void *a, const void *b)
 {
-  return strcmp (
-      json_string_value (json_object_get (*(json_t *const *)a, "name")),
-      json_string_value (json_object_get (*(json_t *const *)b, "name")));
-}
-
-static void
-json_array_sort_by_name (json_t *arr)
-{
-  size_t n = json_array_size (arr);
-  json_t **items = malloc (n * sizeof *items);
-
-  if (items == NULL)
-    return;
-  for (size_t i = 0; i < n; i++)
-    items[i] = json_incref (json_array_get (arr, i));
-  qsort (items, n, sizeof *items, compare_name);
-  json_array_clear (arr);
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new (arr, items[i]);
-  free (items);
+  return strcmp (((const struct vm_disk *)a)->name,
+                 ((const struct vm_disk *)b)->name);
 }
 
 static bool
@@ -207,29 +204,28 @@ named_as_backing (const json_t *nodes, const json_t *n)
   return false;
 }
 
-json_t *
-disks_discover (struct vm *vm, struct qmp_error *err)
+int
+disks_discover (struct vm *vm, vm_disk_vector *out, struct qmp_error *err)
 {
   CLEANUP_JSON json_t *nodes = NULL;
   CLEANUP_JSON json_t *blocks = NULL;
   CLEANUP_JSON json_t *graph = NULL;
-  json_t *disks;
+  vm_disk_vector disks = empty_vector;
   size_t i;
   json_t *n, *b;
 
   nodes = vm_qmp (vm, "query-named-block-nodes",
                   json_pack ("{s:b}", "flat", 1), err);
   if (nodes == NULL)
-    return NULL;
+    return -1;
   /* qemu-storage-daemon has query-block too (and answers []): a failure
    * is a failure, not "no devices".
    */
   blocks = vm_qmp (vm, "query-block", NULL, err);
   if (blocks == NULL)
-    return NULL;
+    return -1;
 
   /* Devices first (qemu-system). */
-  disks = json_array ();
   json_array_foreach (blocks, i, b)
     {
       const char *node = json_string_value (
@@ -245,10 +241,11 @@ disks_discover (struct vm *vm, struct qmp_error *err)
                      vm->name, name);
           continue;
         }
-      json_array_append_new (disks, make_disk (name, info));
+      if (add_disk (&disks, name, info) == -1)
+        goto oom;
     }
-  if (json_array_size (disks) > 0)
-    return disks;
+  if (disks.len > 0)
+    goto done;
 
   /* No devices (qemu-storage-daemon): the top format nodes, i.e. those
    * no other format node uses (as its backing image, say), and not our
@@ -259,10 +256,7 @@ disks_discover (struct vm *vm, struct qmp_error *err)
     {
       graph = vm_qmp (vm, "x-debug-query-block-graph", NULL, err);
       if (graph == NULL)
-        {
-          json_decref (disks);
-          return NULL;
-        }
+        return -1;
     }
   json_array_foreach (nodes, i, n)
     {
@@ -286,23 +280,38 @@ disks_discover (struct vm *vm, struct qmp_error *err)
         used = named_as_backing (nodes, n);
       if (used || !name_valid (NAME_DISK, name, NULL, 0))
         continue;
-      json_array_append_new (disks, make_disk (name, n));
+      if (add_disk (&disks, name, n) == -1)
+        goto oom;
     }
   /* QEMU lists nodes newest first; names give a stable order. */
-  json_array_sort_by_name (disks);
-  return disks;
+  if (disks.len > 0)
+    qsort (disks.ptr, disks.len, sizeof *disks.ptr, compare_name);
+done:
+  vm_disk_vector_clear (out);
+  *out = disks;
+  return 0;
+
+oom:
+  vm_disk_vector_clear (&disks);
+  qmp_error_set (err, QMP_ERR_SYSTEM, "out of memory");
+  return -1;
 }
 
-const json_t *
-disk_find (const json_t *disks, const char *name)
+json_t *
+disks_to_api (const vm_disk_vector *disks)
 {
-  size_t i;
-  json_t *d;
+  json_t *a = json_array ();
 
-  json_array_foreach (disks, i, d)
-    if (strcmp (json_string_value (json_object_get (d, "name")), name) == 0)
-      return d;
-  return NULL;
+  for (size_t i = 0; i < disks->len; i++)
+    {
+      const struct vm_disk *d = &disks->ptr[i];
+
+      json_array_append_new (a, json_pack ("{s:s, s:s, s:s, s:I, s:b}", "name",
+                                           d->name, "node", d->node, "format",
+                                           d->format, "size",
+                                           (json_int_t)d->size, "ro", d->ro));
+    }
+  return a;
 }
 
 json_t *

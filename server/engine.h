@@ -39,12 +39,10 @@ int vm_save (struct vm *vm);
  * arrived, the disk and checkpoint checks skipped at connect run first.
  */
 int vm_require_active (struct vm *vm, struct reply *r);
-/* The array KEY of the VM's state document, made empty if missing. */
-json_t *vm_state_array (struct vm *vm, const char *key);
 json_t *vm_qmp (struct vm *vm, const char *cmd, json_t *args,
                 struct qmp_error *err);
-/* Run the commands of B pipelined (qmp_batch_run): 0, or -1 with ERR
- * and the index of the first that failed in *FAILED.
+/* Run the commands of B pipelined (qmp_batch_run), then free B: 0, or
+ * -1 with ERR and the index of the first that failed in *FAILED.
  */
 int vm_qmp_batch (struct vm *vm, struct qmp_batch *b, size_t *failed,
                   struct qmp_error *err);
@@ -53,20 +51,47 @@ int vm_qmp_batch (struct vm *vm, struct qmp_batch *b, size_t *failed,
  */
 int vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args);
 int64_t now_seconds (void);
-
-/* disks.c: [{name, node, format, size, ro}] from query-block, or from
- * the top format nodes of query-named-block-nodes when there are no
- * devices.  NULL with ERR set if QEMU could not tell.
+/* The string member KEY of O (a QMP reply, a request's arguments), or
+ * NULL.
  */
-json_t *disks_discover (struct vm *vm, struct qmp_error *err);
-const json_t *disk_find (const json_t *disks, const char *name);
+static inline const char *
+json_str (const json_t *o, const char *key)
+{
+  return json_string_value (json_object_get (o, key));
+}
+/* Is QMP connected (as far as the owner knows)? */
+bool vm_connected (const struct vm *vm);
+/* connecting (no answer yet, and no failure), connected, disconnected
+ * (with vm->last_error), or state-error (out of service); and the
+ * reason for a status other than connected, or NULL.
+ */
+const char *vm_status (const struct vm *vm);
+const char *vm_status_error (const struct vm *vm);
+/* Publish the VM's summary for other threads (vm_summary). */
+void vm_publish_summary (struct vm *vm);
+/* How often a state that could not be written is tried again. */
+#define VM_SAVE_RETRY_MS 1000
+
+/* vm-loop.c: the owner thread (vm_start starts it). */
+void *vm_thread (void *arg);
+
+/* vm-requests.c: run one request on the owner thread. */
+void vm_run_request (struct vm *vm, struct vm_request *req);
+
+/* disks.c: the disks from query-block, or from the top format nodes of
+ * query-named-block-nodes when there are no devices, into OUT (emptied
+ * first).  0, or -1 with ERR set if QEMU could not tell.
+ */
+int disks_discover (struct vm *vm, vm_disk_vector *out, struct qmp_error *err);
+/* The disks for GET /v1/vms/VM: [{name, node, format, size, ro}]. */
+json_t *disks_to_api (const vm_disk_vector *disks);
 /* {node: {bitmap-name: info}} of every node. */
 json_t *bitmaps_query (struct vm *vm, struct qmp_error *err);
 
 /* checkpoints.c.  Reconcile against freshly discovered vm->disks only. */
 void checkpoints_reconcile (struct vm *vm, const json_t *bitmaps);
-json_t *checkpoint_find (const struct vm *vm, const char *name);
-json_t *checkpoint_to_api (const json_t *cp);
+struct checkpoint *checkpoint_find (const struct vm *vm, const char *name);
+json_t *checkpoint_to_api (const struct checkpoint *cp);
 int checkpoint_list (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_create (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_get (struct vm *vm, const json_t *args, struct reply *r);
@@ -82,23 +107,23 @@ int checkpoint_settle_deleting (struct vm *vm);
  * QEMU could not be asked (it stays pending).
  */
 int checkpoint_settle_pending (struct vm *vm);
-/* A checkpoint's entry for one disk: its bitmap BITMAP on NODE. */
-json_t *checkpoint_disk (const char *disk, const char *node,
-                         const char *bitmap);
-/* Record checkpoint NAME with DISKS (stolen; their granularity is read
- * from QEMU), its parent the newest one so far.  Returns the record
- * (borrowed); the caller saves the state.
+/* Record checkpoint CP (stolen; the granularity of its bitmaps is read
+ * from QEMU), its parent the newest one so far; the caller saves the
+ * state.  0, or -1 if out of memory (CP is freed).
  */
-json_t *checkpoint_append (struct vm *vm, const char *name, json_int_t created,
-                           json_t *disks);
+int checkpoint_append (struct vm *vm, struct checkpoint *cp);
+/* Take the newest checkpoint record out if it is NAME (an undone
+ * begin): the caller owns it.  NULL if it is not the newest.
+ */
+struct checkpoint *checkpoint_take_newest (struct vm *vm, const char *name);
 /* NAME is a checkpoint again: it no longer stands for a deleted one in
  * paging (after=NAME).
  */
 void checkpoint_forget_deleted (struct vm *vm, const char *name);
 /* A fresh checkpoint name "cp-YYYYMMDD-HHMMSS[-N]" not yet used. */
 void checkpoint_generate_name (const struct vm *vm, char *buf, size_t len);
-/* Is NAME used as a bitmap on any disk node? */
-bool bitmap_name_taken (const json_t *bitmaps, const json_t *disks,
+/* Is NAME used as a bitmap on any of DISKS' nodes? */
+bool bitmap_name_taken (const json_t *bitmaps, const vm_disk_vector *disks,
                         const char *name);
 
 /* backup.c */
@@ -112,22 +137,62 @@ json_t *backup_to_api (const struct vm *vm, const struct backup *b);
  * call is due, or -1 if none.
  */
 int backup_tick (struct vm *vm);
-/* Fail the active backup with REASON (QEMU shut down or went away, the
- * scratch space ran out): tear it down, keep it visible as failed.
- */
-void backup_fail (struct vm *vm, enum backup_failure why);
 /* A BLOCK_WRITE_THRESHOLD event. */
 void backup_on_write_threshold (struct vm *vm, const json_t *event);
 /* BLOCK_JOB_COMPLETED/CANCELLED/ERROR, BLOCK_EXPORT_DELETED: a backup
  * whose job or export goes away outside pullbackd is over.
  */
 void backup_on_block_event (struct vm *vm, const json_t *event);
-/* Ending for shutdown of the daemon. */
-void backup_end_for_shutdown (struct vm *vm);
-/* Undo the backup that has just become ready, its checkpoint too: its
- * begin is answered with an error after all (the daemon is stopping).
+/* backup-end.c: the one way a backup ends. */
+enum backup_end
+{
+  BACKUP_END_ENDED,    /* DELETE */
+  BACKUP_END_EXPIRED,  /* its TTL passed */
+  BACKUP_END_FAILED,   /* over without a request: kept visible, failed */
+  BACKUP_END_SHUTDOWN, /* the daemon stops */
+  BACKUP_END_UNDONE,   /* its begin fails or is answered with an error
+                          after all: its new checkpoint goes too */
+};
+/* End the VM's backup HOW (WHY: the failure, for BACKUP_END_FAILED): tear
+ * it down (what QEMU does not confirm gone joins the cleanup list),
+ * keep a failed one visible and forget any other, and save the state.
+ * Returns -1 if the state could not be written (it is retried), else 0.
  */
-void backup_undo_begin (struct vm *vm);
+int backup_finish (struct vm *vm, enum backup_end how,
+                   enum backup_failure why);
+/* At a connect: tear down the backup the state file records (a crash),
+ * then retry the cleanup list.
+ */
+void backup_recover (struct vm *vm);
+/* Retry the pending cleanups; returns how many are still pending. */
+size_t cleanup_retry (struct vm *vm);
+/* The same, before a change: 0 when nothing is pending, else -1 with R
+ * set to PB_ERR_CONFLICT cleanup-pending.
+ */
+int cleanup_require_none (struct vm *vm, struct reply *r);
+
+/* export.c: the NBD exports of a backup and the jobs under them; a job
+ * is never cancelled while its export exists.
+ */
+/* Export every disk of B over NBD, the commands pipelined: 0, or -1
+ * with R set.
+ */
+int exports_add (struct vm *vm, const struct backup *b, struct reply *r);
+/* Delete export ID (safely, then hard after a grace period) and wait
+ * until QEMU says it is gone: true if it is (or never existed).
+ */
+bool export_delete (struct vm *vm, const char *id);
+/* Cancel block job JOB and wait for it to end: true if it is gone. */
+bool job_cancel (struct vm *vm, const char *job);
+/* Delete every export of B (each disk's "gone" says if confirmed), then
+ * cancel the job of each disk whose export is gone: JOB_GONE[i] (one per
+ * disk) says which jobs are.  0 when all are, else -1 (logged).
+ */
+int exports_then_jobs_remove (struct vm *vm, struct backup *b, bool *job_gone);
+/* Cut every export of B off now (hard), without waiting: its job
+ * ended outside pullbackd and the exports would serve live data.
+ */
+void exports_cut_off (struct vm *vm, const struct backup *b);
 
 /* quiesce.c: freezing the guest around the snapshot.  A "quiesce"
  * marker in the state, saved before the freeze and removed once a thaw
@@ -167,7 +232,7 @@ void test_pause (const char *point);
 
 /* scratch.c: create every disk's scratch file and qcow2 inside QEMU and
  * add the fleece overlays (blockdev-create, blockdev-add).  Returns 0, or
- * -1 with R set; what was made is removed by teardown_backup.
+ * -1 with R set; what was made is removed by backup_finish.
  */
 int scratch_add_all (struct vm *vm, struct backup *b, struct reply *r);
 /* Put a write threshold on every scratch at its share of the space left
@@ -207,24 +272,9 @@ void delta_recover (struct vm *vm);
 /* The delta view's URI for disk D (malloc'd), or NULL if none runs. */
 char *delta_uri (const struct vm *vm, const struct backup_disk *d);
 
-/* recovery.c: remove what a crash left, by the names above. */
+/* recovery.c: remove what a crash left: by the records
+ * (backup_recover), then by the names above.
+ */
 void recovery_cleanup (struct vm *vm);
-/* Remove one backup's QEMU objects and files, step by step, ignoring
- * what is already gone.  DROP_CHECKPOINT also removes the checkpoint the
- * backup was creating.  Returns 0 when everything is confirmed gone, -1
- * when something may be left (logged).
- */
-int teardown_backup (struct vm *vm, struct backup *b, bool drop_checkpoint);
-/* Tear a backup down; what is not confirmed gone (QEMU unreachable, an
- * export that would not close) is kept in the state's "cleanup" list and
- * retried by cleanup_retry, at every connect and before every begin.
- */
-void backup_retire (struct vm *vm, struct backup *b, bool drop_checkpoint);
-/* Retry the pending cleanups; returns how many are still pending. */
-size_t cleanup_retry (struct vm *vm);
-/* The same, before a change: 0 when nothing is pending, else -1 with R
- * set to 409 cleanup-pending.
- */
-int cleanup_require_none (struct vm *vm, struct reply *r);
 
 #endif /* PULLBACK_ENGINE_H */

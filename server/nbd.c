@@ -73,7 +73,7 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
   /* QEMU makes the socket on qemu-storage-daemon: check the length here. */
   if (nbd_socket_path (vm, path, sizeof path) == -1
       || unix_sockaddr (path, &addr) == -1)
-    return reply_error (r, 500, "path-too-long",
+    return reply_error (r, PB_ERR_INTERNAL, "path-too-long",
                         "NBD socket path for VM %s is too long", vm->name);
 
   if (vm->schema && qmp_schema_has_command (vm->schema, "getfd"))
@@ -81,8 +81,9 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
       CLEANUP_CLOSE int fd = unix_listen (path, SOCKET_MODE);
 
       if (fd == -1)
-        return reply_error (r, 500, "nbd-socket", "creating NBD socket %s: %s",
-                            path, strerror (errno));
+        return reply_error (r, PB_ERR_INTERNAL, "nbd-socket",
+                            "creating NBD socket %s: %s", path,
+                            strerror (errno));
       ret = qmp_execute_with_fd (vm->qmp, "getfd",
                                  json_pack ("{s:s}", "fdname", PB_NBD_FDNAME),
                                  fd, vm->ctx->qmp_timeout_ms, &err);
@@ -115,12 +116,12 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
         close_passed_fd (vm);
       unlink (path);
       if (err.kind == QMP_ERR_QEMU && strstr (err.desc, "already running"))
-        return reply_error (r, 409, "nbd-server-busy",
+        return reply_error (r, PB_ERR_CONFLICT, "nbd-server-busy",
                             "QEMU of VM %s already runs an NBD server that "
                             "pullbackd did not start; give its address in "
                             "the VM's nbd= setting to use it",
                             vm->name);
-      return reply_error (r, qemu_status (err.kind), "qemu-error",
+      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
                           "starting the NBD server: %s", err.desc);
     }
   json_decref (ret);

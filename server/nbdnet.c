@@ -273,7 +273,7 @@ nbdnet_start (struct vm *vm, struct reply *r)
             log_warnx ("VM %s: cannot remove the NBD port from the state "
                        "file",
                        vm->name);
-          return reply_error (r, 503, "nbd-no-port",
+          return reply_error (r, PB_ERR_UNAVAILABLE, "nbd-no-port",
                               "VM %s: no free port in nbd-ports %d-%d on %s",
                               vm->name, n->conf.port_lo, n->conf.port_hi,
                               n->conf.address);
@@ -284,7 +284,7 @@ nbdnet_start (struct vm *vm, struct reply *r)
           port_mark (port, false);
           nbdtls_remove (vm);
           record_port (vm, 0);
-          return reply_error (r, 500, "state-write-failed",
+          return reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                               "cannot record the NBD port in the state "
                               "directory");
         }
@@ -300,12 +300,12 @@ nbdnet_start (struct vm *vm, struct reply *r)
       nbdtls_remove (vm);
       record_port (vm, 0);
       if (err.kind == QMP_ERR_QEMU && strstr (err.desc, "already running"))
-        return reply_error (r, 409, "nbd-server-busy",
+        return reply_error (r, PB_ERR_CONFLICT, "nbd-server-busy",
                             "QEMU of VM %s already runs an NBD server that "
                             "pullbackd did not start; give its address in "
                             "the VM's nbd= setting to use it",
                             vm->name);
-      return reply_error (r, qemu_status (err.kind), "qemu-error",
+      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
                           "starting the NBD server: %s", err.desc);
     }
   n->port = port;

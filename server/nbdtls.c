@@ -95,7 +95,7 @@ make_psk (struct vm *vm, struct reply *r)
   int rc, err;
 
   if (psk_path (vm, path, sizeof path) == -1)
-    return reply_error (r, 500, "path-too-long",
+    return reply_error (r, PB_ERR_INTERNAL, "path-too-long",
                         "PSK keys file path of VM %s is too long", vm->name);
   if (n->conf.psk_file)
     {
@@ -114,8 +114,8 @@ make_psk (struct vm *vm, struct reply *r)
       if (fd >= 0)
         close (fd);
       if (rc == -1)
-        return reply_error (r, 500, "nbd-tls", "nbd-tls-psk-file of VM %s: %s",
-                            vm->name, why);
+        return reply_error (r, PB_ERR_INTERNAL, "nbd-tls",
+                            "nbd-tls-psk-file of VM %s: %s", vm->name, why);
       len = strlen (text);
       n->key[0] = '\0';
     }
@@ -124,7 +124,7 @@ make_psk (struct vm *vm, struct reply *r)
       unsigned char raw[PSK_KEY_BYTES];
 
       if (getrandom (raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return reply_error (r, 500, "nbd-tls", "getrandom: %s",
+        return reply_error (r, PB_ERR_INTERNAL, "nbd-tls", "getrandom: %s",
                             strerror (errno));
       for (size_t i = 0; i < sizeof raw; i++)
         snprintf (n->key + 2 * i, 3, "%02x", raw[i]);
@@ -134,14 +134,15 @@ make_psk (struct vm *vm, struct reply *r)
       len = strlen (n->username) + 1 + strlen (n->key) + 1;
       text = malloc (len + 1);
       if (text == NULL)
-        return reply_error (r, 500, "out-of-memory", "out of memory");
+        return reply_error (r, PB_ERR_INTERNAL, "out-of-memory",
+                            "out of memory");
       snprintf (text, len + 1, "%s:%s\n", n->username, n->key);
     }
   rc = write_secret (path, text, len);
   err = errno;
   nbdconf_psk_free (text);
   if (rc == -1)
-    return reply_error (r, 500, "nbd-tls", "writing %s: %s", path,
+    return reply_error (r, PB_ERR_INTERNAL, "nbd-tls", "writing %s: %s", path,
                         strerror (err));
   return 0;
 }
@@ -173,7 +174,7 @@ nbdtls_create (struct vm *vm, struct reply *r)
   if (c->tls == NBD_TLS_PSK)
     {
       if (vm_dir (vm, dir, sizeof dir) == -1)
-        return reply_error (r, 500, "path-too-long",
+        return reply_error (r, PB_ERR_INTERNAL, "path-too-long",
                             "run directory of VM %s is too long", vm->name);
       if (make_psk (vm, r) == -1)
         return -1;
@@ -198,7 +199,7 @@ nbdtls_create (struct vm *vm, struct reply *r)
   if (ret == NULL)
     {
       nbdtls_remove (vm);
-      return reply_error (r, qemu_status (err.kind), "qemu-error",
+      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
                           "making the NBD server's TLS credentials: %s",
                           err.desc);
     }

@@ -36,12 +36,6 @@
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
 
-static const char *
-str (const json_t *o, const char *key)
-{
-  return json_string_value (json_object_get (o, key));
-}
-
 static json_t *
 marker (const struct vm *vm)
 {
@@ -67,7 +61,7 @@ static int
 settle (struct vm *vm, int timeout_ms)
 {
   json_t *q = marker (vm);
-  const char *path = str (q, "agent") ?: vm->qga_path;
+  const char *path = json_str (q, "agent") ?: vm->qga_path;
   struct qmp_error err;
   struct qga *g = NULL;
   int st = -1, n = 0;
@@ -81,12 +75,12 @@ settle (struct vm *vm, int timeout_ms)
   qga_close (g);
   if (st == -1 || n == -1)
     {
-      const char *before = str (q, "error");
+      const char *before = json_str (q, "error");
 
       if (before == NULL || strcmp (before, err.desc) != 0)
         log_warnx ("VM %s: the guest filesystems pullbackd froze (backup "
                    "%s) are not thawed yet: %s; retrying",
-                   vm->name, str (q, "backup") ?: "?", err.desc);
+                   vm->name, json_str (q, "backup") ?: "?", err.desc);
       json_object_set_new (q, "error", json_string (err.desc));
       vm->thaw_backoff_ms = vm->thaw_backoff_ms == 0 ? RETRY_FIRST_MS
                             : vm->thaw_backoff_ms >= RETRY_MAX_MS / 2
@@ -98,11 +92,11 @@ settle (struct vm *vm, int timeout_ms)
   if (st == QGA_FROZEN)
     log_info ("VM %s: thawed the guest filesystems pullbackd had frozen "
               "(backup %s, %d filesystems)",
-              vm->name, str (q, "backup") ?: "?", n);
+              vm->name, json_str (q, "backup") ?: "?", n);
   else
     log_info ("VM %s: the guest filesystems pullbackd had frozen (backup "
               "%s) are thawed",
-              vm->name, str (q, "backup") ?: "?");
+              vm->name, json_str (q, "backup") ?: "?");
   marker_clear (vm);
   return 0;
 }
@@ -127,12 +121,12 @@ quiesce_require_thawed (struct vm *vm, struct reply *r)
 {
   if (quiesce_tick (vm, true) == -1)
     return 0;
-  return reply_error (r, 409, "thaw-pending",
+  return reply_error (r, PB_ERR_CONFLICT, "thaw-pending",
                       "pullbackd froze the guest filesystems of VM %s "
                       "(backup %s) and could not thaw them yet: %s; it "
                       "keeps trying",
-                      vm->name, str (marker (vm), "backup") ?: "?",
-                      str (marker (vm), "error") ?: "?");
+                      vm->name, json_str (marker (vm), "backup") ?: "?",
+                      json_str (marker (vm), "error") ?: "?");
 }
 
 struct qga *
@@ -145,7 +139,7 @@ quiesce_freeze (struct vm *vm, const char *backup, int64_t *frozen_at_ms,
 
   if (vm->qga_path == NULL)
     {
-      reply_error_field (r, 422, "no-guest-agent", "quiesce",
+      reply_error_field (r, PB_ERR_INVALID, "no-guest-agent", "quiesce",
                          "VM %s has no guest agent socket (qga=)", vm->name);
       return NULL;
     }
@@ -158,12 +152,12 @@ quiesce_freeze (struct vm *vm, const char *backup, int64_t *frozen_at_ms,
     {
       qga_close (g);
       if (st == QGA_FROZEN)
-        reply_error (r, 409, "guest-frozen",
+        reply_error (r, PB_ERR_CONFLICT, "guest-frozen",
                      "the guest filesystems of VM %s are frozen already, "
                      "not by pullbackd, which leaves them as they are",
                      vm->name);
       else
-        reply_error (r, 502, "quiesce-failed",
+        reply_error (r, PB_ERR_QEMU_FAILED, "quiesce-failed",
                      "freezing the guest filesystems of VM %s: %s", vm->name,
                      err.desc);
       return NULL;
@@ -180,7 +174,7 @@ quiesce_freeze (struct vm *vm, const char *backup, int64_t *frozen_at_ms,
     {
       marker_clear (vm);
       qga_close (g);
-      reply_error (r, 500, "state-write-failed",
+      reply_error (r, PB_ERR_INTERNAL, "state-write-failed",
                    "cannot record the freeze in the state directory; the "
                    "guest was not frozen");
       return NULL;
@@ -190,7 +184,7 @@ quiesce_freeze (struct vm *vm, const char *backup, int64_t *frozen_at_ms,
   if (qga_fsfreeze_freeze (g, FREEZE_MS, &err) == -1)
     {
       qga_close (g);
-      reply_error (r, 502, "quiesce-failed",
+      reply_error (r, PB_ERR_QEMU_FAILED, "quiesce-failed",
                    "freezing the guest filesystems of VM %s: %s", vm->name,
                    err.desc);
       /* An agent that answered with an error has undone what it froze
@@ -225,7 +219,7 @@ quiesce_thaw (struct vm *vm, struct qga *g, struct reply *r)
   if (settle (vm, CONNECT_MS) == 0)
     return 0;
   if (r)
-    reply_error (r, 502, "thaw-failed",
+    reply_error (r, PB_ERR_QEMU_FAILED, "thaw-failed",
                  "the guest filesystems of VM %s were frozen but could not "
                  "be thawed: %s; pullbackd keeps trying",
                  vm->name, err.desc);
@@ -238,8 +232,9 @@ quiesce_describe (const struct vm *vm, json_t *body)
   const json_t *q = marker (vm);
 
   json_object_set_new (body, "guest_frozen", json_boolean (q != NULL));
-  if (q && str (q, "error"))
-    json_object_set_new (body, "thaw_error", json_string (str (q, "error")));
+  if (q && json_str (q, "error"))
+    json_object_set_new (body, "thaw_error",
+                         json_string (json_str (q, "error")));
 }
 
 /* Test-only hook, inert unless the environment names POINT in

@@ -116,16 +116,121 @@ backup_disk_find (const struct backup *b, const char *name)
 }
 
 void
-backup_disk_tmp_bitmap (const struct backup_disk *d, char *buf, size_t len)
+backup_disk_objects (const struct backup_disk *d, struct disk_objects *o)
 {
-  snprintf (buf, len, PB_TMP_BITMAP_PREFIX "%s", d->name);
+  int i = d->index;
+
+  snprintf (o->fleece, sizeof o->fleece, PB_FLEECE_PREFIX "%d", i);
+  snprintf (o->cbw, sizeof o->cbw, PB_CBW_PREFIX "%d", i);
+  snprintf (o->job, sizeof o->job, PB_JOB_PREFIX "%d", i);
+  snprintf (o->export_id, sizeof o->export_id, PB_EXPORT_PREFIX "%d", i);
+  snprintf (o->scratch_node, sizeof o->scratch_node, PB_SCRATCH_PREFIX "%d",
+            i);
+  snprintf (o->mkfile_job, sizeof o->mkfile_job, PB_MKJOB_PREFIX "file-%d", i);
+  snprintf (o->mkqcow2_job, sizeof o->mkqcow2_job, PB_MKJOB_PREFIX "qcow2-%d",
+            i);
+  snprintf (o->tmp_bitmap, sizeof o->tmp_bitmap, PB_TMP_BITMAP_PREFIX "%s",
+            d->name);
 }
 
 void
-backup_disk_object (const struct backup_disk *d, const char *prefix, char *buf,
-                    size_t len)
+vm_disk_vector_clear (vm_disk_vector *v)
 {
-  snprintf (buf, len, "%s%d", prefix, d->index);
+  for (size_t i = 0; i < v->len; i++)
+    {
+      free (v->ptr[i].name);
+      free (v->ptr[i].node);
+      free (v->ptr[i].format);
+    }
+  vm_disk_vector_reset (v);
+}
+
+const struct vm_disk *
+vm_disk_find (const vm_disk_vector *v, const char *name)
+{
+  for (size_t i = 0; name && i < v->len; i++)
+    if (strcmp (v->ptr[i].name, name) == 0)
+      return &v->ptr[i];
+  return NULL;
+}
+
+struct checkpoint *
+checkpoint_new (size_t ndisks)
+{
+  struct checkpoint *cp = calloc (1, sizeof *cp);
+
+  if (cp == NULL)
+    return NULL;
+  cp->disks = calloc (ndisks ? ndisks : 1, sizeof *cp->disks);
+  if (cp->disks == NULL)
+    {
+      free (cp);
+      return NULL;
+    }
+  cp->ndisks = ndisks;
+  for (size_t i = 0; i < ndisks; i++)
+    cp->disks[i].granularity = -1;
+  return cp;
+}
+
+void
+checkpoint_free (struct checkpoint *cp)
+{
+  if (cp == NULL)
+    return;
+  for (size_t i = 0; i < cp->ndisks; i++)
+    {
+      free (cp->disks[i].disk);
+      free (cp->disks[i].node);
+      free (cp->disks[i].bitmap);
+    }
+  free (cp->disks);
+  free (cp->name);
+  free (cp->parent);
+  free (cp);
+}
+
+int
+checkpoint_disk_init (struct checkpoint_disk *d, const char *disk,
+                      const char *node, const char *bitmap)
+{
+  d->disk = strdup (disk);
+  d->node = strdup (node);
+  d->bitmap = strdup (bitmap);
+  d->granularity = -1;
+  d->broken = REASON_NONE;
+  return d->disk && d->node && d->bitmap ? 0 : -1;
+}
+
+void
+cleanup_checkpoint (struct checkpoint **cp)
+{
+  checkpoint_free (*cp);
+}
+
+void
+name_vector_clear (name_vector *v)
+{
+  for (size_t i = 0; i < v->len; i++)
+    free (v->ptr[i]);
+  name_vector_reset (v);
+}
+
+void
+checkpoint_set_clear (struct checkpoint_set *s)
+{
+  checkpoint_vector_iter (&s->list, checkpoint_free);
+  checkpoint_vector_reset (&s->list);
+  for (size_t i = 0; i < s->deleted.len; i++)
+    {
+      free (s->deleted.ptr[i].name);
+      free (s->deleted.ptr[i].before);
+    }
+  deleted_vector_reset (&s->deleted);
+  checkpoint_free (s->pending);
+  s->pending = NULL;
+  s->deleting = false;
+  name_vector_clear (&s->deleting_names);
 }
 
 /* ---------------------------------------------------------------- */

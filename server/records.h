@@ -1,8 +1,9 @@
 /* pullback: the engine's records, in C types.
  * SPDX-License-Identifier: BSD-3-Clause
  *
- * A backup and its disks are structs here; JSON exists only at the two
- * edges: the state file (state-backup.c) and the API answer (api/).
+ * Backups, checkpoints and the VM's disks are structs here; JSON exists
+ * only at the two edges: the state file (state-backup.c,
+ * state-checkpoint.c) and the API answer.
  * The QEMU objects of a backup disk are named from its index (engine.h)
  * and not stored.
  */
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "names.h"
 #include "vector.h"
 
 enum backup_phase
@@ -97,14 +99,24 @@ struct backup *backup_copy (const struct backup *b);
 struct backup_disk *backup_disk_find (const struct backup *b,
                                       const char *name);
 
-/* The temporary bitmap of an incremental disk: "backup-<name>". */
-void backup_disk_tmp_bitmap (const struct backup_disk *d, char *buf,
-                             size_t len);
-/* The name of disk D's QEMU object of kind PREFIX (PB_FLEECE_PREFIX...):
- * PREFIX followed by its index.
+/* The names of a backup disk's QEMU objects (engine.h lists them): the
+ * prefix and the disk's index, and the temporary bitmap of an
+ * incremental, "backup-<disk>".
  */
-void backup_disk_object (const struct backup_disk *d, const char *prefix,
-                         char *buf, size_t len);
+struct disk_objects
+{
+  char fleece[32];
+  char cbw[32];
+  char job[32];
+  char export_id[32];
+  char scratch_node[32];
+  char mkfile_job[32];
+  char mkqcow2_job[32];
+  char tmp_bitmap[NAME_MAX_LEN + 16];
+};
+
+/* The one place that builds them. */
+void backup_disk_objects (const struct backup_disk *d, struct disk_objects *o);
 
 const char *backup_phase_name (enum backup_phase p);
 const char *disk_mode_name (enum disk_mode m);
@@ -119,6 +131,82 @@ int disk_reason_parse (const char *s, enum disk_reason *r);
 int backup_failure_parse (const char *s, enum backup_failure *f);
 
 DEFINE_VECTOR_TYPE (backup_vector, struct backup *)
+
+/* A disk of the VM as QEMU shows it (disks.c). */
+struct vm_disk
+{
+  char *name;   /* the device's id, or the node's name without devices */
+  char *node;   /* its top format node */
+  char *format; /* its driver ("unknown" if QEMU did not say) */
+  int64_t size;
+  bool ro;
+};
+
+DEFINE_VECTOR_TYPE (vm_disk_vector, struct vm_disk)
+
+void vm_disk_vector_clear (vm_disk_vector *v);
+/* The disk called NAME, or NULL. */
+const struct vm_disk *vm_disk_find (const vm_disk_vector *v, const char *name);
+
+/* A checkpoint's bitmap on one disk. */
+struct checkpoint_disk
+{
+  char *disk;              /* the disk's name */
+  char *node;              /* the node it was made on */
+  char *bitmap;            /* the bitmap's name (the checkpoint's) */
+  int64_t granularity;     /* as QEMU chose it, or -1: unknown */
+  enum disk_reason broken; /* REASON_NONE while it records */
+};
+
+struct checkpoint
+{
+  char *name;
+  int64_t created;
+  char *parent; /* the checkpoint before it, or NULL */
+  size_t ndisks;
+  struct checkpoint_disk *disks;
+};
+
+/* New checkpoint with NDISKS zeroed disks (granularity -1); NULL if out
+ * of memory.
+ */
+struct checkpoint *checkpoint_new (size_t ndisks);
+void checkpoint_free (struct checkpoint *cp);
+/* Fill D with copies of the names (not broken, granularity unknown):
+ * 0, or -1 if out of memory.
+ */
+int checkpoint_disk_init (struct checkpoint_disk *d, const char *disk,
+                          const char *node, const char *bitmap);
+
+#define CLEANUP_CHECKPOINT __attribute__ ((cleanup (cleanup_checkpoint)))
+void cleanup_checkpoint (struct checkpoint **cp);
+
+DEFINE_VECTOR_TYPE (checkpoint_vector, struct checkpoint *)
+DEFINE_VECTOR_TYPE (name_vector, char *)
+
+/* A deleted checkpoint and the one listed before it (or NULL): paging
+ * with after=NAME goes on where NAME stood.
+ */
+struct deleted_checkpoint
+{
+  char *name;
+  char *before;
+};
+
+DEFINE_VECTOR_TYPE (deleted_vector, struct deleted_checkpoint)
+
+/* Every checkpoint record of a VM. */
+struct checkpoint_set
+{
+  checkpoint_vector list;     /* creation order: parents first */
+  deleted_vector deleted;     /* oldest first */
+  struct checkpoint *pending; /* creation begun, not recorded; or NULL */
+  bool deleting;              /* a deletion of these names was begun: */
+  name_vector deleting_names;
+};
+
+void checkpoint_set_clear (struct checkpoint_set *s);
+void name_vector_clear (name_vector *v);
 
 #define CLEANUP_BACKUP __attribute__ ((cleanup (cleanup_backup)))
 void cleanup_backup (struct backup **b);

@@ -282,7 +282,7 @@ retire_for_reload (struct registry *reg, struct vm *vm, bool replace)
   bool ok;
 
   vm_call (vm, VM_OP_RETIRE, args, &r);
-  ok = r.status == 204;
+  ok = r.kind == PB_OK;
   if (!ok)
     log_warnx ("reload: VM %s stays as it was until a later reload (%s)",
                vm->name,
@@ -365,10 +365,11 @@ get_vm (struct registry *reg, const char *name, bool api_only, struct reply *r)
   pthread_rwlock_rdlock (&reg->lock);
   vm = find (reg, name, false);
   if (vm == NULL)
-    reply_error (r, 404, "vm-not-found", "no VM '%s' is registered", name);
+    reply_error (r, PB_ERR_NOT_FOUND, "vm-not-found",
+                 "no VM '%s' is registered", name);
   else if (api_only && !vm->from_api)
     {
-      reply_error (r, 409, "vm-from-config",
+      reply_error (r, PB_ERR_CONFLICT, "vm-from-config",
                    "VM %s comes from the configuration file; remove it there",
                    name);
       vm = NULL;
@@ -402,7 +403,7 @@ registry_list (struct registry *reg, struct reply *r)
     if (!reg->vms.ptr[i]->removing)
       json_array_append_new (list, vm_summary (reg->vms.ptr[i]));
   pthread_rwlock_unlock (&reg->lock);
-  reply_ok (r, 200, json_pack ("{s:o}", "vms", list));
+  reply_ok (r, json_pack ("{s:o}", "vms", list));
 }
 
 void
@@ -414,7 +415,7 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
 
   pthread_rwlock_wrlock (&reg->lock);
   if (find (reg, name, true))
-    reply_error_field (r, 409, "vm-exists", "name",
+    reply_error_field (r, PB_ERR_CONFLICT, "vm-exists", "name",
                        "a VM '%s' is already registered", name);
   else if (reqpaths_check (reg->ctx, args, r) == -1)
     ; /* R is set */
@@ -429,9 +430,10 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
                 json_string_value (json_object_get (args, "nbd")), net, true,
                 true, err, sizeof err)
            == -1)
-    reply_error (r, 500, "register-failed", "VM %s: %s", name, err);
+    reply_error (r, PB_ERR_INTERNAL, "register-failed", "VM %s: %s", name,
+                 err);
   else
-    reply_ok (r, 201, vm_registration (find (reg, name, false)));
+    reply_created (r, vm_registration (find (reg, name, false)));
   pthread_rwlock_unlock (&reg->lock);
 }
 
@@ -450,7 +452,7 @@ registry_unregister (struct registry *reg, const char *name,
    */
   log_debug ("VM %s: unregistering", name);
   vm_call (vm, VM_OP_RETIRE, (json_t *)args, r);
-  if (r->status == 204)
+  if (r->kind == PB_OK)
     {
       pthread_rwlock_wrlock (&reg->lock);
       vm->removing = true;

@@ -16,9 +16,9 @@
  * first, so the body is always the documented error object and never
  * "{}" (json_string refuses invalid UTF-8).
  */
-static int
-verror (struct reply *r, int status, const char *code, const char *field,
-        const char *fmt, va_list ap)
+void
+reply_verror_body (struct reply *r, const char *code, const char *field,
+                   const char *fmt, va_list ap)
 {
   char raw[1024], msg[1024], fld[256];
   json_t *e;
@@ -30,41 +30,53 @@ verror (struct reply *r, int status, const char *code, const char *field,
     json_object_set_new (e, "field",
                          json_string (utf8_sanitize (field, fld, sizeof fld)));
   json_decref (r->body);
-  r->status = status;
+  r->answered = true;
+  r->created = false;
   r->body = e ? json_pack ("{s:o}", "error", e) : NULL;
-  return -1;
 }
 
 int
-reply_error (struct reply *r, int status, const char *code, const char *fmt,
-             ...)
+reply_error (struct reply *r, enum pb_errkind kind, const char *code,
+             const char *fmt, ...)
 {
   va_list ap;
 
   va_start (ap, fmt);
-  verror (r, status, code, NULL, fmt, ap);
+  reply_verror_body (r, code, NULL, fmt, ap);
   va_end (ap);
+  r->kind = kind;
   return -1;
 }
 
 int
-reply_error_field (struct reply *r, int status, const char *code,
+reply_error_field (struct reply *r, enum pb_errkind kind, const char *code,
                    const char *field, const char *fmt, ...)
 {
   va_list ap;
 
   va_start (ap, fmt);
-  verror (r, status, code, field, fmt, ap);
+  reply_verror_body (r, code, field, fmt, ap);
   va_end (ap);
+  r->kind = kind;
   return -1;
 }
 
 int
-reply_ok (struct reply *r, int status, json_t *body)
+reply_ok (struct reply *r, json_t *body)
 {
   json_decref (r->body);
-  r->status = status;
+  r->answered = true;
+  r->kind = PB_OK;
+  r->created = false;
   r->body = body;
+  return 0;
+}
+
+int
+reply_created (struct reply *r, json_t *body)
+{
+  reply_ok (r, body);
+  r->created = true;
   return 0;
 }
 
@@ -79,10 +91,13 @@ reply_clear (struct reply *r)
     r->stream_free (r->stream);
   r->stream = NULL;
   r->status = 0;
+  r->kind = PB_OK;
+  r->created = false;
+  r->answered = false;
 }
 
-int
-qemu_status (enum qmp_error_kind kind)
+enum pb_errkind
+qemu_errkind (enum qmp_error_kind kind)
 {
-  return kind == QMP_ERR_TIMEOUT ? 504 : 502;
+  return kind == QMP_ERR_TIMEOUT ? PB_ERR_QEMU_TIMEOUT : PB_ERR_QEMU_FAILED;
 }

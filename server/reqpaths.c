@@ -43,7 +43,7 @@ check_fd (const struct daemon_ctx *ctx, const char *field, const char *path,
   char why[PATH_MAX + 256];
 
   if (type == S_IFSOCK && strlen (path) >= sizeof sun.sun_path)
-    return reply_error_field (r, 400, "invalid-path", field,
+    return reply_error_field (r, PB_ERR_MALFORMED, "invalid-path", field,
                               "field '%s': %s is too long for a unix socket "
                               "(at most %zu bytes)",
                               field, path, sizeof sun.sun_path - 1);
@@ -54,7 +54,7 @@ check_fd (const struct daemon_ctx *ctx, const char *field, const char *path,
       /* By name, also what does not exist (yet)... */
       if (own[i] && safepath_within (path, own[i]))
         return reply_error_field (
-            r, 422, "path-not-allowed", field,
+            r, PB_ERR_INVALID, "path-not-allowed", field,
             "field '%s': %s is or lies in pullbackd's own %s", field, path,
             i == 0   ? "state directory"
             : i == 1 ? "run directory"
@@ -70,19 +70,19 @@ check_fd (const struct daemon_ctx *ctx, const char *field, const char *path,
     case SAFEPATH_OK:
       return 0;
     case SAFEPATH_INVALID:
-      return reply_error_field (r, 400, "invalid-path", field,
+      return reply_error_field (r, PB_ERR_MALFORMED, "invalid-path", field,
                                 "field '%s': %s %s", field, path, why);
     case SAFEPATH_NOT_FOUND:
-      return reply_error_field (r, 422, "path-not-found", field,
+      return reply_error_field (r, PB_ERR_INVALID, "path-not-found", field,
                                 "field '%s': %s %s", field, path, why);
     case SAFEPATH_WRONG_TYPE:
-      return reply_error_field (r, 422, "path-wrong-type", field,
+      return reply_error_field (r, PB_ERR_INVALID, "path-wrong-type", field,
                                 "field '%s': %s %s", field, path, why);
     case SAFEPATH_NOT_ALLOWED:
     case SAFEPATH_ERROR:
       break;
     }
-  return reply_error_field (r, 422, "path-not-allowed", field,
+  return reply_error_field (r, PB_ERR_INVALID, "path-not-allowed", field,
                             "field '%s': %s %s", field, path, why);
 }
 
@@ -107,7 +107,7 @@ reqpaths_open (const struct daemon_ctx *ctx, const char *field,
   fd = open (proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   close (opath);
   if (fd == -1)
-    return reply_error_field (r, 500, "path-not-allowed", field,
+    return reply_error_field (r, PB_ERR_INTERNAL, "path-not-allowed", field,
                               "field '%s': %s: %s", field, path,
                               strerror (errno));
   return fd;

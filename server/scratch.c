@@ -46,12 +46,6 @@
 #include "log.h"
 #include "qcow2.h"
 
-static const char *
-str (const json_t *o, const char *key)
-{
-  return json_string_value (json_object_get (o, key));
-}
-
 /* The scratch file PATH is reached only through its directory's
  * descriptor: *DIRFD (close it) and the file's name in it.  Returns the
  * name, or NULL with errno set.
@@ -124,7 +118,7 @@ require_free_names (struct vm *vm, const struct backup *b, struct reply *r)
 
       if (stat_scratch (d, &st) == 0)
         return reply_error (
-            r, 409, "scratch-exists",
+            r, PB_ERR_CONFLICT, "scratch-exists",
             "disk %s: %s already exists (a %s) and pullbackd did not make "
             "it; remove it",
             d->name, d->scratch,
@@ -132,8 +126,9 @@ require_free_names (struct vm *vm, const struct backup *b, struct reply *r)
             : S_ISREG (st.st_mode) ? "regular file"
                                    : "special file");
       if (errno != ENOENT)
-        return reply_error (r, 500, "scratch-failed", "disk %s: %s: %s",
-                            d->name, d->scratch, strerror (errno));
+        return reply_error (r, PB_ERR_INTERNAL, "scratch-failed",
+                            "disk %s: %s: %s", d->name, d->scratch,
+                            strerror (errno));
     }
   (void)vm;
   return 0;
@@ -196,13 +191,18 @@ scratch_job_remove (struct vm *vm, const char *job)
  * every disk, wait until every job has concluded, read their errors and
  * dismiss them.  Returns 0, or -1 with R set.
  */
+/* The blockdev-create job of a disk's scratch FILE, or of its qcow2. */
+static const char *
+mkjob (const struct disk_objects *o, bool file)
+{
+  return file ? o->mkfile_job : o->mkqcow2_job;
+}
+
 static int
 create_step (struct vm *vm, const struct backup *b, const char *step,
              struct reply *r)
 {
   bool file = strcmp (step, "file") == 0;
-  const char *prefix
-      = file ? PB_MKJOB_PREFIX "file-" : PB_MKJOB_PREFIX "qcow2-";
   size_t i, started = 0;
   CLEANUP_JSON json_t *jobs = NULL;
   int64_t deadline = deadline_after (vm->ctx->qmp_timeout_ms);
@@ -214,19 +214,19 @@ create_step (struct vm *vm, const struct backup *b, const char *step,
   for (i = 0; i < b->ndisks; i++)
     {
       const struct backup_disk *d = &b->disks[i];
-      char job[64], node[64];
+      struct disk_objects o;
       json_t *opts, *ret;
 
-      backup_disk_object (d, prefix, job, sizeof job);
-      backup_disk_object (d, PB_SCRATCH_PREFIX, node, sizeof node);
+      backup_disk_objects (d, &o);
       if (file)
         opts = json_pack ("{s:s, s:s, s:i}", "driver", "file", "filename",
                           d->scratch, "size", 0);
       else
-        opts = json_pack ("{s:s, s:s, s:I}", "driver", "qcow2", "file", node,
-                          "size", (json_int_t)d->size);
+        opts = json_pack ("{s:s, s:s, s:I}", "driver", "qcow2", "file",
+                          o.scratch_node, "size", (json_int_t)d->size);
       ret = vm_qmp (vm, "blockdev-create",
-                    json_pack ("{s:s, s:o}", "job-id", job, "options", opts),
+                    json_pack ("{s:s, s:o}", "job-id", mkjob (&o, file),
+                               "options", opts),
                     &err);
       if (ret == NULL)
         {
@@ -241,11 +241,12 @@ create_step (struct vm *vm, const struct backup *b, const char *step,
 
   for (i = 0; i < started; i++)
     {
-      char job[64];
+      struct disk_objects o;
       json_t *ev;
 
-      backup_disk_object (&b->disks[i], prefix, job, sizeof job);
-      ev = qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE", job_concluded, job,
+      backup_disk_objects (&b->disks[i], &o);
+      ev = qmp_wait_event (vm->qmp, "JOB_STATUS_CHANGE", job_concluded,
+                           (void *)mkjob (&o, file),
                            deadline_remaining (deadline), &err);
       if (ev == NULL && why[0] == '\0')
         {
@@ -270,25 +271,26 @@ create_step (struct vm *vm, const struct backup *b, const char *step,
     {
       for (size_t k = 0; k < started; k++)
         {
-          char job[64];
+          struct disk_objects o;
 
-          backup_disk_object (&b->disks[k], prefix, job, sizeof job);
+          backup_disk_objects (&b->disks[k], &o);
           if (json_is_string (json_object_get (j, "error"))
-              && strcmp (str (j, "id") ?: "", job) == 0 && why[0] == '\0')
+              && strcmp (json_str (j, "id") ?: "", mkjob (&o, file)) == 0
+              && why[0] == '\0')
             snprintf (why, sizeof why, "disk %s: creating the scratch %s: %s",
-                      b->disks[k].name, step, str (j, "error"));
+                      b->disks[k].name, step, json_str (j, "error"));
         }
     }
 
   for (i = 0; i < started; i++)
     {
-      char job[64];
+      struct disk_objects o;
 
-      backup_disk_object (&b->disks[i], prefix, job, sizeof job);
-      scratch_job_remove (vm, job);
+      backup_disk_objects (&b->disks[i], &o);
+      scratch_job_remove (vm, mkjob (&o, file));
     }
   if (why[0])
-    return reply_error (r, qemu_status (why_kind), "scratch-failed", "%s",
+    return reply_error (r, qemu_errkind (why_kind), "scratch-failed", "%s",
                         why);
   return 0;
 }
@@ -299,28 +301,24 @@ add_nodes (struct vm *vm, const struct backup *b, bool fleece, struct reply *r)
   struct qmp_batch *batch = qmp_batch_new ();
   struct qmp_error err;
   size_t failed;
-  int rc;
 
   for (size_t i = 0; i < b->ndisks; i++)
     {
       const struct backup_disk *d = &b->disks[i];
-      char node[64], fleece_node[64];
+      struct disk_objects o;
 
-      backup_disk_object (d, PB_SCRATCH_PREFIX, node, sizeof node);
-      backup_disk_object (d, PB_FLEECE_PREFIX, fleece_node,
-                          sizeof fleece_node);
-      qmp_batch_add (batch, "blockdev-add",
-                     fleece ? json_pack ("{s:s, s:s, s:s, s:s}", "driver",
-                                         "qcow2", "node-name", fleece_node,
-                                         "file", node, "backing", d->node)
-                            : json_pack ("{s:s, s:s, s:s, s:{s:b}}", "driver",
-                                         "file", "node-name", node, "filename",
-                                         d->scratch, "cache", "no-flush", 1));
+      backup_disk_objects (d, &o);
+      qmp_batch_add (
+          batch, "blockdev-add",
+          fleece ? json_pack ("{s:s, s:s, s:s, s:s}", "driver", "qcow2",
+                              "node-name", o.fleece, "file", o.scratch_node,
+                              "backing", d->node)
+                 : json_pack ("{s:s, s:s, s:s, s:{s:b}}", "driver", "file",
+                              "node-name", o.scratch_node, "filename",
+                              d->scratch, "cache", "no-flush", 1));
     }
-  rc = vm_qmp_batch (vm, batch, &failed, &err);
-  qmp_batch_free (batch);
-  if (rc == -1)
-    return reply_error (r, qemu_status (err.kind), "scratch-failed",
+  if (vm_qmp_batch (vm, batch, &failed, &err) == -1)
+    return reply_error (r, qemu_errkind (err.kind), "scratch-failed",
                         "disk %s: adding the %s: %s",
                         failed < b->ndisks ? b->disks[failed].name : "?",
                         fleece ? "fleece overlay" : "scratch file", err.desc);
@@ -427,7 +425,7 @@ write_scratches (struct vm *vm, const struct backup *b, struct reply *r)
                        vm->name, (unsigned)cred.uid, strerror (e));
             return 0;
           }
-        return reply_error (r, 500, "scratch-failed",
+        return reply_error (r, PB_ERR_INTERNAL, "scratch-failed",
                             "disk %s: creating %s: %s", d->name, d->scratch,
                             strerror (e));
       }
@@ -509,14 +507,14 @@ add_threshold (struct qmp_batch *batch, const struct backup_disk *d,
                int64_t at, int64_t share)
 {
   struct stat st;
-  char node[64];
+  struct disk_objects o;
 
   if (stat_scratch (d, &st) == 0 && S_ISREG (st.st_mode) && st.st_size > at)
     at = st.st_size;
-  backup_disk_object (d, PB_SCRATCH_PREFIX, node, sizeof node);
+  backup_disk_objects (d, &o);
   qmp_batch_add (batch, "block-set-write-threshold",
-                 json_pack ("{s:s, s:I}", "node-name", node, "write-threshold",
-                            (json_int_t)(at + share)));
+                 json_pack ("{s:s, s:I}", "node-name", o.scratch_node,
+                            "write-threshold", (json_int_t)(at + share)));
 }
 
 /* Set every disk's threshold, the one of AT_DISK from AT (see
@@ -528,14 +526,11 @@ set_thresholds (struct vm *vm, const struct backup *b,
                 size_t *failed, struct qmp_error *err)
 {
   struct qmp_batch *batch = qmp_batch_new ();
-  int rc;
 
   for (size_t i = 0; i < b->ndisks; i++)
     add_threshold (batch, &b->disks[i], &b->disks[i] == at_disk ? at : 0,
                    share);
-  rc = vm_qmp_batch (vm, batch, failed, err);
-  qmp_batch_free (batch);
-  return rc;
+  return vm_qmp_batch (vm, batch, failed, err);
 }
 
 int
@@ -547,9 +542,9 @@ scratch_arm (struct vm *vm, struct backup *b, struct reply *r)
   size_t failed;
 
   if (share == -1)
-    return reply_error (r, 507, "scratch-space", "%s", why);
+    return reply_error (r, PB_ERR_NO_SPACE, "scratch-space", "%s", why);
   if (set_thresholds (vm, b, NULL, 0, share, &failed, &err) == -1)
-    return reply_error (r, qemu_status (err.kind), "qemu-error",
+    return reply_error (r, qemu_errkind (err.kind), "qemu-error",
                         "disk %s: block-set-write-threshold: %s",
                         failed < b->ndisks ? b->disks[failed].name : "?",
                         err.desc);
@@ -572,11 +567,10 @@ scratch_threshold_reached (struct vm *vm, struct backup *b, const json_t *ev,
 
   for (i = 0; i < b->ndisks; i++)
     {
-      char scratch_node[64];
+      struct disk_objects o;
 
-      backup_disk_object (&b->disks[i], PB_SCRATCH_PREFIX, scratch_node,
-                          sizeof scratch_node);
-      if (node && strcmp (node, scratch_node) == 0)
+      backup_disk_objects (&b->disks[i], &o);
+      if (node && strcmp (node, o.scratch_node) == 0)
         disk = &b->disks[i];
     }
   if (disk == NULL)

@@ -11,7 +11,7 @@
 
 #include <config.h>
 
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "names.h"
 #include "records.h"
+#include "state-read.h"
 #include "state.h"
 
 json_t *
@@ -30,26 +31,20 @@ state_backup_to_json (const struct backup *b, bool cleanup)
   for (size_t i = 0; i < b->ndisks; i++)
     {
       const struct backup_disk *d = &b->disks[i];
-      char tmp[NAME_MAX_LEN + 16], obj[7][64];
-      static const char *const prefixes[7]
-          = { PB_FLEECE_PREFIX,        PB_CBW_PREFIX,
-              PB_JOB_PREFIX,           PB_EXPORT_PREFIX,
-              PB_SCRATCH_PREFIX,       PB_MKJOB_PREFIX "file-",
-              PB_MKJOB_PREFIX "qcow2-" };
+      struct disk_objects obj;
 
-      for (int k = 0; k < 7; k++)
-        backup_disk_object (d, prefixes[k], obj[k], sizeof obj[k]);
-      backup_disk_tmp_bitmap (d, tmp, sizeof tmp);
+      backup_disk_objects (d, &obj);
       o = json_pack (
           "{s:s, s:s, s:s?, s:I, s:s, s:s?, s:i, s:s?, s:b, s:s, "
           "s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
           "name", d->name, "node", d->node, "format", d->format, "size",
           (json_int_t)d->size, "mode", disk_mode_name (d->mode), "reason",
           disk_reason_name (d->reason), "index", d->index, "tmp_bitmap",
-          d->mode == DISK_INCREMENTAL ? tmp : NULL, "checkpoint_bitmap",
-          d->checkpoint_bitmap, "scratch", d->scratch, "fleece", obj[0], "cbw",
-          obj[1], "job", obj[2], "export_id", obj[3], "scratch_node", obj[4],
-          "mkfile_job", obj[5], "mkqcow2_job", obj[6]);
+          d->mode == DISK_INCREMENTAL ? obj.tmp_bitmap : NULL,
+          "checkpoint_bitmap", d->checkpoint_bitmap, "scratch", d->scratch,
+          "fleece", obj.fleece, "cbw", obj.cbw, "job", obj.job, "export_id",
+          obj.export_id, "scratch_node", obj.scratch_node, "mkfile_job",
+          obj.mkfile_job, "mkqcow2_job", obj.mkqcow2_job);
       if (o && d->gone)
         json_object_set_new (o, "gone", json_true ());
       json_array_append_new (disks, o);
@@ -72,123 +67,23 @@ state_backup_to_json (const struct backup *b, bool cleanup)
 
 /* ---------------------------------------------------------------- */
 
-struct reader
-{
-  const json_t *o;
-  const char *where;
-  char *err;
-  size_t errlen;
-  bool failed;
-};
-
-static bool fail (struct reader *r, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static bool
-fail (struct reader *r, const char *fmt, ...)
-{
-  va_list ap;
-  char msg[256];
-
-  if (!r->failed)
-    {
-      va_start (ap, fmt);
-      vsnprintf (msg, sizeof msg, fmt, ap);
-      va_end (ap);
-      snprintf (r->err, r->errlen, "%s: %s", r->where, msg);
-    }
-  r->failed = true;
-  return false;
-}
-
-/* The string KEY: required (a non-empty string without NUL) or optional
- * (absent or null give NULL).  A copy, owned by *OUT.
- */
-static bool
-get_string (struct reader *r, const char *key, bool required, char **out)
-{
-  const json_t *v = json_object_get (r->o, key);
-
-  *out = NULL;
-  if ((v == NULL || json_is_null (v)) && !required)
-    return true;
-  if (!json_is_string (v) || json_string_length (v) == 0
-      || strlen (json_string_value (v)) != json_string_length (v))
-    return fail (r, "\"%s\" must be a non-empty string", key);
-  *out = strdup (json_string_value (v));
-  if (*out == NULL)
-    return fail (r, "out of memory");
-  return true;
-}
-
-static bool
-get_name (struct reader *r, const char *key, enum name_kind kind,
-          bool required, char **out)
-{
-  char why[128];
-
-  if (!get_string (r, key, required, out))
-    return false;
-  if (*out && !name_valid (kind, *out, why, sizeof why))
-    return fail (r, "\"%s\": %s", key, why);
-  return true;
-}
-
-static bool
-get_int (struct reader *r, const char *key, bool required, int64_t *out)
-{
-  const json_t *v = json_object_get (r->o, key);
-
-  if ((v == NULL || json_is_null (v)) && !required)
-    return true;
-  if (!json_is_integer (v) || json_integer_value (v) < 0)
-    return fail (r, "\"%s\" must be a non-negative integer", key);
-  *out = json_integer_value (v);
-  return true;
-}
-
-static bool
-get_bool (struct reader *r, const char *key, bool required, bool *out)
-{
-  const json_t *v = json_object_get (r->o, key);
-
-  if (v == NULL && !required)
-    return true;
-  if (!json_is_boolean (v))
-    return fail (r, "\"%s\" must be true or false", key);
-  *out = json_is_true (v);
-  return true;
-}
-
-/* KEY, if present, is exactly WANT. */
-static bool
-want_exactly (struct reader *r, const char *key, const char *want,
-              bool required)
-{
-  const json_t *v = json_object_get (r->o, key);
-
-  if ((v == NULL || json_is_null (v)) && !required)
-    return true;
-  if (!json_is_string (v) || strcmp (json_string_value (v), want) != 0)
-    return fail (r, "\"%s\" must be \"%s\"", key, want);
-  return true;
-}
-
 static bool
 read_disk (struct reader *r, const char *vm, size_t i, struct backup_disk *d)
 {
   static const struct
   {
-    const char *key, *prefix;
+    const char *key;
+    size_t offset;
   } objects[] = {
-    { "fleece", PB_FLEECE_PREFIX },
-    { "cbw", PB_CBW_PREFIX },
-    { "job", PB_JOB_PREFIX },
-    { "export_id", PB_EXPORT_PREFIX },
-    { "scratch_node", PB_SCRATCH_PREFIX },
-    { "mkfile_job", PB_MKJOB_PREFIX "file-" },
-    { "mkqcow2_job", PB_MKJOB_PREFIX "qcow2-" },
+    { "fleece", offsetof (struct disk_objects, fleece) },
+    { "cbw", offsetof (struct disk_objects, cbw) },
+    { "job", offsetof (struct disk_objects, job) },
+    { "export_id", offsetof (struct disk_objects, export_id) },
+    { "scratch_node", offsetof (struct disk_objects, scratch_node) },
+    { "mkfile_job", offsetof (struct disk_objects, mkfile_job) },
+    { "mkqcow2_job", offsetof (struct disk_objects, mkqcow2_job) },
   };
+  struct disk_objects obj;
   const char *mode = json_string_value (json_object_get (r->o, "mode"));
   const char *reason = json_string_value (json_object_get (r->o, "reason"));
   const char *base;
@@ -196,39 +91,38 @@ read_disk (struct reader *r, const char *vm, size_t i, struct backup_disk *d)
   int64_t index = -1;
 
   if (!json_is_object (r->o))
-    return fail (r, "a disk must be an object");
-  if (!get_string (r, "name", true, &d->name)
-      || !get_string (r, "node", true, &d->node)
-      || !get_string (r, "format", false, &d->format)
-      || !get_int (r, "size", false, &d->size)
-      || !get_int (r, "index", true, &index)
-      || !get_bool (r, "checkpoint_bitmap", true, &d->checkpoint_bitmap)
-      || !get_bool (r, "gone", false, &d->gone)
-      || !get_string (r, "scratch", true, &d->scratch))
+    return reader_fail (r, "a disk must be an object");
+  if (!read_string (r, "name", true, &d->name)
+      || !read_string (r, "node", true, &d->node)
+      || !read_string (r, "format", false, &d->format)
+      || !read_int (r, "size", false, &d->size)
+      || !read_int (r, "index", true, &index)
+      || !read_bool (r, "checkpoint_bitmap", true, &d->checkpoint_bitmap)
+      || !read_bool (r, "gone", false, &d->gone)
+      || !read_string (r, "scratch", true, &d->scratch))
     return false;
   if (disk_mode_parse (mode, &d->mode) == -1)
-    return fail (r, "\"mode\" has an unknown value");
+    return reader_fail (r, "\"mode\" has an unknown value");
   if (reason && disk_reason_parse (reason, &d->reason) == -1)
-    return fail (r, "\"reason\" has an unknown value");
+    return reader_fail (r, "\"reason\" has an unknown value");
   if (index != (int64_t)i)
-    return fail (r, "\"index\" must be %zu", i);
+    return reader_fail (r, "\"index\" must be %zu", i);
   d->index = (int)i;
+  backup_disk_objects (d, &obj);
   for (size_t k = 0; k < sizeof objects / sizeof objects[0]; k++)
-    {
-      backup_disk_object (d, objects[k].prefix, buf, sizeof buf);
-      if (!want_exactly (r, objects[k].key, buf, true))
-        return false;
-    }
+    if (!read_exactly (r, objects[k].key,
+                       (const char *)&obj + objects[k].offset, true))
+      return false;
   /* The temporary bitmap is backup-<disk>, and only for incrementals. */
-  backup_disk_tmp_bitmap (d, buf, sizeof buf);
   if (d->mode == DISK_INCREMENTAL
-          ? !want_exactly (r, "tmp_bitmap", buf, true)
+          ? !read_exactly (r, "tmp_bitmap", obj.tmp_bitmap, true)
           : !json_is_null (json_object_get (r->o, "tmp_bitmap"))
                 && json_object_get (r->o, "tmp_bitmap") != NULL)
-    return fail (r,
-                 "\"tmp_bitmap\" must be \"%s\" for an incremental disk "
-                 "and null for a full one",
-                 buf);
+    return reader_fail (
+        r,
+        "\"tmp_bitmap\" must be \"%s\" for an incremental disk "
+        "and null for a full one",
+        obj.tmp_bitmap);
 
   /* The scratch file is an absolute path ending in our own file name:
    * teardown unlinks it.
@@ -237,7 +131,7 @@ read_disk (struct reader *r, const char *vm, size_t i, struct backup_disk *d)
   base = strrchr (d->scratch, '/');
   if (d->scratch[0] != '/' || base == NULL || strcmp (base + 1, buf) != 0
       || strstr (d->scratch, "/../") || strstr (d->scratch, "/./"))
-    return fail (r, "\"scratch\" must be an absolute path to %s", buf);
+    return reader_fail (r, "\"scratch\" must be an absolute path to %s", buf);
   return true;
 }
 
@@ -252,29 +146,29 @@ state_backup_from_json (const json_t *o, const char *vm, const char *where,
   const char *s;
 
   if (!json_is_object (o))
-    return fail (&r, "must be an object"), NULL;
+    return reader_fail (&r, "must be an object"), NULL;
   if (!json_is_array (disks) || json_array_size (disks) == 0)
-    return fail (&r, "\"disks\" must be a non-empty array"), NULL;
+    return reader_fail (&r, "\"disks\" must be a non-empty array"), NULL;
   b = backup_new (json_array_size (disks));
   if (b == NULL)
-    return fail (&r, "out of memory"), NULL;
-  if (!get_name (&r, "id", NAME_BACKUP, true, &b->id)
-      || !get_name (&r, "checkpoint", NAME_CHECKPOINT, false, &b->checkpoint)
-      || !get_name (&r, "since", NAME_CHECKPOINT, false, &b->since)
-      || !get_int (&r, "created", true, &b->created)
-      || !get_int (&r, "expires", true, &b->expires)
-      || !get_int (&r, "ttl", true, &b->ttl)
-      || !get_int (&r, "freeze_ms", false, &b->freeze_ms)
-      || !get_bool (&r, "txn_done", false, &b->txn_done)
-      || !get_bool (&r, "drop_checkpoint", false, &b->drop_checkpoint))
+    return reader_fail (&r, "out of memory"), NULL;
+  if (!read_name (&r, "id", NAME_BACKUP, true, &b->id)
+      || !read_name (&r, "checkpoint", NAME_CHECKPOINT, false, &b->checkpoint)
+      || !read_name (&r, "since", NAME_CHECKPOINT, false, &b->since)
+      || !read_int (&r, "created", true, &b->created)
+      || !read_int (&r, "expires", true, &b->expires)
+      || !read_int (&r, "ttl", true, &b->ttl)
+      || !read_int (&r, "freeze_ms", false, &b->freeze_ms)
+      || !read_bool (&r, "txn_done", false, &b->txn_done)
+      || !read_bool (&r, "drop_checkpoint", false, &b->drop_checkpoint))
     return NULL;
   if (backup_phase_parse (json_string_value (json_object_get (o, "phase")),
                           &b->phase)
       == -1)
-    return fail (&r, "\"phase\" has an unknown value"), NULL;
+    return reader_fail (&r, "\"phase\" has an unknown value"), NULL;
   s = json_string_value (json_object_get (o, "reason"));
   if (s && backup_failure_parse (s, &b->failure) == -1)
-    return fail (&r, "\"reason\" has an unknown value"), NULL;
+    return reader_fail (&r, "\"reason\" has an unknown value"), NULL;
   for (size_t i = 0; i < b->ndisks; i++)
     {
       struct reader rd = { .o = json_array_get (disks, i),

@@ -54,6 +54,18 @@ struct backup *state_backup_from_json (const json_t *o, const char *vm,
                                        const char *where, char *err,
                                        size_t errlen);
 
+struct checkpoint_set;
+
+/* The checkpoint records of the state document DOC ("checkpoints",
+ * "deleted", "checkpoint_pending", "checkpoint_deleting"), checked as
+ * they are read, into S (empty): 0, or -1 with the problem in ERR and S
+ * left empty (state-checkpoint.c).
+ */
+int state_checkpoints_from_json (const json_t *doc, struct checkpoint_set *s,
+                                 char *err, size_t errlen);
+/* Set them in DOC: 0, or -1 if out of memory. */
+int state_checkpoints_to_json (json_t *doc, const struct checkpoint_set *s);
+
 /* Keep the state file of VM for the administrator, renamed aside to
  * <vm>.json.rejected-<seconds since the epoch>; its new name goes to
  * NEWNAME.  No error if there is none.

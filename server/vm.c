@@ -1,13 +1,15 @@
-/* pullback: a registered VM and the thread that owns it.
+/* pullback: the VM object: making, saving, freeing it, its summary,
+ * QMP calls, and handing requests to its owner thread (vm_call).
  * SPDX-License-Identifier: BSD-3-Clause
+ *
+ * The owner thread's loop is vm-loop.c; the requests it runs are
+ * vm-requests.c.
  */
 
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +27,6 @@
 #include "nbdnet.h"
 #include "rundir.h"
 #include "state.h"
-
-/* How often a disconnected VM tries QMP again. */
-#define RECONNECT_MS 1000
-/* How often a state that could not be written is tried again. */
-#define SAVE_RETRY_MS 1000
-
-static void publish_summary (struct vm *vm);
 
 /* Make VM out of service, with the reason (which names its state
  * file).  -1 if out of memory.
@@ -93,7 +88,8 @@ vm_free (struct vm *vm)
   backup_free (vm->backup);
   backup_vector_iter (&vm->cleanup, backup_free);
   backup_vector_reset (&vm->cleanup);
-  json_decref (vm->disks);
+  checkpoint_set_clear (&vm->cps);
+  vm_disk_vector_clear (&vm->disks);
   json_decref (vm->summary);
   if (vm->wake[0] >= 0)
     close (vm->wake[0]);
@@ -111,16 +107,23 @@ vm_free (struct vm *vm)
   free (vm);
 }
 
-/* Move the backup and the cleanup list of the (checked) state document
- * STATE into records.
+/* Move the checkpoints, the backup and the cleanup list of the
+ * (checked) state document STATE into records.
  */
 static int
-take_backups (struct vm *vm, json_t *state)
+take_records (struct vm *vm, json_t *state)
 {
   const json_t *b = json_object_get (state, "backup");
   size_t i;
   json_t *e;
   char err[512];
+
+  if (state_checkpoints_from_json (state, &vm->cps, err, sizeof err) == -1)
+    return -1;
+  json_object_del (state, "checkpoints");
+  json_object_del (state, "deleted");
+  json_object_del (state, "checkpoint_pending");
+  json_object_del (state, "checkpoint_deleting");
 
   if (json_is_object (b)
       && (vm->backup
@@ -214,11 +217,9 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
       return NULL;
     }
   if (state == NULL)
-    state = json_pack ("{s:i, s:[]}", "version", 1, "checkpoints");
-  if (!json_is_array (json_object_get (state, "checkpoints")))
-    json_object_set_new (state, "checkpoints", json_array ());
-  /* Checked above: the backups become records. */
-  if (take_backups (vm, state) == -1)
+    state = json_pack ("{s:i}", "version", STATE_VERSION);
+  /* Checked above: the checkpoints and backups become records. */
+  if (state == NULL || take_records (vm, state) == -1)
     {
       seterr (err, errlen, "out of memory");
       json_decref (state);
@@ -226,8 +227,7 @@ vm_new (const struct daemon_ctx *ctx, const char *name, const char *qmp,
       return NULL;
     }
   vm->state = state;
-  vm->disks = json_array ();
-  publish_summary (vm);
+  vm_publish_summary (vm);
   return vm;
 }
 
@@ -259,11 +259,12 @@ vm_save (struct vm *vm)
                                   ? state_backup_to_json (vm->backup, false)
                                   : json_null ())
              == -1
-      || json_object_set_new (doc, "cleanup", cleanup) == -1)
+      || json_object_set_new (doc, "cleanup", cleanup) == -1
+      || state_checkpoints_to_json (doc, &vm->cps) == -1)
     {
       log_warnx ("VM %s: saving state: out of memory", vm->name);
       vm->save_failed = true;
-      vm->save_retry_ms = monotonic_ms () + SAVE_RETRY_MS;
+      vm->save_retry_ms = monotonic_ms () + VM_SAVE_RETRY_MS;
       return -1;
     }
   if (state_save (vm->ctx->state_dir, vm->name, doc, err, sizeof err) == -1)
@@ -273,7 +274,7 @@ vm_save (struct vm *vm)
        * it is written again soon, and at every later change.
        */
       vm->save_failed = true;
-      vm->save_retry_ms = monotonic_ms () + SAVE_RETRY_MS;
+      vm->save_retry_ms = monotonic_ms () + VM_SAVE_RETRY_MS;
       return -1;
     }
   if (vm->save_failed)
@@ -299,27 +300,16 @@ int
 vm_qmp_batch (struct vm *vm, struct qmp_batch *b, size_t *failed,
               struct qmp_error *err)
 {
+  int rc = -1;
+
   *failed = 0;
   if (vm->qmp == NULL || !qmp_is_connected (vm->qmp))
-    {
-      qmp_error_set (err, QMP_ERR_DISCONNECTED,
-                     "QEMU of VM %s is not connected", vm->name);
-      return -1;
-    }
-  return qmp_batch_run (vm->qmp, b, vm->ctx->qmp_timeout_ms, failed, err);
-}
-
-json_t *
-vm_state_array (struct vm *vm, const char *key)
-{
-  json_t *l = json_object_get (vm->state, key);
-
-  if (!json_is_array (l))
-    {
-      l = json_array ();
-      json_object_set_new (vm->state, key, l);
-    }
-  return l;
+    qmp_error_set (err, QMP_ERR_DISCONNECTED, "QEMU of VM %s is not connected",
+                   vm->name);
+  else
+    rc = qmp_batch_run (vm->qmp, b, vm->ctx->qmp_timeout_ms, failed, err);
+  qmp_batch_free (b);
+  return rc;
 }
 
 int
@@ -338,213 +328,38 @@ vm_qmp_quietly (struct vm *vm, const char *cmd, json_t *args)
   return 0;
 }
 
-/* ---------------------------------------------------------------- */
-
-/* Is QEMU waiting for an incoming migration (-incoming)?  Its images are
- * inactive until it arrives.  1: yes, 0: no (qemu-storage-daemon has no
- * run state), -1: QEMU did not say.
- */
-static int
-qemu_incoming (struct vm *vm)
-{
-  struct qmp_error err;
-  CLEANUP_JSON json_t *st = NULL;
-  const char *status;
-
-  if (vm->schema && !qmp_schema_has_command (vm->schema, "query-status"))
-    return 0;
-  st = vm_qmp (vm, "query-status", NULL, &err);
-  status = json_string_value (json_object_get (st, "status"));
-  if (status == NULL)
-    {
-      log_warnx ("VM %s: query-status: %s", vm->name,
-                 st ? "no status" : err.desc);
-      return -1;
-    }
-  return strcmp (status, "inmigrate") == 0;
-}
-
-/* Discover the disks and, with RECONCILE, judge the checkpoints against
- * the bitmaps QEMU shows; then save.  Without a disk list nothing is
- * judged: every checkpoint would look "disk-missing" for good (the next
- * backup begin rediscovers and reconciles).
- */
-static void
-rediscover (struct vm *vm, bool reconcile)
-{
-  struct qmp_error err;
-  CLEANUP_JSON json_t *bitmaps = NULL;
-  json_t *disks = disks_discover (vm, &err);
-
-  if (disks == NULL)
-    log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
-  else
-    {
-      json_decref (vm->disks);
-      vm->disks = disks;
-      bitmaps = reconcile ? bitmaps_query (vm, &err) : NULL;
-      if (bitmaps)
-        checkpoints_reconcile (vm, bitmaps);
-    }
-  vm_save (vm);
-}
-
-int
-vm_require_active (struct vm *vm, struct reply *r)
-{
-  int incoming;
-
-  if (!vm->incoming)
-    return 0;
-  incoming = qemu_incoming (vm);
-  if (incoming == -1)
-    return reply_error (r, 502, "qemu-error",
-                        "QEMU of VM %s did not tell whether it still waits "
-                        "for an incoming migration",
-                        vm->name);
-  if (incoming == 1)
-    return reply_error (r, 409, "vm-migrating",
-                        "QEMU of VM %s waits for an incoming migration; "
-                        "its disks and checkpoints are not there yet",
-                        vm->name);
-  /* It has arrived: the checks skipped at connect. */
-  vm->incoming = false;
-  log_info ("VM %s: the incoming migration has arrived", vm->name);
-  rediscover (vm, true);
-  return 0;
-}
-
-static void
-on_connected (struct vm *vm)
-{
-  struct qmp_error err;
-
-  qmp_schema_free (vm->schema);
-  vm->schema = qmp_schema_query (vm->qmp, vm->ctx->qmp_timeout_ms, &err);
-  if (vm->schema == NULL)
-    log_warnx ("VM %s: query-qmp-schema: %s", vm->name, err.desc);
-
-  /* What a crash left goes first: it must not be taken for disks. */
-  recovery_cleanup (vm);
-  /* Not knowing counts as waiting: judged again soon. */
-  vm->incoming = qemu_incoming (vm) != 0;
-  if (vm->incoming)
-    log_info ("VM %s: QEMU waits for an incoming migration; its checkpoints "
-              "are checked once it has arrived",
-              vm->name);
-  /* Before the migration arrives QEMU shows no persistent bitmaps:
-   * every checkpoint would look missing.
-   */
-  rediscover (vm, !vm->incoming);
-}
-
-static void
-try_connect (struct vm *vm)
-{
-  struct qmp_error err;
-
-  if (monotonic_ms () < vm->next_connect_ms)
-    return;
-  vm->next_connect_ms = monotonic_ms () + RECONNECT_MS;
-
-  if (vm->qmp == NULL)
-    vm->qmp = qmp_connect (vm->qmp_path, vm->ctx->qmp_timeout_ms, &err);
-  else if (qmp_reconnect (vm->qmp, vm->ctx->qmp_timeout_ms, &err) == -1)
-    {
-      qmp_close (vm->qmp);
-      vm->qmp = NULL;
-    }
-  if (vm->qmp == NULL)
-    {
-      if (strcmp (vm->last_error, err.desc) != 0)
-        log_warnx ("VM %s: %s", vm->name, err.desc);
-      snprintf (vm->last_error, sizeof vm->last_error, "%s", err.desc);
-      return;
-    }
-  {
-    int major, minor, micro;
-
-    qmp_version (vm->qmp, &major, &minor, &micro);
-    log_info ("VM %s: connected to QEMU %d.%d.%d at %s", vm->name, major,
-              minor, micro, vm->qmp_path);
-  }
-  vm->last_error[0] = '\0';
-  vm->up = true;
-  on_connected (vm);
-}
-
-/* How often a QEMU waiting for an incoming migration is asked again. */
-#define INCOMING_CHECK_MS 2000
-
-static bool
-connected (const struct vm *vm)
+bool
+vm_connected (const struct vm *vm)
 {
   return vm->qmp && qmp_is_connected (vm->qmp);
-}
-
-static void
-handle_events (struct vm *vm)
-{
-  json_t *ev;
-
-  while ((ev = qmp_event_pop (vm->qmp)) != NULL)
-    {
-      const char *name = qmp_event_name (ev);
-
-      if (name && strcmp (name, "SHUTDOWN") == 0)
-        {
-          log_info ("VM %s: QEMU is shutting down", vm->name);
-          backup_fail (vm, FAILURE_QEMU_SHUTDOWN);
-        }
-      else if (name && strcmp (name, "BLOCK_WRITE_THRESHOLD") == 0)
-        backup_on_write_threshold (vm, ev);
-      else if (name
-               && (strcmp (name, "BLOCK_JOB_COMPLETED") == 0
-                   || strcmp (name, "BLOCK_JOB_CANCELLED") == 0
-                   || strcmp (name, "BLOCK_JOB_ERROR") == 0
-                   || strcmp (name, "BLOCK_EXPORT_DELETED") == 0))
-        backup_on_block_event (vm, ev);
-      json_decref (ev);
-    }
-}
-
-static void
-lost_connection (struct vm *vm, const char *why)
-{
-  vm->up = false;
-  log_warnx ("VM %s: lost QMP connection: %s", vm->name, why);
-  snprintf (vm->last_error, sizeof vm->last_error, "%s", why);
-  backup_fail (vm, FAILURE_QEMU_DISCONNECTED);
-  vm->nbd_ours = false;
-  vm->next_connect_ms = monotonic_ms () + 100;
 }
 
 /* connecting (no answer yet, and no failure), connected, disconnected
  * (with vm->last_error), or state-error (out of service).
  */
-static const char *
+const char *
 vm_status (const struct vm *vm)
 {
   if (vm->state_error)
     return "state-error";
-  if (connected (vm))
+  if (vm_connected (vm))
     return "connected";
   return vm->last_error[0] ? "disconnected" : "connecting";
 }
 
 /* The reason for a status other than connected, or NULL. */
-static const char *
+const char *
 vm_status_error (const struct vm *vm)
 {
   if (vm->state_error)
     return vm->state_error;
-  if (!connected (vm) && vm->last_error[0])
+  if (!vm_connected (vm) && vm->last_error[0])
     return vm->last_error;
   return NULL;
 }
 
-static void
-publish_summary (struct vm *vm)
+void
+vm_publish_summary (struct vm *vm)
 {
   const struct backup *b = vm->backup;
   json_t *sum = vm_registration (vm);
@@ -556,11 +371,9 @@ publish_summary (struct vm *vm)
     json_object_set_new (sum, "error", json_string (vm_status_error (vm)));
   json_object_set_new (sum, "source",
                        json_string (vm->from_api ? "api" : "config"));
-  json_object_set_new (sum, "disks",
-                       json_integer ((json_int_t)json_array_size (vm->disks)));
+  json_object_set_new (sum, "disks", json_integer ((json_int_t)vm->disks.len));
   json_object_set_new (sum, "checkpoints",
-                       json_integer ((json_int_t)json_array_size (
-                           json_object_get (vm->state, "checkpoints"))));
+                       json_integer ((json_int_t)vm->cps.list.len));
   json_object_set_new (sum, "backup",
                        b ? json_pack ("{s:s, s:s}", "id", b->id, "phase",
                                       backup_phase_name (b->phase))
@@ -580,331 +393,6 @@ vm_summary (struct vm *vm)
   copy = vm->summary ? json_deep_copy (vm->summary) : vm_registration (vm);
   pthread_mutex_unlock (&vm->lock);
   return copy;
-}
-
-/* Unregistering (or restarting with new settings): here, on the owner,
- * so that no backup can begin between the checks and the end.
- *
- * The rule for checkpoints: their bitmaps live in QEMU and their records
- * here; one must never outlive the other unnoticed.  So a VM with
- * checkpoints is unregistered only with checkpoints=delete (the bitmaps
- * are removed from QEMU first, then the records) or checkpoints=keep
- * (the state file stays, without its registration, and a later
- * registration under the same name finds them again).
- */
-static int
-vm_retire (struct vm *vm, const json_t *args, struct reply *r)
-{
-  const struct backup *b = vm->backup;
-  const char *cps = json_string_value (json_object_get (args, "checkpoints"));
-  bool reload = json_is_true (json_object_get (args, "reload"));
-  size_t n = json_array_size (json_object_get (vm->state, "checkpoints"));
-  char aside[PATH_MAX], err[512];
-
-  /* Its state file goes (unless kept), and with it the memory of a
-   * freeze.
-   */
-  if (vm->state_error == NULL && !reload
-      && quiesce_require_thawed (vm, r) == -1)
-    return -1;
-  if (vm->state_error)
-    {
-      /* Its file goes aside, kept: a new registration starts afresh. */
-      if (!reload
-          && state_set_aside (vm->ctx->state_dir, vm->name, aside,
-                              sizeof aside, err, sizeof err)
-                 == -1)
-        return reply_error (r, 500, "state-write-failed",
-                            "VM %s: setting its state file aside: %s",
-                            vm->name, err);
-      if (!reload)
-        log_warnx ("VM %s: unregistered while out of service; its state "
-                   "file is kept as %s",
-                   vm->name, aside);
-      vm->keep_state = true;
-      goto retired;
-    }
-  if (b && b->phase != BACKUP_FAILED)
-    return reply_error (r, 409, "backup-active",
-                        "VM %s has an active backup; end it first", vm->name);
-  if (!reload && n > 0 && cps == NULL)
-    return reply_error_field (
-        r, 409, "checkpoints-exist", "checkpoints",
-        "VM %s has %zu checkpoints: unregister with ?checkpoints=delete to "
-        "remove their bitmaps too, or ?checkpoints=keep to keep them for a "
-        "later registration",
-        vm->name, n);
-  if (!reload && n > 0 && strcmp (cps, "delete") == 0
-      && checkpoint_delete_all (vm, r) == -1)
-    return -1;
-
-  /* What QEMU still holds is removed only while we know it; a QEMU that
-   * is gone took it along.
-   */
-  if (connected (vm))
-    {
-      vm->cleanup_next_ms = 0;
-      if (cleanup_require_none (vm, r) == -1)
-        return -1;
-    }
-  else if (vm->cleanup.len > 0)
-    log_warnx ("VM %s: unregistered while QEMU is unreachable; anything an "
-               "earlier backup left in it stays",
-               vm->name);
-  vm->keep_state = reload || (cps && strcmp (cps, "keep") == 0);
-  if (vm->keep_state && vm->from_api && !reload)
-    {
-      /* Kept without its registration: not loaded at start. */
-      vm->from_api = false;
-      if (vm_save (vm) == -1)
-        {
-          vm->from_api = true;
-          return reply_error (r, 500, "state-write-failed",
-                              "VM %s: cannot write its state file", vm->name);
-        }
-    }
-retired:
-  vm->retired = true;
-  vm->reloading = reload;
-  return reply_ok (r, 204, NULL);
-}
-
-static void
-run_request (struct vm *vm, struct vm_request *req)
-{
-  struct reply *r = &req->reply;
-  const json_t *a = req->args;
-
-  if (vm->retired && vm->reloading)
-    {
-      reply_error (r, 503, "vm-reloading",
-                   "VM %s is being restarted with its new settings; retry",
-                   vm->name);
-      return;
-    }
-  if (vm->retired)
-    {
-      reply_error (r, 404, "vm-not-found", "no VM '%s' is registered",
-                   vm->name);
-      return;
-    }
-  if (vm->state_error && req->op != VM_OP_GET && req->op != VM_OP_RETIRE)
-    {
-      reply_error (r, 503, "vm-state-unreadable",
-                   "VM %s is out of service: %s", vm->name, vm->state_error);
-      return;
-    }
-  switch (req->op)
-    {
-    case VM_OP_GET:
-      {
-        const struct backup *b = vm->backup;
-        json_t *body = vm_registration (vm);
-        int major = 0, minor = 0, micro = 0;
-
-        if (vm->qmp)
-          qmp_version (vm->qmp, &major, &minor, &micro);
-        json_object_set_new (body, "status", json_string (vm_status (vm)));
-        if (vm_status_error (vm))
-          json_object_set_new (body, "error",
-                               json_string (vm_status_error (vm)));
-        if (vm->save_failed)
-          json_object_set_new (body, "state_saved", json_false ());
-        if (major)
-          json_object_set_new (body, "qemu_version",
-                               json_sprintf ("%d.%d.%d", major, minor, micro));
-        json_object_set (body, "disks", vm->disks);
-        json_object_set_new (body, "checkpoints",
-                             json_integer ((json_int_t)json_array_size (
-                                 json_object_get (vm->state, "checkpoints"))));
-        json_object_set_new (body, "backup",
-                             b ? json_string (b->id) : json_null ());
-        json_object_set_new (body, "source",
-                             json_string (vm->from_api ? "api" : "config"));
-        /* Backups whose teardown QEMU has not confirmed yet. */
-        json_object_set_new (body, "cleanup_pending",
-                             json_integer ((json_int_t)vm->cleanup.len));
-        quiesce_describe (vm, body);
-        reply_ok (r, 200, body);
-        break;
-      }
-    case VM_OP_CHECKPOINT_LIST:
-      checkpoint_list (vm, a, r);
-      break;
-    case VM_OP_CHECKPOINT_CREATE:
-      checkpoint_create (vm, a, r);
-      break;
-    case VM_OP_CHECKPOINT_GET:
-      checkpoint_get (vm, a, r);
-      break;
-    case VM_OP_CHECKPOINT_DELETE:
-      checkpoint_delete (vm, a, r);
-      break;
-    case VM_OP_BACKUP_BEGIN:
-      backup_begin (vm, a, r);
-      break;
-    case VM_OP_BACKUP_GET:
-      backup_get (vm, a, r);
-      break;
-    case VM_OP_BACKUP_PATCH:
-      backup_patch (vm, a, r);
-      break;
-    case VM_OP_BACKUP_END:
-      backup_end (vm, a, r);
-      break;
-    case VM_OP_RETIRE:
-      vm_retire (vm, a, r);
-      break;
-    }
-  if (r->status == 0)
-    reply_error (r, 500, "internal-error", "request was not answered");
-}
-
-/* A backup that began while the daemon was told to stop would be ended
- * right after its answer: answer 503 instead, and end it now.
- */
-static void
-end_if_stopping (struct vm *vm, struct vm_request *req)
-{
-  bool stopping;
-
-  if (req->op != VM_OP_BACKUP_BEGIN || req->reply.status != 201)
-    return;
-  pthread_mutex_lock (&vm->lock);
-  stopping = vm->stopping;
-  pthread_mutex_unlock (&vm->lock);
-  if (!stopping)
-    return;
-  log_info ("VM %s: the daemon is stopping: undoing the backup that just "
-            "began",
-            vm->name);
-  backup_undo_begin (vm);
-  reply_clear (&req->reply);
-  reply_error (&req->reply, 503, "shutting-down",
-               "pullbackd is shutting down; the backup was undone, its "
-               "checkpoint too");
-}
-
-static void *
-vm_thread (void *arg)
-{
-  struct vm *vm = arg;
-
-  for (;;)
-    {
-      struct pollfd pfd[2];
-      int nfds = 1, timeout, exp, r;
-      struct vm_request *req;
-      char drain[64];
-
-      /* Out of service: nothing is known of what it has in QEMU. */
-      if (!connected (vm) && vm->state_error == NULL)
-        try_connect (vm);
-      if (vm->save_failed && monotonic_ms () >= vm->save_retry_ms)
-        vm_save (vm);
-      publish_summary (vm);
-
-      /* Requests first. */
-      for (;;)
-        {
-          pthread_mutex_lock (&vm->lock);
-          req = vm->head;
-          if (req)
-            {
-              vm->head = req->next;
-              if (vm->head == NULL)
-                vm->tail = NULL;
-            }
-          pthread_mutex_unlock (&vm->lock);
-          if (req == NULL)
-            break;
-          run_request (vm, req);
-          end_if_stopping (vm, req);
-          publish_summary (vm);
-          pthread_mutex_lock (&vm->lock);
-          req->done = true;
-          pthread_cond_broadcast (&vm->cond);
-          pthread_mutex_unlock (&vm->lock);
-        }
-
-      pthread_mutex_lock (&vm->lock);
-      if (vm->stopping && vm->head == NULL)
-        {
-          pthread_mutex_unlock (&vm->lock);
-          break;
-        }
-      pthread_mutex_unlock (&vm->lock);
-
-      exp = vm->state_error ? -1 : backup_tick (vm);
-      timeout = connected (vm) ? 5000 : RECONNECT_MS;
-      if (exp >= 0 && exp < timeout)
-        timeout = exp;
-      if (vm->save_failed && timeout > SAVE_RETRY_MS)
-        timeout = SAVE_RETRY_MS;
-      /* A guest we froze and could not thaw: QMP or not. */
-      exp = vm->state_error ? -1 : quiesce_tick (vm, false);
-      if (exp >= 0 && exp < timeout)
-        timeout = exp;
-      /* Waiting for an incoming migration: look again now and then. */
-      if (connected (vm) && vm->incoming)
-        {
-          struct reply scratch = { 0 };
-
-          vm_require_active (vm, &scratch);
-          reply_clear (&scratch);
-          if (vm->incoming && timeout > INCOMING_CHECK_MS)
-            timeout = INCOMING_CHECK_MS;
-        }
-      /* Events read while a request waited are queued already: poll
-       * would not see them.
-       */
-      if (connected (vm) && qmp_event_count (vm->qmp) > 0)
-        timeout = 0;
-
-      pfd[0].fd = vm->wake[0];
-      pfd[0].events = POLLIN;
-      if (connected (vm))
-        {
-          pfd[1].fd = qmp_fd (vm->qmp);
-          pfd[1].events = POLLIN;
-          nfds = 2;
-        }
-      r = poll (pfd, nfds, timeout);
-      if (r == -1 && errno != EINTR)
-        log_warn ("VM %s: poll", vm->name);
-      while (read (vm->wake[0], drain, sizeof drain) > 0)
-        ;
-      if (nfds == 2 && r > 0 && pfd[1].revents)
-        {
-          struct qmp_error err;
-
-          if (qmp_read_events (vm->qmp, 0, &err) == -1)
-            {
-              handle_events (vm);
-              lost_connection (vm, err.desc);
-              continue;
-            }
-        }
-      if (connected (vm))
-        handle_events (vm);
-      else if (vm->up)
-        lost_connection (vm, "QMP connection closed");
-    }
-
-  if (vm->state_error == NULL)
-    {
-      /* Never exit with a guest of ours frozen, if it can be helped;
-       * the marker stays for the next start if not.
-       */
-      if (quiesce_tick (vm, true) >= 0)
-        log_warnx ("VM %s: exiting with the guest filesystems frozen; the "
-                   "next start thaws them",
-                   vm->name);
-      backup_end_for_shutdown (vm);
-      if (vm_save (vm) == -1)
-        vm->final_save_failed = true;
-    }
-  return NULL;
 }
 
 int
@@ -1009,7 +497,8 @@ vm_call (struct vm *vm, enum vm_op op, json_t *args, struct reply *out)
   if (vm->stopping)
     {
       pthread_mutex_unlock (&vm->lock);
-      reply_error (out, 503, "shutting-down", "pullbackd is shutting down");
+      reply_error (out, PB_ERR_UNAVAILABLE, "shutting-down",
+                   "pullbackd is shutting down");
       return;
     }
   if (vm->tail)

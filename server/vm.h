@@ -85,10 +85,14 @@ struct vm
   /* Owned by the thread. */
   struct qmp *qmp;
   struct qmp_schema *schema;
-  json_t *state;         /* the persisted document, but for the backups: */
-  struct backup *backup; /* the active (or failed) backup, or NULL */
-  backup_vector cleanup; /* torn down, QEMU has not confirmed it yet */
-  json_t *disks;         /* discovered: [{name, node, format, size, ro}] */
+  /* The persisted document (registration, quiesce marker), but for the
+   * records, which join it in the file only:
+   */
+  json_t *state;
+  struct checkpoint_set cps; /* the checkpoints */
+  struct backup *backup;     /* the active (or failed) backup, or NULL */
+  backup_vector cleanup;     /* torn down, QEMU has not confirmed it yet */
+  vm_disk_vector disks;      /* as last discovered */
   int64_t next_connect_ms;
   bool up;          /* connected as far as the owner has noticed */
   bool retired;     /* VM_OP_RETIRE succeeded */
