@@ -123,6 +123,12 @@ prepare (struct nbd_handle *nbd)
 {
   if (nbd_set_opt_mode (nbd, true) == -1)
     return -1;
+  /* Reads land in nbdkit's buffer, which nbdkit never sends after a
+   * failed read: zeroing it first (libnbd's default) is a pass over
+   * every byte for nothing.
+   */
+  if (nbd_set_pread_initialize (nbd, false) == -1)
+    return -1;
   if (tls != LIBNBD_TLS_DISABLE && nbd_set_tls (nbd, tls) == -1)
     return -1;
   if (tls_certificates
