@@ -65,11 +65,12 @@ backup_to_api (const struct vm *vm, const struct backup *b)
                  : json_null ());
       nbdnet_describe (vm, nbd);
       json_array_append_new (
-          disks, json_pack ("{s:s, s:I, s:s, s:s?, s:o, s:s?}", "name",
+          disks, json_pack ("{s:s, s:I, s:s, s:s?, s:o, s:s?, s:o}", "name",
                             d->name, "size", (json_int_t)d->size, "mode",
                             disk_mode_name (d->mode), "reason",
                             disk_reason_name (d->reason), "nbd", nbd,
-                            "delta_uri", delta));
+                            "delta_uri", delta, "delta",
+                            ready ? delta_describe (vm, d) : json_null ()));
     }
   return json_pack (
       "{s:s, s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:o, s:I, "

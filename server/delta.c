@@ -8,6 +8,14 @@
  * dirty ranges as data, the rest as holes of zeroes), on
  * <run>/vms/<vm>/delta-I.sock, and publishes its URI as delta_uri.
  *
+ * When the VM's NBD transport is TCP, nbdkit listens there instead: on
+ * nbd-address, a port of nbd-ports from nbdnet's daemon-wide table, with
+ * the TLS of QEMU's server (the same PSK keys file, or nbd-tls-x509-dir),
+ * and reads QEMU's export with pullbackd's own client credentials (as
+ * GET .../extents does).  nbdkit cannot check client DNs, so with
+ * nbd-tls-allowed-dn there is no delta view (and the answer says why)
+ * rather than one open to any certificate of the CA.
+ *
  * nbdkit runs with --exit-with-parent: it dies with the thread that
  * started it (the VM's owner), so a crash of pullbackd leaves no process;
  * the files it leaves are removed by name at the next connect.  It is
@@ -58,10 +66,33 @@ delta_uri (const struct vm *vm, const struct backup_disk *d)
 {
   char sock[PATH_MAX];
 
-  if (d->delta_pid <= 0
-      || delta_file (vm, d->index, "sock", sock, sizeof sock) == -1)
+  if (d->delta_pid <= 0)
+    return NULL;
+  if (d->delta_port > 0)
+    {
+      CLEANUP_JSON json_t *uri = nbdnet_uri_port (vm, d->delta_port, "");
+
+      return uri ? strdup (json_string_value (uri)) : NULL;
+    }
+  if (delta_file (vm, d->index, "sock", sock, sizeof sock) == -1)
     return NULL;
   return nbd_uri_unix ("", sock);
+}
+
+json_t *
+delta_describe (const struct vm *vm, const struct backup_disk *d)
+{
+  CLEANUP_FREE char *uri = delta_uri (vm, d);
+  json_t *o;
+
+  if (uri == NULL && d->delta_why == NULL)
+    return json_null ();
+  o = json_pack ("{s:s?}", "uri", uri);
+  if (uri && d->delta_port > 0)
+    nbdnet_describe (vm, o);
+  if (uri == NULL)
+    json_object_set_new (o, "unavailable", json_string (d->delta_why));
+  return o;
 }
 
 /* Is the pid file PATH written (nbdkit is serving)? */
@@ -108,42 +139,167 @@ stop_one (struct vm *vm, struct backup_disk *d)
         }
       d->delta_pid = 0;
     }
+  if (d->delta_port > 0)
+    {
+      nbdnet_port_give (d->delta_port);
+      d->delta_port = 0;
+    }
   if (delta_file (vm, d->index, "sock", path, sizeof path) == 0)
     unlink (path);
   if (delta_file (vm, d->index, "pid", path, sizeof path) == 0)
     unlink (path);
 }
 
+/* The arguments of nbdkit: where it listens, with which TLS, and how
+ * the plugin reaches QEMU's export.
+ */
+struct delta_args
+{
+  const char *argv[24];
+  size_t n;
+  char listen[PATH_MAX + 8], port[16], tls_file[PATH_MAX + 32];
+  char up_creds[PATH_MAX + 32];
+  char *uri, *ctx;
+};
+
+static void
+arg (struct delta_args *a, const char *s)
+{
+  if (a->n + 1 < sizeof a->argv / sizeof a->argv[0])
+    a->argv[a->n++] = s;
+}
+
+/* Why the delta view cannot run on the VM's TCP transport, or NULL;
+ * else the plugin's credentials for QEMU's export in A->up_creds.
+ */
+static const char *
+tcp_tls (const struct vm *vm, struct delta_args *a)
+{
+  const struct nbd_net_conf *c = &vm->nbdnet->conf;
+  CLEANUP_JSON json_t *o = json_object ();
+  json_t *client;
+  const char *v;
+
+  if (c->tls == NBD_TLS_OFF)
+    return NULL;
+  if (c->tls == NBD_TLS_X509 && c->allowed_dn.len)
+    return "nbd-tls-allowed-dn is set and nbdkit cannot check client DNs: "
+           "no delta view rather than one open to every certificate of the "
+           "CA";
+  if (o == NULL)
+    return "out of memory";
+  nbdnet_add_client (vm, o);
+  client = json_object_get (o, "nbd_client");
+  if (json_object_get (client, "unavailable"))
+    return NBDNET_NO_CLIENT_CERT;
+  if ((v = json_string_value (json_object_get (client, "tls_psk_file"))))
+    snprintf (a->up_creds, sizeof a->up_creds, "tls-psk=%s", v);
+  else if ((v = json_string_value (
+                json_object_get (client, "tls_certificates"))))
+    snprintf (a->up_creds, sizeof a->up_creds, "tls-certificates=%s", v);
+  else
+    return "no client credentials for QEMU's export";
+  return NULL;
+}
+
+/* nbdkit's listening and TLS arguments for the VM's TCP transport (the
+ * port in D->delta_port).  0, or -1 (logged).
+ */
+static int
+tcp_args (const struct vm *vm, struct backup_disk *d, struct delta_args *a)
+{
+  const struct nbd_net_conf *c = &vm->nbdnet->conf;
+
+  d->delta_port = nbdnet_port_take (vm);
+  if (d->delta_port == -1)
+    {
+      d->delta_port = 0;
+      log_warnx ("VM %s: no free port in nbd-ports %d-%d for the delta view "
+                 "of disk %s",
+                 vm->name, c->port_lo, c->port_hi, d->name);
+      return -1;
+    }
+  snprintf (a->listen, sizeof a->listen, "%s", c->address);
+  snprintf (a->port, sizeof a->port, "%d", d->delta_port);
+  arg (a, "-i");
+  arg (a, a->listen);
+  arg (a, "-p");
+  arg (a, a->port);
+  if (c->tls == NBD_TLS_OFF)
+    return 0;
+  arg (a, "--tls=require");
+  if (c->tls == NBD_TLS_PSK)
+    snprintf (a->tls_file, sizeof a->tls_file, "--tls-psk=%s/vms/%s/%s",
+              vm->ctx->run_dir, vm->name, PB_NBD_PSK_FILE);
+  else
+    snprintf (a->tls_file, sizeof a->tls_file, "--tls-certificates=%s",
+              c->x509_dir);
+  arg (a, a->tls_file);
+  if (c->tls == NBD_TLS_X509 && c->verify_peer)
+    arg (a, "--tls-verify-peer");
+  return 0;
+}
+
 /* Start nbdkit for incremental disk D.  0, or -1 (logged). */
 static int
-start_one (struct vm *vm, const struct backup *b, struct backup_disk *d)
+start_one (struct vm *vm, struct backup_disk *d)
 {
   char sock[PATH_MAX], pidfile[PATH_MAX];
   struct disk_objects obj;
-  CLEANUP_FREE char *uri_arg = NULL, *ctx_arg = NULL;
+  struct delta_args a = { .n = 0 };
   CLEANUP_JSON json_t *uri = nbd_uri (vm, d->name);
   int64_t deadline = deadline_after (READY_MS);
+  bool tcp = nbdnet_tcp (vm);
   pid_t pid;
 
-  (void)b;
+  if (tcp && (d->delta_why = tcp_tls (vm, &a)) != NULL)
+    {
+      log_info ("VM %s: no delta view of disk %s: %s", vm->name, d->name,
+                d->delta_why);
+      return -1;
+    }
   if (uri == NULL || delta_file (vm, d->index, "sock", sock, sizeof sock) == -1
       || delta_file (vm, d->index, "pid", pidfile, sizeof pidfile) == -1)
     return -1;
   unlink (sock);
   unlink (pidfile);
   backup_disk_objects (d, &obj);
-  if (asprintf (&uri_arg, "uri=%s", json_string_value (uri)) == -1
-      || asprintf (&ctx_arg, "context=qemu:dirty-bitmap:%s", obj.tmp_bitmap)
-             == -1)
+  if (asprintf (&a.uri, "uri=%s", json_string_value (uri)) == -1)
+    a.uri = NULL;
+  if (asprintf (&a.ctx, "context=qemu:dirty-bitmap:%s", obj.tmp_bitmap) == -1)
+    a.ctx = NULL;
+  arg (&a, vm->ctx->nbdkit);
+  arg (&a, "--exit-with-parent");
+  arg (&a, "-f");
+  arg (&a, "-r");
+  arg (&a, "-P");
+  arg (&a, pidfile);
+  if (!tcp)
     {
-      uri_arg = ctx_arg = NULL;
+      arg (&a, "-U");
+      arg (&a, sock);
+    }
+  if (a.uri == NULL || a.ctx == NULL || (tcp && tcp_args (vm, d, &a) == -1))
+    {
+      free (a.uri);
+      free (a.ctx);
       return -1;
     }
+  arg (&a, vm->ctx->delta_plugin);
+  arg (&a, a.uri);
+  arg (&a, "view=delta");
+  arg (&a, a.ctx);
+  if (a.up_creds[0])
+    arg (&a, a.up_creds);
+  a.argv[a.n] = NULL;
 
   pid = fork ();
   if (pid == -1)
     {
       log_warn ("VM %s: fork for nbdkit", vm->name);
+      free (a.uri);
+      free (a.ctx);
+      stop_one (vm, d);
       return -1;
     }
   if (pid == 0)
@@ -160,11 +316,11 @@ start_one (struct vm *vm, const struct backup *b, struct backup_disk *d)
       signal (SIGPIPE, SIG_DFL);
       if (null >= 0)
         dup2 (null, STDIN_FILENO);
-      execlp (vm->ctx->nbdkit, vm->ctx->nbdkit, "--exit-with-parent", "-f",
-              "-r", "-U", sock, "-P", pidfile, vm->ctx->delta_plugin, uri_arg,
-              "view=delta", ctx_arg, (char *)NULL);
+      execvp (a.argv[0], (char *const *)a.argv);
       _exit (127);
     }
+  free (a.uri);
+  free (a.ctx);
   d->delta_pid = pid;
   while (!pidfile_written (pidfile))
     {
@@ -187,8 +343,8 @@ start_one (struct vm *vm, const struct backup *b, struct backup_disk *d)
         }
       usleep (5 * 1000);
     }
-  log_debug ("VM %s: delta view of disk %s on %s (nbdkit %ld)", vm->name,
-             d->name, sock, (long)pid);
+  log_debug ("VM %s: delta view of disk %s on %s%s (nbdkit %ld)", vm->name,
+             d->name, tcp ? "port " : "", tcp ? a.port : sock, (long)pid);
   return 0;
 }
 
@@ -197,22 +353,19 @@ delta_start (struct vm *vm, struct backup *b)
 {
   if (vm->ctx->delta_plugin == NULL)
     return;
-  /* The plugin has no TLS credentials for QEMU's export (yet). */
-  if (nbdnet_tcp (vm) && vm->nbdnet->conf.tls != NBD_TLS_OFF)
-    return;
   /* A disk without its delta view is still exported: the view is a
    * convenience for plain tools, not part of the backup.
    */
   for (size_t i = 0; i < b->ndisks; i++)
     if (b->disks[i].mode == DISK_INCREMENTAL)
-      start_one (vm, b, &b->disks[i]);
+      start_one (vm, &b->disks[i]);
 }
 
 void
 delta_stop (struct vm *vm, struct backup *b)
 {
   for (size_t i = 0; i < b->ndisks; i++)
-    if (b->disks[i].delta_pid > 0)
+    if (b->disks[i].delta_pid > 0 || b->disks[i].delta_port > 0)
       stop_one (vm, &b->disks[i]);
 }
 

@@ -271,6 +271,10 @@ void delta_stop (struct vm *vm, struct backup *b);
 void delta_recover (struct vm *vm);
 /* The delta view's URI for disk D (malloc'd), or NULL if none runs. */
 char *delta_uri (const struct vm *vm, const struct backup_disk *d);
+/* The answer's "delta" of disk D: {"uri": URI} (over TCP with the tls
+ * fields of "nbd"), {"uri": null, "unavailable": WHY}, or JSON null.
+ */
+json_t *delta_describe (const struct vm *vm, const struct backup_disk *d);
 
 /* recovery.c: remove what a crash left: by the records
  * (backup_recover), then by the names above.

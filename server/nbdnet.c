@@ -105,6 +105,19 @@ port_take (const struct nbd_net_conf *c, int after)
   return p <= c->port_hi ? p : -1;
 }
 
+int
+nbdnet_port_take (const struct vm *vm)
+{
+  return port_take (&vm->nbdnet->conf, 0);
+}
+
+void
+nbdnet_port_give (int port)
+{
+  if (port > 0 && port < 65536)
+    port_mark (port, false);
+}
+
 struct nbdnet *
 nbdnet_new (const struct nbd_net_conf *global, const struct nbd_net_conf *vm)
 {
@@ -412,6 +425,12 @@ uri_host (const struct nbd_net_conf *c, char *buf, size_t len)
 json_t *
 nbdnet_uri (const struct vm *vm, const char *export)
 {
+  return nbdnet_uri_port (vm, vm->nbdnet->port, export);
+}
+
+json_t *
+nbdnet_uri_port (const struct vm *vm, int port, const char *export)
+{
   const struct nbdnet *n = vm->nbdnet;
   char hostport[300], host[256];
   CLEANUP_FREE char *plain = NULL;
@@ -419,7 +438,7 @@ nbdnet_uri (const struct vm *vm, const char *export)
   json_t *uri;
 
   uri_host (&n->conf, host, sizeof host);
-  snprintf (hostport, sizeof hostport, "%s:%d", host, n->port);
+  snprintf (hostport, sizeof hostport, "%s:%d", host, port);
   plain = nbd_uri_tcp (hostport, export);
   if (plain == NULL)
     return NULL;
@@ -483,10 +502,7 @@ nbdnet_add_client (const struct vm *vm, json_t *answer)
                                  n->conf.x509_dir)
                    >= sizeof path
                || access (path, R_OK) == -1))
-    c = json_pack ("{s:s}", "unavailable",
-                   "QEMU asks clients for a certificate (nbd-tls-verify-peer) "
-                   "and nbd-tls-x509-dir has no client-cert.pem and "
-                   "client-key.pem for pullbackd's own reads");
+    c = json_pack ("{s:s}", "unavailable", NBDNET_NO_CLIENT_CERT);
   else
     c = json_pack ("{s:s}", "tls_certificates", n->conf.x509_dir);
   if (c)

@@ -67,6 +67,17 @@ void nbdnet_recover (struct vm *vm);
 
 /* The URI of EXPORT on our TCP server. */
 json_t *nbdnet_uri (const struct vm *vm, const char *export);
+/* The same on PORT (another server of ours with the same address and
+ * TLS: the delta view's nbdkit).
+ */
+json_t *nbdnet_uri_port (const struct vm *vm, int port, const char *export);
+
+/* A port of the VM's nbd-ports for another server of ours (the delta
+ * view's nbdkit), from the same daemon-wide table: -1 if none is free.
+ * Give it back with nbdnet_port_give once that server is stopped.
+ */
+int nbdnet_port_take (const struct vm *vm);
+void nbdnet_port_give (int port);
 /* Add to the nbd object of a disk what a client needs for TLS. */
 void nbdnet_describe (const struct vm *vm, json_t *nbd);
 /* The begin answer only: the generated PSK key. */
@@ -78,6 +89,10 @@ void nbdnet_add_secret (const struct vm *vm, json_t *answer);
  * or {"unavailable": WHY}.
  */
 void nbdnet_add_client (const struct vm *vm, json_t *answer);
+#define NBDNET_NO_CLIENT_CERT                                                 \
+  "QEMU asks clients for a certificate (nbd-tls-verify-peer) and "            \
+  "nbd-tls-x509-dir has no client-cert.pem and client-key.pem for "           \
+  "pullbackd's own reads"
 
 /* nbdtls.c: the TLS objects (and keys file) of the server, and their
  * removal (what is not there is fine).

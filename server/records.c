@@ -86,6 +86,7 @@ backup_copy (const struct backup *b)
       d->format = dup (b->disks[i].format, &failed);
       d->scratch = dup (b->disks[i].scratch, &failed);
       d->delta_pid = 0; /* a process belongs to one record */
+      d->delta_port = 0;
     }
   c->id = dup (b->id, &failed);
   c->phase = b->phase;

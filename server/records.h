@@ -72,6 +72,8 @@ struct backup_disk
   char *scratch;           /* the scratch file's path */
   bool gone;               /* its export is confirmed deleted */
   pid_t delta_pid;         /* nbdkit serving its delta view, or 0 */
+  int delta_port;          /* its TCP port (nbdnet's table), or 0 */
+  const char *delta_why;   /* why no delta view runs (static), or NULL */
 };
 
 struct backup
