@@ -7,13 +7,18 @@
 # a qcow2 overlay of the previous full, and the chain equals the disk at
 # the begin.  A wrong key and plain NBD are refused by nbdkit.  No nbdkit
 # and no listening port are left after DELETE, nor after kill -9 and a
-# restart, and the ports are taken again by the next backup.
+# restart, and the ports are taken again by the next backup.  x509
+# with verify-peer: nbdkit serves with nbd-tls-x509-dir and refuses a
+# client without a certificate; with nbd-tls-allowed-dn there is no
+# delta view (nbdkit cannot check DNs), and the answer says why.
 # SPDX-License-Identifier: BSD-3-Clause
 
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/functions-pullbackd.sh"
 . "$abs_top_srcdir/tests/functions-plugin.sh"
-requires qemu-system-x86_64 qemu-img qemu-nbd nbdkit nbdcopy nbdinfo jq curl ss python3
+. "$abs_top_srcdir/tests/functions-certs.sh"
+requires qemu-system-x86_64 qemu-img qemu-nbd nbdkit nbdcopy nbdinfo jq curl ss \
+  python3 certtool
 set -e
 
 make_tmpdir dir
@@ -26,14 +31,19 @@ hi=$((lo + 3))
 mkdir vm1
 start_qemu_system "$dir/vm1" 1
 Q=$QMP_TEST_SOCK S=$QMP_SOCK
-cat > pb.conf <<EOF
+# conf LINES: pb.conf with vm1 on TCP, and LINES (its TLS settings).
+conf ()
+{
+  cat > pb.conf <<EOF
 delta-plugin = $PLUGIN
 nbd-ports = $lo-$hi
 [vm vm1]
 qmp = $S
 nbd-transport = tcp
-nbd-tls = psk
+$1
 EOF
+}
+conf "nbd-tls = psk"
 run () { start_pullbackd "$dir" -c "$dir/pb.conf"; wait_vm_connected vm1; }
 run
 # ([n] keeps pgrep from finding a shell whose command line holds this.)
@@ -126,4 +136,57 @@ for c in c4 c5; do
 done
 assert_no_nbd_net_leftovers "$Q" "$lo" "$hi" "$dir/run"
 test "$(nbdkits)" -eq 0
+kill_pullbackd
+
+# --- x509 (verify-peer is the default) ---------------------------------
+make_ca ca
+make_cert server ca tls_www_server 127.0.0.1
+make_cert client ca tls_www_client
+mkdir x509
+cp ca.pem x509/ca-cert.pem
+cp server.pem x509/server-cert.pem
+cp server-key.pem x509/server-key.pem
+cp client.pem x509/client-cert.pem
+cp client-key.pem x509/client-key.pem
+chmod 600 x509/*-key.pem
+client_dir good client
+mkdir noclient
+cp ca.pem noclient/ca-cert.pem
+client_dn=$(certtool -i --infile client.pem | sed -n 's/^[[:space:]]*Subject: //p' |
+  head -1 | tr ',' '\n' | tac | paste -sd,)
+x509conf () { conf "$(printf 'nbd-tls = x509\nnbd-tls-x509-dir = %s\n%s' "$dir/x509" "$1")"; }
+x509s () { pgrep -f "[n]bdkit.*--tls-certificates=$dir/x509" | wc -l; }
+last () { expect 200 GET /v1/vms/vm1/checkpoints | jq -r '.checkpoints[-1].name'; }
+
+x509conf ""
+run
+hmp_write "$Q" vd0 $((30 * M)) $K 0x55
+begin "{\"checkpoint\":\"c6\",\"since\":\"$(last)\"}"
+delta=$(jq -r '.disks[0].delta_uri' <<<"$B")
+case "$delta" in nbds://127.0.0.1:*/) ;; *) echo "FAIL: delta_uri $delta" >&2; false ;; esac
+jq -e --arg d "$delta" --arg ca "$dir/x509/ca-cert.pem" \
+  '.disks[0].delta == {uri: $d, tls: "x509", tls_ca_cert: $ca}' <<<"$B" >/dev/null
+test "$(x509s)" -eq 1
+# Reads pass through: the view reads as QEMU's export (block status
+# aside: it is not an image).
+nbdcopy "$URI?tls-certificates=$dir/good" snap6.raw
+nbdcopy --no-extents "$delta?tls-certificates=$dir/good" delta6.raw
+cmp snap6.raw delta6.raw
+refused nbdinfo "$delta?tls-certificates=$dir/noclient"
+refused nbdinfo "nbd://127.0.0.1:$(port_of "$delta")/"
+expect 204 DELETE "/v1/vms/vm1/backups/$ID"
+test "$(x509s)" -eq 0
+assert_no_nbd_net_leftovers "$Q" "$lo" "$hi" "$dir/run"
+kill_pullbackd
+
+x509conf "nbd-tls-allowed-dn = $client_dn"
+run
+begin "{\"checkpoint\":\"c7\",\"since\":\"$(last)\"}"
+test "$(disk_mode "$B" vd0)" = incremental
+jq -e '.disks[0].delta_uri == null and
+       (.disks[0].delta.unavailable | test("nbd-tls-allowed-dn"))' <<<"$B" >/dev/null
+test "$(pgrep -f "[n]bdkit.*$dir/" | wc -l)" -eq 0
+nbdinfo "$URI?tls-certificates=$dir/good" >/dev/null
+expect 204 DELETE "/v1/vms/vm1/backups/$ID"
+assert_no_nbd_net_leftovers "$Q" "$lo" "$hi" "$dir/run"
 kill_pullbackd

@@ -14,6 +14,7 @@
 
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/functions-pullbackd.sh"
+. "$abs_top_srcdir/tests/functions-certs.sh"
 requires curl jq python3 certtool qemu-storage-daemon qemu-img nbdsh
 set -e
 
@@ -21,26 +22,6 @@ make_tmpdir dir
 cd "$dir"
 
 # --- Certificates -----------------------------------------------------------
-# make_ca NAME; make_cert NAME CA PURPOSE [IP]: NAME.pem and NAME-key.pem.
-make_ca ()
-{
-  certtool --generate-privkey --key-type=ecdsa --outfile "$1-key.pem" 2>/dev/null
-  printf 'cn = "%s"\nca\ncert_signing_key\nexpiration_days = 2\n' "$1" > "$1.tmpl"
-  certtool --generate-self-signed --load-privkey "$1-key.pem" \
-    --template "$1.tmpl" --outfile "$1.pem" 2>/dev/null
-}
-make_cert ()
-{
-  certtool --generate-privkey --key-type=ecdsa --outfile "$1-key.pem" 2>/dev/null
-  {
-    printf 'cn = "%s"\n%s\nsigning_key\nexpiration_days = 2\n' "$1" "$3"
-    [ -z "${4:-}" ] || printf 'ip_address = "%s"\n' "$4"
-  } > "$1.tmpl"
-  certtool --generate-certificate --load-privkey "$1-key.pem" \
-    --load-ca-certificate "$2.pem" --load-ca-privkey "$2-key.pem" \
-    --template "$1.tmpl" --outfile "$1.pem" 2>/dev/null
-  chmod 600 "$1-key.pem"
-}
 make_ca ca
 make_ca other-ca
 make_cert server ca tls_www_server 127.0.0.1

@@ -14,6 +14,7 @@
 
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/functions-pullbackd.sh"
+. "$abs_top_srcdir/tests/functions-certs.sh"
 requires qemu-system-x86_64 qemu-img nbdcopy nbdinfo jq curl certtool ss \
   python3 /usr/bin/python3
 set -e
@@ -22,34 +23,7 @@ make_tmpdir dir
 cd "$dir"
 M=1048576
 
-# --- Certificates (as in test-pb-https.sh) --------------------------------
-make_ca ()
-{
-  certtool --generate-privkey --key-type=ecdsa --outfile "$1-key.pem" 2>/dev/null
-  printf 'cn = "%s"\nca\ncert_signing_key\nexpiration_days = 2\n' "$1" > "$1.tmpl"
-  certtool --generate-self-signed --load-privkey "$1-key.pem" \
-    --template "$1.tmpl" --outfile "$1.pem" 2>/dev/null
-}
-make_cert () # NAME CA PURPOSE [IP]
-{
-  certtool --generate-privkey --key-type=ecdsa --outfile "$1-key.pem" 2>/dev/null
-  {
-    printf 'cn = "%s"\norganization = "Pullback Test"\n%s\nsigning_key\nexpiration_days = 2\n' "$1" "$3"
-    [ -z "${4:-}" ] || printf 'ip_address = "%s"\ndns_name = "localhost"\n' "$4"
-  } > "$1.tmpl"
-  certtool --generate-certificate --load-privkey "$1-key.pem" \
-    --load-ca-certificate "$2.pem" --load-ca-privkey "$2-key.pem" \
-    --template "$1.tmpl" --outfile "$1.pem" 2>/dev/null
-  chmod 600 "$1-key.pem"
-}
-# client_dir DIR NAME: a directory for libnbd's tls-certificates=.
-client_dir ()
-{
-  mkdir -p "$1"
-  cp ca.pem "$1/ca-cert.pem"
-  cp "$2.pem" "$1/client-cert.pem"
-  cp "$2-key.pem" "$1/client-key.pem"
-}
+# --- Certificates ----------------------------------------------------------
 make_ca ca
 make_cert server ca tls_www_server 127.0.0.1
 make_cert client ca tls_www_client
