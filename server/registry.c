@@ -102,10 +102,13 @@ remove_vm (struct registry *reg, struct vm *vm)
 /* NET (the VM's NBD network settings, or NULL for unix) is the VM's,
  * or freed.
  */
+/* BROKEN, if not NULL, is why the VM's saved registration cannot be
+ * used: the VM is then out of service with that reason.
+ */
 static int
 add (struct registry *reg, const char *name, const char *qmp, const char *qga,
-     const char *scratch, const char *nbd, struct nbdnet *net, bool from_api,
-     bool persist, char *err, size_t errlen)
+     const char *scratch, const char *nbd, struct nbdnet *net,
+     const char *broken, bool from_api, bool persist, char *err, size_t errlen)
 {
   struct vm *vm
       = vm_new (reg->ctx, name, qmp, qga, scratch, nbd, from_api, err, errlen);
@@ -118,6 +121,13 @@ add (struct registry *reg, const char *name, const char *qmp, const char *qga,
       return -1;
     }
   vm->nbdnet = net;
+  if (broken && vm->state_error == NULL
+      && vm_out_of_service (vm, "%s", broken) == -1)
+    {
+      snprintf (err, errlen, "out of memory");
+      vm_stop_and_free (vm);
+      return -1;
+    }
   /* Saved before the thread starts (then the state is the thread's), and
    * put back as it was if it does not start: a failed registration must
    * not come back with the next daemon.
@@ -175,6 +185,7 @@ load_persisted (const char *name, void *opaque)
   json_t *reg;
   struct nbdnet *net = NULL;
   bool usable;
+  char broken[700] = "";
 
   if (config_find_vm (lc->conf, name) || find (lc->reg, name, true))
     return; /* a config VM's state, loaded with it */
@@ -189,15 +200,19 @@ load_persisted (const char *name, void *opaque)
 
       net = nbdnet_from_json (lc->reg->ctx->nbd_net, reg, field, sizeof field,
                               why, sizeof why);
+      /* Not the unix socket instead: its clients expect TCP and TLS,
+       * and the next save would forget the settings.
+       */
       if (net == NULL)
-        log_warnx ("VM %s: NBD settings: %s; using the unix socket", name,
-                   why);
+        snprintf (broken, sizeof broken,
+                  "%s/vms/%s.json: the registration's NBD settings: %s",
+                  lc->reg->ctx->state_dir, name, why);
     }
   if (add (lc->reg, name, json_string_value (json_object_get (reg, "qmp")),
            json_string_value (json_object_get (reg, "qga")),
            json_string_value (json_object_get (reg, "scratch_dir")),
-           json_string_value (json_object_get (reg, "nbd")), net, true, false,
-           err, sizeof err)
+           json_string_value (json_object_get (reg, "nbd")), net,
+           broken[0] ? broken : NULL, true, false, err, sizeof err)
       == -1)
     log_warnx ("VM %s: %s", name, err);
 }
@@ -215,7 +230,8 @@ registry_load (struct registry *reg, const struct config *conf)
       const struct vm_config *v = conf->vms.ptr[i];
 
       if (add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd,
-               nbdnet_new (&conf->nbd, &v->net), false, false, err, sizeof err)
+               nbdnet_new (&conf->nbd, &v->net), NULL, false, false, err,
+               sizeof err)
           == -1)
         {
           log_warnx ("VM %s: %s", v->name, err);
@@ -345,7 +361,7 @@ registry_reload (struct registry *reg, const struct config *conf)
 
       if (find (reg, v->name, true) == NULL
           && add (reg, v->name, v->qmp, v->qga, v->scratch, v->nbd,
-                  nbdnet_new (&conf->nbd, &v->net), false, false, err,
+                  nbdnet_new (&conf->nbd, &v->net), NULL, false, false, err,
                   sizeof err)
                  == -1)
         log_warnx ("VM %s: %s", v->name, err);
@@ -427,8 +443,8 @@ registry_register (struct registry *reg, const json_t *args, struct reply *r)
   else if (add (reg, name, json_string_value (json_object_get (args, "qmp")),
                 json_string_value (json_object_get (args, "qga")),
                 json_string_value (json_object_get (args, "scratch_dir")),
-                json_string_value (json_object_get (args, "nbd")), net, true,
-                true, err, sizeof err)
+                json_string_value (json_object_get (args, "nbd")), net, NULL,
+                true, true, err, sizeof err)
            == -1)
     reply_error (r, PB_ERR_INTERNAL, "register-failed", "VM %s: %s", name,
                  err);

@@ -31,10 +31,7 @@
 /* Make VM out of service, with the reason (which names its state
  * file).  -1 if out of memory.
  */
-static int vm_out_of_service (struct vm *vm, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
-
-static int
+int
 vm_out_of_service (struct vm *vm, const char *fmt, ...)
 {
   va_list ap;

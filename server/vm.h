@@ -113,6 +113,12 @@ struct vm
 /* Create a VM from its settings and load its state.  Returns NULL with
  * the reason in ERR.
  */
+/* Put VM out of service (its state cannot be used), with the reason,
+ * which names its state file.  -1 if out of memory.
+ */
+int vm_out_of_service (struct vm *vm, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
 struct vm *vm_new (const struct daemon_ctx *ctx, const char *name,
                    const char *qmp, const char *qga, const char *scratch,
                    const char *nbd, bool from_api, char *err, size_t errlen);

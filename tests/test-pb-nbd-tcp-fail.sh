@@ -10,6 +10,9 @@
 #  - A VM removed while its QEMU is gone gives its port back to the table.
 #  - A registration's nbd_tls_psk_file replaced by a symlink after the
 #    registration is refused at begin, not followed (root reads it).
+#  - A saved registration whose NBD settings no longer pass (its PSK file
+#    now readable by others) keeps the VM out of service, file untouched,
+#    until fixed and SIGHUP; never a silent fallback to the unix socket.
 # SPDX-License-Identifier: BSD-3-Clause
 
 . "$abs_top_srcdir/tests/functions.sh"
@@ -146,5 +149,28 @@ printf 'alice:%064d\n' 1 > keys/f.psk
 chmod 600 keys/f.psk
 b=$(expect 201 POST /v1/vms/f/backups '{}')
 jq -e '.disks[0].nbd.tls_username == "alice" and .nbd_tls_psk == null' <<<"$b"
+expect 204 DELETE "/v1/vms/f/backups/$(jq -r .id <<<"$b")"
+assert_no_nbd_net_leftovers "$QF" "$p2" "$p2" "$dir/run"
+
+# --- A saved registration whose NBD settings no longer pass -----------------
+# Its PSK file became readable by others while the daemon was down: the VM
+# stays registered out of service (not silently on the unix socket, which
+# its TCP clients cannot reach and whose next save would forget the
+# settings), its file untouched; fixed, SIGHUP brings it back on TCP.
+kill_pullbackd
+chmod 644 keys/f.psk
+saved=$(sha256sum < state/vms/f.json)
+start_pullbackd "$dir" -c "$dir/pb.conf"
+wait_vm_connected a
+v=$(expect 200 GET /v1/vms/f)
+jq -e '.status == "state-error" and (.error | test("NBD settings")) and
+       (.error | test("f.psk"))' <<<"$v"
+expect_error 503 vm-state-unreadable POST /v1/vms/f/backups '{}' >/dev/null
+test "$(sha256sum < state/vms/f.json)" = "$saved"
+chmod 600 keys/f.psk
+kill -HUP "$PB_PID"
+wait_vm_connected f
+b=$(expect 201 POST /v1/vms/f/backups '{}')
+jq -e '.disks[0].nbd.uri | startswith("nbds://")' <<<"$b"
 expect 204 DELETE "/v1/vms/f/backups/$(jq -r .id <<<"$b")"
 assert_no_nbd_net_leftovers "$QF" "$p2" "$p2" "$dir/run"
