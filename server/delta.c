@@ -121,7 +121,7 @@ start_one (struct vm *vm, const struct backup *b, struct backup_disk *d)
   char sock[PATH_MAX], pidfile[PATH_MAX];
   struct disk_objects obj;
   CLEANUP_FREE char *uri_arg = NULL, *ctx_arg = NULL;
-  CLEANUP_JSON json_t *uri = nbd_uri (vm, d->name);
+  CLEANUP_FREE char *uri = nbd_uri (vm, d->name);
   int64_t deadline = deadline_after (READY_MS);
   pid_t pid;
 
@@ -132,7 +132,7 @@ start_one (struct vm *vm, const struct backup *b, struct backup_disk *d)
   unlink (sock);
   unlink (pidfile);
   backup_disk_objects (d, &obj);
-  if (asprintf (&uri_arg, "uri=%s", json_string_value (uri)) == -1
+  if (asprintf (&uri_arg, "uri=%s", uri) == -1
       || asprintf (&ctx_arg, "context=qemu:dirty-bitmap:%s", obj.tmp_bitmap)
              == -1)
     {

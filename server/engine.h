@@ -83,15 +83,12 @@ void vm_run_request (struct vm *vm, struct vm_request *req);
  * first).  0, or -1 with ERR set if QEMU could not tell.
  */
 int disks_discover (struct vm *vm, vm_disk_vector *out, struct qmp_error *err);
-/* The disks for GET /v1/vms/VM: [{name, node, format, size, ro}]. */
-json_t *disks_to_api (const vm_disk_vector *disks);
 /* {node: {bitmap-name: info}} of every node. */
 json_t *bitmaps_query (struct vm *vm, struct qmp_error *err);
 
 /* checkpoints.c.  Reconcile against freshly discovered vm->disks only. */
 void checkpoints_reconcile (struct vm *vm, const json_t *bitmaps);
 struct checkpoint *checkpoint_find (const struct vm *vm, const char *name);
-json_t *checkpoint_to_api (const struct checkpoint *cp);
 int checkpoint_list (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_create (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_get (struct vm *vm, const json_t *args, struct reply *r);
@@ -131,7 +128,6 @@ int backup_begin (struct vm *vm, const json_t *args, struct reply *r);
 int backup_get (struct vm *vm, const json_t *args, struct reply *r);
 int backup_patch (struct vm *vm, const json_t *args, struct reply *r);
 int backup_end (struct vm *vm, const json_t *args, struct reply *r);
-json_t *backup_to_api (const struct vm *vm, const struct backup *b);
 /* Periodic duties of the active backup: end it when its TTL has passed,
  * fail it when its scratch budget is spent.  Returns ms until the next
  * call is due, or -1 if none.
