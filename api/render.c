@@ -146,6 +146,43 @@ vm_json (struct answer *a)
   return o;
 }
 
+json_t *
+render_vm_brief (struct vm_brief *v)
+{
+  json_t *o = v->head;
+
+  /* Published by the owner, "backup" holds its place; the fallback
+   * before the first summary has no such key.
+   */
+  v->head = NULL;
+  if (o && json_object_get (o, "backup")
+      && json_object_set_new (o, "backup",
+                              v->backup_id ? json_pack (
+                                  "{s:s, s:s}", "id", v->backup_id, "phase",
+                                  backup_phase_name (v->backup_phase))
+                                           : json_null ())
+             == -1)
+    {
+      json_decref (o);
+      return NULL;
+    }
+  return o;
+}
+
+static json_t *
+vms_json (struct answer *a)
+{
+  json_t *list = json_array ();
+
+  for (size_t i = 0; list && i < a->vms.len; i++)
+    if (json_array_append_new (list, render_vm_brief (&a->vms.ptr[i])) == -1)
+      {
+        json_decref (list);
+        return NULL;
+      }
+  return json_pack ("{s:o}", "vms", list);
+}
+
 static json_t *
 answer_json (struct answer *a)
 {
@@ -159,6 +196,8 @@ answer_json (struct answer *a)
       return checkpoints_json (a);
     case ANSWER_VM:
       return vm_json (a);
+    case ANSWER_VMS:
+      return vms_json (a);
     }
   return NULL;
 }

@@ -39,6 +39,23 @@ backup_answer_clear (struct backup_answer *ba)
 }
 
 void
+vm_brief_clear (struct vm_brief *v)
+{
+  json_decref (v->head);
+  free (v->backup_id);
+  v->head = NULL;
+  v->backup_id = NULL;
+}
+
+void
+vm_brief_vector_clear (vm_brief_vector *v)
+{
+  for (size_t i = 0; i < v->len; i++)
+    vm_brief_clear (&v->ptr[i]);
+  vm_brief_vector_reset (v);
+}
+
+void
 answer_free (struct answer *a)
 {
   if (a == NULL)
@@ -51,5 +68,6 @@ answer_free (struct answer *a)
   json_decref (a->vm);
   vm_disk_vector_clear (&a->disks);
   free (a->backup_id);
+  vm_brief_vector_clear (&a->vms);
   free (a);
 }

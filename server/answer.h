@@ -24,7 +24,26 @@ enum answer_type
   ANSWER_CHECKPOINT,  /* one checkpoint: GET, create */
   ANSWER_CHECKPOINTS, /* a page of checkpoints */
   ANSWER_VM,          /* GET /v1/vms/{vm} */
+  ANSWER_VMS,         /* GET /v1/vms */
 };
+
+/* A VM's summary, published by its owner and readable from any thread
+ * (GET /v1/vms, GET /metrics).
+ */
+struct vm_brief
+{
+  /* Its registration, status and counts; "backup" is null there,
+   * holding the key's place, when the owner published it.
+   */
+  json_t *head;
+  char *backup_id; /* its backup, or NULL */
+  enum backup_phase backup_phase;
+};
+
+DEFINE_VECTOR_TYPE (vm_brief_vector, struct vm_brief)
+
+void vm_brief_clear (struct vm_brief *v);
+void vm_brief_vector_clear (vm_brief_vector *v);
 
 /* What a backup disk's answer needs besides the record. */
 struct backup_disk_answer
@@ -67,6 +86,7 @@ struct answer
   json_t *vm;
   vm_disk_vector disks;
   char *backup_id;
+  vm_brief_vector vms; /* ANSWER_VMS */
 };
 
 /* A new empty answer of TYPE; NULL if out of memory. */

@@ -205,3 +205,31 @@ Test (render, vm_keeps_the_places_of_its_records)
   free (text);
   reply_clear (&r);
 }
+
+Test (render, vm_list_with_its_backups)
+{
+  struct reply r = { 0 };
+  struct answer *a = answer_new (ANSWER_VMS);
+  struct vm_brief b1 = { 0 }, b2 = { 0 }, b3 = { 0 };
+  char *text;
+
+  b1.head = json_pack ("{s:s, s:n, s:i}", "name", "vm1", "backup",
+                       "checkpoints", 2);
+  b1.backup_id = strdup ("bk-1");
+  b1.backup_phase = BACKUP_READY;
+  b2.head = json_pack ("{s:s, s:n}", "name", "vm2", "backup");
+  /* Before the owner published a summary: the registration alone. */
+  b3.head = json_pack ("{s:s}", "name", "vm3");
+  vm_brief_vector_append (&a->vms, b1);
+  vm_brief_vector_append (&a->vms, b2);
+  vm_brief_vector_append (&a->vms, b3);
+  reply_answer (&r, a, false);
+  api_render (&r);
+  text = body_text (&r);
+  cr_expect_str_eq (text, "{\"vms\":[{\"name\":\"vm1\",\"backup\":{\"id\":"
+                          "\"bk-1\",\"phase\":\"ready\"},\"checkpoints\":2},"
+                          "{\"name\":\"vm2\",\"backup\":null},"
+                          "{\"name\":\"vm3\"}]}");
+  free (text);
+  reply_clear (&r);
+}
