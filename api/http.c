@@ -49,6 +49,7 @@
 #include "log.h"
 #include "names.h"
 #include "pump.h"
+#include "render.h"
 #include "tls.h"
 #include "unixsock.h"
 #include "utf8.h"
@@ -383,6 +384,7 @@ worker (void *arg)
   req.query = lookup_query;
   req.opaque = c;
   rq->rt->handler (&req, &rq->reply);
+  api_render (&rq->reply);
   if (!rq->reply.answered)
     http_error (&rq->reply, 500, "internal-error", "no reply");
   rq->reply.status = http_status (&rq->reply);

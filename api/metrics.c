@@ -26,16 +26,15 @@ api_metrics (struct registry *reg)
   char *text = NULL;
   size_t len = 0;
   FILE *fp = open_memstream (&text, &len);
-  json_t *sums = registry_summaries (reg);
+  vm_brief_vector sums = empty_vector;
   size_t i;
-  json_t *v;
+  const json_t *v;
 
-  if (fp == NULL || sums == NULL)
+  if (fp == NULL || registry_summaries (reg, &sums) == -1)
     {
       if (fp)
         fclose (fp);
       free (text);
-      json_decref (sums);
       return NULL;
     }
 
@@ -43,35 +42,32 @@ api_metrics (struct registry *reg)
            "# HELP pullback_vms Registered VMs.\n"
            "# TYPE pullback_vms gauge\n"
            "pullback_vms %zu\n",
-           json_array_size (sums));
+           sums.len);
   fprintf (fp, "# HELP pullback_vm_connected 1 if the VM's QMP is connected.\n"
                "# TYPE pullback_vm_connected gauge\n");
-  json_array_foreach (sums, i, v)
+  for (i = 0; i < sums.len && (v = sums.ptr[i].head); i++)
     fprintf (fp, "pullback_vm_connected{vm=\"%s\"} %d\n", sum_str (v, "name"),
              strcmp (sum_str (v, "status"), "connected") == 0);
   fprintf (fp, "# HELP pullback_vm_out_of_service 1 if the VM's state file "
                "cannot be used.\n"
                "# TYPE pullback_vm_out_of_service gauge\n");
-  json_array_foreach (sums, i, v)
+  for (i = 0; i < sums.len && (v = sums.ptr[i].head); i++)
     fprintf (fp, "pullback_vm_out_of_service{vm=\"%s\"} %d\n",
              sum_str (v, "name"),
              strcmp (sum_str (v, "status"), "state-error") == 0);
   fprintf (fp, "# HELP pullback_vm_checkpoints Checkpoints of the VM.\n"
                "# TYPE pullback_vm_checkpoints gauge\n");
-  json_array_foreach (sums, i, v)
+  for (i = 0; i < sums.len && (v = sums.ptr[i].head); i++)
     fprintf (
         fp, "pullback_vm_checkpoints{vm=\"%s\"} %lld\n", sum_str (v, "name"),
         (long long)json_integer_value (json_object_get (v, "checkpoints")));
   fprintf (fp,
            "# HELP pullback_vm_backup_active 1 if the VM has a ready backup.\n"
            "# TYPE pullback_vm_backup_active gauge\n");
-  json_array_foreach (sums, i, v)
-    {
-      fprintf (
-          fp, "pullback_vm_backup_active{vm=\"%s\"} %d\n", sum_str (v, "name"),
-          strcmp (sum_str (json_object_get (v, "backup"), "phase"), "ready")
-              == 0);
-    }
+  for (i = 0; i < sums.len && (v = sums.ptr[i].head); i++)
+    fprintf (
+        fp, "pullback_vm_backup_active{vm=\"%s\"} %d\n", sum_str (v, "name"),
+        sums.ptr[i].backup_id && sums.ptr[i].backup_phase == BACKUP_READY);
 #define COUNTER(name, field, help)                                            \
   fprintf (fp,                                                                \
            "# HELP " name " " help "\n# TYPE " name " counter\n" name         \
@@ -89,6 +85,6 @@ api_metrics (struct registry *reg)
            "Backups failed because QEMU went away.");
 #undef COUNTER
   fclose (fp);
-  json_decref (sums);
+  vm_brief_vector_clear (&sums);
   return text;
 }

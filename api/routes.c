@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "answer.h"
 #include "api.h"
 #include "log.h"
 #include "cleanup.h"
@@ -233,15 +234,6 @@ h_backup_end (struct api_request *req, struct reply *r)
   backup_op (req, r, VM_OP_BACKUP_END, NULL);
 }
 
-/* A string member of OBJ, or "" (never NULL, so never strcmp (NULL)). */
-static const char *
-member (const json_t *obj, const char *key)
-{
-  const char *v = json_string_value (json_object_get (obj, key));
-
-  return v ? v : "";
-}
-
 /* GET .../disks/{disk}/extents?context=&offset=&length=&limit= */
 
 #define EXTENTS_MAX_LIMIT 100000
@@ -277,11 +269,13 @@ h_extents (struct api_request *req, struct reply *r)
   long long offset = 0, length = 0, limit = 0;
   CLEANUP_JSON json_t *args = NULL;
   struct reply b = { 0 };
-  const json_t *disk = NULL, *d, *client;
-  const char *uri, *ctx = NULL;
+  const struct backup_answer *ba;
+  const struct backup_disk *disk = NULL;
+  const char *uri = NULL;
+  struct disk_objects obj;
+  char ctx[sizeof obj.tmp_bitmap + 32] = "";
   struct extents *x;
   char err[512];
-  size_t i;
   int status;
 
   if (context && strcmp (context, "zero") != 0
@@ -311,25 +305,34 @@ h_extents (struct api_request *req, struct reply *r)
       *r = b;
       return;
     }
-  client = json_object_get (b.body, "nbd_client");
-  if (json_object_get (client, "unavailable"))
+  if (b.answer == NULL || b.answer->type != ANSWER_BACKUP)
+    {
+      http_error (r, 500, "internal-error", "no backup in the answer");
+      reply_clear (&b);
+      return;
+    }
+  ba = &b.answer->backup;
+  if (ba->client_unavailable)
     {
       http_error (r, 502, "nbd-tls-unavailable",
                   "pullbackd cannot read backup %s over TLS: %s",
-                  req->params[1], member (client, "unavailable"));
+                  req->params[1], ba->client_unavailable);
       reply_clear (&b);
       return;
     }
-  if (strcmp (member (b.body, "phase"), "ready") != 0)
+  if (ba->b->phase != BACKUP_READY)
     {
       http_error (r, 409, "backup-not-ready", "backup %s is %s",
-                  req->params[1], member (b.body, "phase"));
+                  req->params[1], backup_phase_name (ba->b->phase));
       reply_clear (&b);
       return;
     }
-  json_array_foreach (json_object_get (b.body, "disks"), i, d)
-    if (strcmp (member (d, "name"), req->params[2]) == 0)
-      disk = d;
+  for (size_t i = 0; i < ba->b->ndisks; i++)
+    if (strcmp (ba->b->disks[i].name, req->params[2]) == 0)
+      {
+        disk = &ba->b->disks[i];
+        uri = ba->disks[i].uri;
+      }
   if (disk == NULL)
     {
       http_error (r, 404, "disk-not-found", "backup %s has no disk '%s'",
@@ -337,8 +340,6 @@ h_extents (struct api_request *req, struct reply *r)
       reply_clear (&b);
       return;
     }
-  uri = json_string_value (
-      json_object_get (json_object_get (disk, "nbd"), "uri"));
   if (uri == NULL)
     {
       http_error (r, 502, "nbd-error", "disk %s of backup %s has no export",
@@ -348,28 +349,25 @@ h_extents (struct api_request *req, struct reply *r)
     }
   if (context && strcmp (context, "dirty") == 0)
     {
-      ctx = json_string_value (json_object_get (json_object_get (disk, "nbd"),
-                                                "dirty_bitmap_context"));
-      if (ctx == NULL)
+      if (disk->mode != DISK_INCREMENTAL)
         {
-          http_error (
-              r, 404, "no-dirty-context",
-              "disk %s of backup %s is a full backup (%s): it has "
-              "no dirty-bitmap context",
-              req->params[2], req->params[1],
-              json_is_string (json_object_get (disk, "reason"))
-                  ? json_string_value (json_object_get (disk, "reason"))
-                  : "no 'since'");
+          http_error (r, 404, "no-dirty-context",
+                      "disk %s of backup %s is a full backup (%s): it has "
+                      "no dirty-bitmap context",
+                      req->params[2], req->params[1],
+                      disk->reason != REASON_NONE
+                          ? disk_reason_name (disk->reason)
+                          : "no 'since'");
           reply_clear (&b);
           return;
         }
+      backup_disk_objects (disk, &obj);
+      snprintf (ctx, sizeof ctx, "qemu:dirty-bitmap:%s", obj.tmp_bitmap);
     }
 
-  x = extents_open (
-      uri, json_string_value (json_object_get (client, "tls_psk_file")),
-      json_string_value (json_object_get (client, "tls_certificates")), ctx,
-      (uint64_t)offset, (uint64_t)length, (long)limit, EXTENTS_TIMEOUT_MS, err,
-      sizeof err, &status);
+  x = extents_open (uri, ba->client_psk_file, ba->client_certs,
+                    ctx[0] ? ctx : NULL, (uint64_t)offset, (uint64_t)length,
+                    (long)limit, EXTENTS_TIMEOUT_MS, err, sizeof err, &status);
   reply_clear (&b);
   if (x == NULL)
     {

@@ -36,7 +36,7 @@ http_status (const struct reply *r)
     return (unsigned)r->kind < PB_ERRKIND_COUNT ? kind_status[r->kind] : 500;
   if (r->created)
     return 201;
-  return r->body || r->text || r->stream ? 200 : 204;
+  return r->body || r->answer || r->text || r->stream ? 200 : 204;
 }
 
 int

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "cleanup.h"
 #include "daemon.h"
 #include "deadline.h"
@@ -42,46 +43,42 @@ new_backup_id (char *buf, size_t len)
   snprintf (buf, len, "bk-%08x%08x", r[0], r[1]);
 }
 
-json_t *
-backup_to_api (const struct vm *vm, const struct backup *b)
+/* What the answer about B holds: the phase, the disks with their NBD
+ * URIs while ready, the TLS a client needs; with SECRET the generated
+ * PSK key (the begin answer only), with CLIENT the credentials of
+ * pullbackd's own reads.  Answers R: 0, or -1 with R set.
+ */
+static int
+answer_backup (struct vm *vm, const struct backup *b, bool secret, bool client,
+               bool created, struct reply *r)
 {
-  json_t *disks = json_array ();
+  struct answer *a = answer_new (ANSWER_BACKUP);
+  struct backup_answer *ba = a ? &a->backup : NULL;
   bool ready = b->phase == BACKUP_READY;
 
-  for (size_t i = 0; i < b->ndisks; i++)
+  if (a == NULL || (ba->b = backup_copy (b)) == NULL
+      || (ba->vm = strdup (vm->name)) == NULL
+      || (ba->disks = calloc (b->ndisks ? b->ndisks : 1, sizeof *ba->disks))
+             == NULL)
+    goto oom;
+  ba->scratch_bytes = scratch_allocated (b);
+  for (size_t i = 0; ready && i < b->ndisks; i++)
     {
-      const struct backup_disk *d = &b->disks[i];
-      bool incr = d->mode == DISK_INCREMENTAL;
-      struct disk_objects obj;
-      CLEANUP_FREE char *delta = ready ? delta_uri (vm, d) : NULL;
-      json_t *nbd = json_null ();
-
-      backup_disk_objects (d, &obj);
-      if (ready)
-        nbd = json_pack (
-            "{s:o, s:s, s:o}", "uri", nbd_uri (vm, d->name), "export", d->name,
-            "dirty_bitmap_context",
-            incr ? json_sprintf ("qemu:dirty-bitmap:%s", obj.tmp_bitmap)
-                 : json_null ());
-      nbdnet_describe (vm, nbd);
-      json_array_append_new (
-          disks, json_pack ("{s:s, s:I, s:s, s:s?, s:o, s:s?, s:o}", "name",
-                            d->name, "size", (json_int_t)d->size, "mode",
-                            disk_mode_name (d->mode), "reason",
-                            disk_reason_name (d->reason), "nbd", nbd,
-                            "delta_uri", delta, "delta",
-                            ready ? delta_describe (vm, d) : json_null ()));
+      ba->disks[i].uri = nbd_uri (vm, b->disks[i].name);
+      ba->disks[i].delta_uri = delta_uri (vm, &b->disks[i]);
+      ba->disks[i].delta_tcp = b->disks[i].delta_port > 0;
+      if (ba->disks[i].uri == NULL)
+        goto oom;
     }
-  return json_pack (
-      "{s:s, s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:o, s:I, "
-      "s:s?, s:o}",
-      "id", b->id, "vm", vm->name, "phase", backup_phase_name (b->phase),
-      "checkpoint", b->checkpoint, "since", b->since, "created",
-      (json_int_t)b->created, "expires", (json_int_t)b->expires, "ttl",
-      (json_int_t)b->ttl, "freeze_ms",
-      b->freeze_ms >= 0 ? json_integer (b->freeze_ms) : json_null (),
-      "scratch_bytes", (json_int_t)scratch_allocated (b), "reason",
-      backup_failure_name (b->failure), "disks", disks);
+  if ((ready && nbdnet_describe (vm, ba) == -1)
+      || (secret && nbdnet_add_secret (vm, ba) == -1)
+      || (client && nbdnet_add_client (vm, ba) == -1))
+    goto oom;
+  return reply_answer (r, a, created);
+
+oom:
+  answer_free (a);
+  return reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
 }
 
 /* Why disk D must be full though an incremental from BASE was asked:
@@ -341,7 +338,6 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   struct backup *old = vm->backup, *b;
   struct qga *g = NULL;
   int64_t t_begin = monotonic_us (), t_freeze = 0, t_txn;
-  json_t *answer;
 
   if (old && old->phase != BACKUP_FAILED)
     return reply_error (r, PB_ERR_CONFLICT, "backup-active",
@@ -449,9 +445,8 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
             vm->name, b->id, b->ndisks,
             (double)(monotonic_us () - t_begin) / 1000.0,
             (double)t_txn / 1000.0);
-  answer = backup_to_api (vm, b);
-  nbdnet_add_secret (vm, answer); /* once, here only */
-  return reply_created (r, answer);
+  /* The PSK key: once, here only. */
+  return answer_backup (vm, b, true, false, true, r);
 
 undo:
   /* Nothing of a backup that never became readable may stay, not even
@@ -484,15 +479,14 @@ backup_get (struct vm *vm, const json_t *args, struct reply *r)
 {
   struct backup *b = find_backup (vm, args, r);
 
-  json_t *answer;
-
   if (b == NULL)
     return -1;
-  answer = backup_to_api (vm, b);
-  /* GET .../extents only (api/routes.c sets it, never a client). */
-  if (json_is_true (json_object_get (args, "internal")))
-    nbdnet_add_client (vm, answer);
-  return reply_ok (r, answer);
+  /* "internal": GET .../extents only (api/routes.c sets it, never a
+   * client).
+   */
+  return answer_backup (vm, b, false,
+                        json_is_true (json_object_get (args, "internal")),
+                        false, r);
 }
 
 int
@@ -525,7 +519,7 @@ backup_patch (struct vm *vm, const json_t *args, struct reply *r)
                           "cannot record the new ttl in the state "
                           "directory; the backup keeps its old expiry");
     }
-  return reply_ok (r, backup_to_api (vm, b));
+  return answer_backup (vm, b, false, false, false, r);
 }
 
 int

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "answer.h"
 #include "cleanup.h"
 #include "daemon.h"
 #include "engine.h"
@@ -120,27 +121,19 @@ checkpoints_reconcile (struct vm *vm, const json_t *bitmaps)
     }
 }
 
-json_t *
-checkpoint_to_api (const struct checkpoint *cp)
+/* Answer R with a copy of CP: 0, or -1 with R set. */
+static int
+answer_checkpoint (const struct checkpoint *cp, bool created, struct reply *r)
 {
-  json_t *disks = json_array ();
+  struct answer *a = answer_new (ANSWER_CHECKPOINT);
 
-  for (size_t i = 0; i < cp->ndisks; i++)
+  if (a == NULL || (a->checkpoint = checkpoint_copy (cp)) == NULL)
     {
-      const struct checkpoint_disk *d = &cp->disks[i];
-
-      json_array_append_new (
-          disks,
-          json_pack ("{s:s, s:s, s:o, s:s, s:s?}", "name", d->disk, "bitmap",
-                     d->bitmap, "granularity",
-                     d->granularity >= 0 ? json_integer (d->granularity)
-                                         : json_null (),
-                     "state", d->broken != REASON_NONE ? "broken" : "ok",
-                     "reason", disk_reason_name (d->broken)));
+      answer_free (a);
+      return reply_error (r, PB_ERR_INTERNAL, "out-of-memory",
+                          "out of memory");
     }
-  return json_pack ("{s:s, s:I, s:s?, s:o}", "name", cp->name, "created",
-                    (json_int_t)cp->created, "parent", cp->parent, "disks",
-                    disks);
+  return reply_answer (r, a, created);
 }
 
 /* Deleted checkpoints and the one listed before each: a client paging
@@ -214,9 +207,8 @@ checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
 {
   json_int_t limit = LIST_DEFAULT_LIMIT;
   const char *after = json_string_value (json_object_get (args, "after"));
-  json_t *list = json_array ();
+  struct answer *a;
   size_t i = 0, n = vm->cps.list.len;
-  json_t *next = json_null ();
 
   if (json_is_integer (json_object_get (args, "limit")))
     limit = json_integer_value (json_object_get (args, "limit"));
@@ -225,20 +217,32 @@ checkpoint_list (struct vm *vm, const json_t *args, struct reply *r)
       long at = index_after (vm, after);
 
       if (at == -1)
-        {
-          json_decref (list);
-          return reply_error_field (
-              r, PB_ERR_NOT_FOUND, "checkpoint-not-found", "after",
-              "VM %s has no checkpoint '%s'", vm->name, after);
-        }
+        return reply_error_field (r, PB_ERR_NOT_FOUND, "checkpoint-not-found",
+                                  "after", "VM %s has no checkpoint '%s'",
+                                  vm->name, after);
       i = (size_t)at;
     }
-  for (; i < n && (json_int_t)json_array_size (list) < limit; i++)
-    json_array_append_new (list, checkpoint_to_api (vm->cps.list.ptr[i]));
-  if (i < n && json_array_size (list) > 0)
-    next = json_string (vm->cps.list.ptr[i - 1]->name);
-  return reply_ok (
-      r, json_pack ("{s:o, s:o}", "checkpoints", list, "next", next));
+  a = answer_new (ANSWER_CHECKPOINTS);
+  if (a == NULL)
+    goto oom;
+  for (; i < n && (json_int_t)a->checkpoints.len < limit; i++)
+    {
+      struct checkpoint *c = checkpoint_copy (vm->cps.list.ptr[i]);
+
+      if (c == NULL || checkpoint_vector_append (&a->checkpoints, c) == -1)
+        {
+          checkpoint_free (c);
+          goto oom;
+        }
+    }
+  if (i < n && a->checkpoints.len > 0
+      && (a->next = strdup (vm->cps.list.ptr[i - 1]->name)) == NULL)
+    goto oom;
+  return reply_answer (r, a, false);
+
+oom:
+  answer_free (a);
+  return reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
 }
 
 int
@@ -250,7 +254,7 @@ checkpoint_get (struct vm *vm, const json_t *args, struct reply *r)
   if (cp == NULL)
     return reply_error (r, PB_ERR_NOT_FOUND, "checkpoint-not-found",
                         "VM %s has no checkpoint '%s'", vm->name, name);
-  return reply_ok (r, checkpoint_to_api (cp));
+  return answer_checkpoint (cp, false, r);
 }
 
 int
@@ -431,7 +435,7 @@ checkpoint_create (struct vm *vm, const json_t *args, struct reply *r)
                           "cannot record the checkpoint in the state "
                           "directory");
     }
-  return reply_created (r, checkpoint_to_api (cp));
+  return answer_checkpoint (cp, true, r);
 }
 
 int

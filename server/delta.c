@@ -37,6 +37,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "cleanup.h"
 #include "daemon.h"
 #include "deadline.h"
@@ -69,30 +70,10 @@ delta_uri (const struct vm *vm, const struct backup_disk *d)
   if (d->delta_pid <= 0)
     return NULL;
   if (d->delta_port > 0)
-    {
-      CLEANUP_JSON json_t *uri = nbdnet_uri_port (vm, d->delta_port, "");
-
-      return uri ? strdup (json_string_value (uri)) : NULL;
-    }
+    return nbdnet_uri_port (vm, d->delta_port, "");
   if (delta_file (vm, d->index, "sock", sock, sizeof sock) == -1)
     return NULL;
   return nbd_uri_unix ("", sock);
-}
-
-json_t *
-delta_describe (const struct vm *vm, const struct backup_disk *d)
-{
-  CLEANUP_FREE char *uri = delta_uri (vm, d);
-  json_t *o;
-
-  if (uri == NULL && d->delta_why == NULL)
-    return json_null ();
-  o = json_pack ("{s:s?}", "uri", uri);
-  if (uri && d->delta_port > 0)
-    nbdnet_describe (vm, o);
-  if (uri == NULL)
-    json_object_set_new (o, "unavailable", json_string (d->delta_why));
-  return o;
 }
 
 /* Is the pid file PATH written (nbdkit is serving)? */
@@ -176,9 +157,8 @@ static const char *
 tcp_tls (const struct vm *vm, struct delta_args *a)
 {
   const struct nbd_net_conf *c = &vm->nbdnet->conf;
-  CLEANUP_JSON json_t *o = json_object ();
-  json_t *client;
-  const char *v;
+  struct backup_answer client = { 0 };
+  const char *why = NULL;
 
   if (c->tls == NBD_TLS_OFF)
     return NULL;
@@ -186,20 +166,22 @@ tcp_tls (const struct vm *vm, struct delta_args *a)
     return "nbd-tls-allowed-dn is set and nbdkit cannot check client DNs: "
            "no delta view rather than one open to every certificate of the "
            "CA";
-  if (o == NULL)
-    return "out of memory";
-  nbdnet_add_client (vm, o);
-  client = json_object_get (o, "nbd_client");
-  if (json_object_get (client, "unavailable"))
-    return NBDNET_NO_CLIENT_CERT;
-  if ((v = json_string_value (json_object_get (client, "tls_psk_file"))))
-    snprintf (a->up_creds, sizeof a->up_creds, "tls-psk=%s", v);
-  else if ((v = json_string_value (
-                json_object_get (client, "tls_certificates"))))
-    snprintf (a->up_creds, sizeof a->up_creds, "tls-certificates=%s", v);
+  if (nbdnet_add_client (vm, &client) == -1)
+    why = "out of memory";
+  else if (client.client_unavailable)
+    why = NBDNET_NO_CLIENT_CERT;
+  else if (client.client_psk_file)
+    snprintf (a->up_creds, sizeof a->up_creds, "tls-psk=%s",
+              client.client_psk_file);
+  else if (client.client_certs)
+    snprintf (a->up_creds, sizeof a->up_creds, "tls-certificates=%s",
+              client.client_certs);
   else
-    return "no client credentials for QEMU's export";
-  return NULL;
+    why = "no client credentials for QEMU's export";
+  free (client.client_unavailable);
+  free (client.client_psk_file);
+  free (client.client_certs);
+  return why;
 }
 
 /* nbdkit's listening and TLS arguments for the VM's TCP transport (the
@@ -247,7 +229,7 @@ start_one (struct vm *vm, struct backup_disk *d)
   char sock[PATH_MAX], pidfile[PATH_MAX];
   struct disk_objects obj;
   struct delta_args a = { .n = 0 };
-  CLEANUP_JSON json_t *uri = nbd_uri (vm, d->name);
+  CLEANUP_FREE char *uri = nbd_uri (vm, d->name);
   int64_t deadline = deadline_after (READY_MS);
   bool tcp = nbdnet_tcp (vm);
   pid_t pid;
@@ -264,7 +246,7 @@ start_one (struct vm *vm, struct backup_disk *d)
   unlink (sock);
   unlink (pidfile);
   backup_disk_objects (d, &obj);
-  if (asprintf (&a.uri, "uri=%s", json_string_value (uri)) == -1)
+  if (asprintf (&a.uri, "uri=%s", uri) == -1)
     a.uri = NULL;
   if (asprintf (&a.ctx, "context=qemu:dirty-bitmap:%s", obj.tmp_bitmap) == -1)
     a.ctx = NULL;

@@ -298,23 +298,6 @@ oom:
 }
 
 json_t *
-disks_to_api (const vm_disk_vector *disks)
-{
-  json_t *a = json_array ();
-
-  for (size_t i = 0; i < disks->len; i++)
-    {
-      const struct vm_disk *d = &disks->ptr[i];
-
-      json_array_append_new (a, json_pack ("{s:s, s:s, s:s, s:I, s:b}", "name",
-                                           d->name, "node", d->node, "format",
-                                           d->format, "size",
-                                           (json_int_t)d->size, "ro", d->ro));
-    }
-  return a;
-}
-
-json_t *
 bitmaps_query (struct vm *vm, struct qmp_error *err)
 {
   CLEANUP_JSON json_t *nodes = NULL;

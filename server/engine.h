@@ -83,15 +83,12 @@ void vm_run_request (struct vm *vm, struct vm_request *req);
  * first).  0, or -1 with ERR set if QEMU could not tell.
  */
 int disks_discover (struct vm *vm, vm_disk_vector *out, struct qmp_error *err);
-/* The disks for GET /v1/vms/VM: [{name, node, format, size, ro}]. */
-json_t *disks_to_api (const vm_disk_vector *disks);
 /* {node: {bitmap-name: info}} of every node. */
 json_t *bitmaps_query (struct vm *vm, struct qmp_error *err);
 
 /* checkpoints.c.  Reconcile against freshly discovered vm->disks only. */
 void checkpoints_reconcile (struct vm *vm, const json_t *bitmaps);
 struct checkpoint *checkpoint_find (const struct vm *vm, const char *name);
-json_t *checkpoint_to_api (const struct checkpoint *cp);
 int checkpoint_list (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_create (struct vm *vm, const json_t *args, struct reply *r);
 int checkpoint_get (struct vm *vm, const json_t *args, struct reply *r);
@@ -131,7 +128,6 @@ int backup_begin (struct vm *vm, const json_t *args, struct reply *r);
 int backup_get (struct vm *vm, const json_t *args, struct reply *r);
 int backup_patch (struct vm *vm, const json_t *args, struct reply *r);
 int backup_end (struct vm *vm, const json_t *args, struct reply *r);
-json_t *backup_to_api (const struct vm *vm, const struct backup *b);
 /* Periodic duties of the active backup: end it when its TTL has passed,
  * fail it when its scratch budget is spent.  Returns ms until the next
  * call is due, or -1 if none.
@@ -271,10 +267,6 @@ void delta_stop (struct vm *vm, struct backup *b);
 void delta_recover (struct vm *vm);
 /* The delta view's URI for disk D (malloc'd), or NULL if none runs. */
 char *delta_uri (const struct vm *vm, const struct backup_disk *d);
-/* The answer's "delta" of disk D: {"uri": URI} (over TCP with the tls
- * fields of "nbd"), {"uri": null, "unavailable": WHY}, or JSON null.
- */
-json_t *delta_describe (const struct vm *vm, const struct backup_disk *d);
 
 /* recovery.c: remove what a crash left: by the records
  * (backup_recover), then by the names above.

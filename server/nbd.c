@@ -196,19 +196,16 @@ nbd_stop_if_idle (struct vm *vm)
   vm->nbd_ours = false;
 }
 
-json_t *
+char *
 nbd_uri (const struct vm *vm, const char *export)
 {
   const char *a = vm->nbd_adopt;
-  CLEANUP_FREE char *uri = NULL;
 
   if (a == NULL && vm->nbdnet && vm->nbdnet->port)
     return nbdnet_uri (vm, export);
   if (a == NULL)
-    uri = nbd_uri_unix (export, vm->nbd_socket);
-  else if (strncmp (a, "unix:", 5) == 0)
-    uri = nbd_uri_unix (export, a + 5);
-  else
-    uri = nbd_uri_tcp (a, export);
-  return uri ? json_string (uri) : NULL;
+    return nbd_uri_unix (export, vm->nbd_socket);
+  if (strncmp (a, "unix:", 5) == 0)
+    return nbd_uri_unix (export, a + 5);
+  return nbd_uri_tcp (a, export);
 }

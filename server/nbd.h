@@ -23,7 +23,9 @@ int nbd_ensure_server (struct vm *vm, struct reply *r);
 void nbd_recover (struct vm *vm);
 /* Stop the server if we started it and it has no exports left. */
 void nbd_stop_if_idle (struct vm *vm);
-/* The URI of EXPORT on the VM's server. */
-json_t *nbd_uri (const struct vm *vm, const char *export);
+/* The URI of EXPORT on the VM's server: malloc'd, NULL if out of
+ * memory.
+ */
+char *nbd_uri (const struct vm *vm, const char *export);
 
 #endif /* PULLBACK_NBD_H */

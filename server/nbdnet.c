@@ -422,20 +422,20 @@ uri_host (const struct nbd_net_conf *c, char *buf, size_t len)
   snprintf (buf, len, "%s", c->address);
 }
 
-json_t *
+char *
 nbdnet_uri (const struct vm *vm, const char *export)
 {
   return nbdnet_uri_port (vm, vm->nbdnet->port, export);
 }
 
-json_t *
+char *
 nbdnet_uri_port (const struct vm *vm, int port, const char *export)
 {
   const struct nbdnet *n = vm->nbdnet;
   char hostport[300], host[256];
   CLEANUP_FREE char *plain = NULL;
   CLEANUP_FREE char *user = NULL;
-  json_t *uri;
+  char *uri;
 
   uri_host (&n->conf, host, sizeof host);
   snprintf (hostport, sizeof hostport, "%s:%d", host, port);
@@ -443,68 +443,87 @@ nbdnet_uri_port (const struct vm *vm, int port, const char *export)
   if (plain == NULL)
     return NULL;
   if (n->conf.tls == NBD_TLS_OFF)
-    return json_string (plain);
+    {
+      uri = plain;
+      plain = NULL;
+      return uri;
+    }
   /* nbds://[USER@]HOST:PORT/EXPORT: libnbd takes the PSK identity from
    * the user part.
    */
   if (n->username[0] && (user = uri_encode (n->username, "")) == NULL)
     return NULL;
-  uri = json_sprintf ("nbds://%s%s%s", user ? user : "", user ? "@" : "",
-                      plain + strlen ("nbd://"));
+  if (asprintf (&uri, "nbds://%s%s%s", user ? user : "", user ? "@" : "",
+                plain + strlen ("nbd://"))
+      == -1)
+    return NULL;
   return uri;
 }
 
-void
-nbdnet_describe (const struct vm *vm, json_t *nbd)
+int
+nbdnet_describe (const struct vm *vm, struct backup_answer *a)
 {
   const struct nbdnet *n = vm->nbdnet;
 
-  if (!nbdnet_tcp (vm) || nbd == NULL)
-    return;
-  json_object_set_new (nbd, "tls",
-                       json_string (nbdconf_tls_name (n->conf.tls)));
-  if (n->conf.tls == NBD_TLS_X509)
-    json_object_set_new (nbd, "tls_ca_cert",
-                         json_sprintf ("%s/ca-cert.pem", n->conf.x509_dir));
-  if (n->conf.tls == NBD_TLS_PSK)
-    json_object_set_new (nbd, "tls_username", json_string (n->username));
+  if (!nbdnet_tcp (vm))
+    return 0;
+  a->tls = nbdconf_tls_name (n->conf.tls);
+  if (n->conf.tls == NBD_TLS_X509
+      && asprintf (&a->tls_ca_cert, "%s/ca-cert.pem", n->conf.x509_dir) == -1)
+    {
+      a->tls_ca_cert = NULL;
+      return -1;
+    }
+  if (n->conf.tls == NBD_TLS_PSK
+      && (a->tls_username = strdup (n->username)) == NULL)
+    return -1;
+  return 0;
 }
 
-void
-nbdnet_add_secret (const struct vm *vm, json_t *answer)
+int
+nbdnet_add_secret (const struct vm *vm, struct backup_answer *a)
 {
   const struct nbdnet *n = vm->nbdnet;
 
-  if (nbdnet_tcp (vm) && n->conf.tls == NBD_TLS_PSK && n->key[0])
-    json_object_set_new (
-        answer, "nbd_tls_psk",
-        json_pack ("{s:s, s:s}", "username", n->username, "key", n->key));
+  if (!nbdnet_tcp (vm) || n->conf.tls != NBD_TLS_PSK || !n->key[0])
+    return 0;
+  a->psk_username = strdup (n->username);
+  a->psk_key = strdup (n->key);
+  return a->psk_username && a->psk_key ? 0 : -1;
 }
 
-void
-nbdnet_add_client (const struct vm *vm, json_t *answer)
+int
+nbdnet_add_client (const struct vm *vm, struct backup_answer *a)
 {
   const struct nbdnet *n = vm->nbdnet;
   char path[PATH_MAX];
-  json_t *c = NULL;
+  const char *v = path;
+  char **to;
 
   if (!nbdnet_tcp (vm) || n->port == 0 || n->conf.tls == NBD_TLS_OFF)
-    return;
+    return 0;
   if (n->conf.tls == NBD_TLS_PSK)
     {
       if ((size_t)snprintf (path, sizeof path, "%s/vms/%s/%s",
                             vm->ctx->run_dir, vm->name, PB_NBD_PSK_FILE)
-          < sizeof path)
-        c = json_pack ("{s:s}", "tls_psk_file", path);
+          >= sizeof path)
+        return 0;
+      to = &a->client_psk_file;
     }
   else if (n->conf.verify_peer
            && ((size_t)snprintf (path, sizeof path, "%s/client-cert.pem",
                                  n->conf.x509_dir)
                    >= sizeof path
                || access (path, R_OK) == -1))
-    c = json_pack ("{s:s}", "unavailable", NBDNET_NO_CLIENT_CERT);
+    {
+      v = NBDNET_NO_CLIENT_CERT;
+      to = &a->client_unavailable;
+    }
   else
-    c = json_pack ("{s:s}", "tls_certificates", n->conf.x509_dir);
-  if (c)
-    json_object_set_new (answer, "nbd_client", c);
+    {
+      v = n->conf.x509_dir;
+      to = &a->client_certs;
+    }
+  *to = strdup (v);
+  return *to ? 0 : -1;
 }

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "answer.h"
 #include "nbdconf.h"
 #include "reply.h"
 #include "vm.h"
@@ -65,12 +66,12 @@ bool nbdnet_stopped (struct vm *vm);
  */
 void nbdnet_recover (struct vm *vm);
 
-/* The URI of EXPORT on our TCP server. */
-json_t *nbdnet_uri (const struct vm *vm, const char *export);
+/* The URI of EXPORT on our TCP server: malloc'd, NULL if out of memory. */
+char *nbdnet_uri (const struct vm *vm, const char *export);
 /* The same on PORT (another server of ours with the same address and
  * TLS: the delta view's nbdkit).
  */
-json_t *nbdnet_uri_port (const struct vm *vm, int port, const char *export);
+char *nbdnet_uri_port (const struct vm *vm, int port, const char *export);
 
 /* A port of the VM's nbd-ports for another server of ours (the delta
  * view's nbdkit), from the same daemon-wide table: -1 if none is free.
@@ -78,17 +79,19 @@ json_t *nbdnet_uri_port (const struct vm *vm, int port, const char *export);
  */
 int nbdnet_port_take (const struct vm *vm);
 void nbdnet_port_give (int port);
-/* Add to the nbd object of a disk what a client needs for TLS. */
-void nbdnet_describe (const struct vm *vm, json_t *nbd);
-/* The begin answer only: the generated PSK key. */
-void nbdnet_add_secret (const struct vm *vm, json_t *answer);
-/* For pullbackd's own reads of the export (GET .../extents), never for a
- * client: "nbd_client": {"tls_psk_file": PATH} (the keys file QEMU
- * reads) or {"tls_certificates": DIR} (nbd-tls-x509-dir, which must then
- * hold client-cert.pem and client-key.pem too when verify-peer is on),
- * or {"unavailable": WHY}.
+/* Fill in what a client needs for TLS (a->tls...).  These three return
+ * 0, or -1 if out of memory.
  */
-void nbdnet_add_client (const struct vm *vm, json_t *answer);
+int nbdnet_describe (const struct vm *vm, struct backup_answer *a);
+/* The begin answer only: the generated PSK key. */
+int nbdnet_add_secret (const struct vm *vm, struct backup_answer *a);
+/* For pullbackd's own reads of the export (GET .../extents), never for a
+ * client (api/ never renders it): the keys file QEMU reads
+ * (client_psk_file), or nbd-tls-x509-dir (client_certs, which must then
+ * hold client-cert.pem and client-key.pem too when verify-peer is on),
+ * or why pullbackd cannot read (client_unavailable).
+ */
+int nbdnet_add_client (const struct vm *vm, struct backup_answer *a);
 #define NBDNET_NO_CLIENT_CERT                                                 \
   "QEMU asks clients for a certificate (nbd-tls-verify-peer) and "            \
   "nbd-tls-x509-dir has no client-cert.pem and client-key.pem for "           \

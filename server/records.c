@@ -155,6 +155,31 @@ vm_disk_find (const vm_disk_vector *v, const char *name)
   return NULL;
 }
 
+int
+vm_disk_vector_copy (const vm_disk_vector *from, vm_disk_vector *to)
+{
+  bool failed = false;
+
+  for (size_t i = 0; i < from->len; i++)
+    {
+      const struct vm_disk *f = &from->ptr[i];
+      struct vm_disk d = { .size = f->size, .ro = f->ro };
+
+      d.name = dup (f->name, &failed);
+      d.node = dup (f->node, &failed);
+      d.format = dup (f->format, &failed);
+      if (failed || vm_disk_vector_append (to, d) == -1)
+        {
+          free (d.name);
+          free (d.node);
+          free (d.format);
+          vm_disk_vector_clear (to);
+          return -1;
+        }
+    }
+  return 0;
+}
+
 struct checkpoint *
 checkpoint_new (size_t ndisks)
 {
@@ -189,6 +214,34 @@ checkpoint_free (struct checkpoint *cp)
   free (cp->name);
   free (cp->parent);
   free (cp);
+}
+
+struct checkpoint *
+checkpoint_copy (const struct checkpoint *cp)
+{
+  struct checkpoint *c = checkpoint_new (cp->ndisks);
+  bool failed = false;
+
+  if (c == NULL)
+    return NULL;
+  for (size_t i = 0; i < cp->ndisks; i++)
+    {
+      struct checkpoint_disk *d = &c->disks[i];
+
+      *d = cp->disks[i];
+      d->disk = dup (cp->disks[i].disk, &failed);
+      d->node = dup (cp->disks[i].node, &failed);
+      d->bitmap = dup (cp->disks[i].bitmap, &failed);
+    }
+  c->name = dup (cp->name, &failed);
+  c->created = cp->created;
+  c->parent = dup (cp->parent, &failed);
+  if (failed)
+    {
+      checkpoint_free (c);
+      return NULL;
+    }
+  return c;
 }
 
 int

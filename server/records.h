@@ -149,6 +149,8 @@ DEFINE_VECTOR_TYPE (vm_disk_vector, struct vm_disk)
 void vm_disk_vector_clear (vm_disk_vector *v);
 /* The disk called NAME, or NULL. */
 const struct vm_disk *vm_disk_find (const vm_disk_vector *v, const char *name);
+/* Copy FROM to the empty TO: 0, or -1 if out of memory (TO empty). */
+int vm_disk_vector_copy (const vm_disk_vector *from, vm_disk_vector *to);
 
 /* A checkpoint's bitmap on one disk. */
 struct checkpoint_disk
@@ -174,6 +176,8 @@ struct checkpoint
  */
 struct checkpoint *checkpoint_new (size_t ndisks);
 void checkpoint_free (struct checkpoint *cp);
+/* A deep copy; NULL if out of memory. */
+struct checkpoint *checkpoint_copy (const struct checkpoint *cp);
 /* Fill D with copies of the names (not broken, granularity unknown):
  * 0, or -1 if out of memory.
  */

@@ -412,14 +412,15 @@ registry_call (struct registry *reg, const char *name, enum vm_op op,
 void
 registry_list (struct registry *reg, struct reply *r)
 {
-  json_t *list = json_array ();
+  struct answer *a = answer_new (ANSWER_VMS);
 
-  pthread_rwlock_rdlock (&reg->lock);
-  for (size_t i = 0; i < reg->vms.len; i++)
-    if (!reg->vms.ptr[i]->removing)
-      json_array_append_new (list, vm_summary (reg->vms.ptr[i]));
-  pthread_rwlock_unlock (&reg->lock);
-  reply_ok (r, json_pack ("{s:o}", "vms", list));
+  if (a == NULL || registry_summaries (reg, &a->vms) == -1)
+    {
+      answer_free (a);
+      reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
+      return;
+    }
+  reply_answer (r, a, false);
 }
 
 void
@@ -479,15 +480,28 @@ registry_unregister (struct registry *reg, const char *name,
   vm_unref (vm);
 }
 
-json_t *
-registry_summaries (struct registry *reg)
+int
+registry_summaries (struct registry *reg, vm_brief_vector *out)
 {
-  json_t *sums = json_array ();
+  int ret = 0;
 
   pthread_rwlock_rdlock (&reg->lock);
-  for (size_t i = 0; sums && i < reg->vms.len; i++)
-    if (!reg->vms.ptr[i]->removing)
-      json_array_append_new (sums, vm_summary (reg->vms.ptr[i]));
+  for (size_t i = 0; ret == 0 && i < reg->vms.len; i++)
+    {
+      struct vm_brief b;
+
+      if (reg->vms.ptr[i]->removing)
+        continue;
+      if (vm_summary (reg->vms.ptr[i], &b) == -1)
+        ret = -1;
+      else if (vm_brief_vector_append (out, b) == -1)
+        {
+          vm_brief_clear (&b);
+          ret = -1;
+        }
+    }
   pthread_rwlock_unlock (&reg->lock);
-  return sums;
+  if (ret == -1)
+    vm_brief_vector_clear (out);
+  return ret;
 }

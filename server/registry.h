@@ -47,8 +47,11 @@ void registry_reload (struct registry *reg, const struct config *conf);
 void registry_call (struct registry *reg, const char *name, enum vm_op op,
                     json_t *args, struct reply *r);
 
-/* A copy of every VM's summary (vm_summary), for GET /metrics. */
-json_t *registry_summaries (struct registry *reg);
+/* A copy of every VM's summary (vm_summary) appended to the empty OUT,
+ * for GET /v1/vms and GET /metrics: 0, or -1 if out of memory (OUT
+ * empty).
+ */
+int registry_summaries (struct registry *reg, vm_brief_vector *out);
 
 /* The REST operations on the set itself. */
 void registry_list (struct registry *reg, struct reply *r);

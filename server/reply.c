@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "answer.h"
 #include "reply.h"
 #include "utf8.h"
 
@@ -30,6 +31,8 @@ reply_verror_body (struct reply *r, const char *code, const char *field,
     json_object_set_new (e, "field",
                          json_string (utf8_sanitize (field, fld, sizeof fld)));
   json_decref (r->body);
+  answer_free (r->answer);
+  r->answer = NULL;
   r->answered = true;
   r->created = false;
   r->body = e ? json_pack ("{s:o}", "error", e) : NULL;
@@ -65,10 +68,21 @@ int
 reply_ok (struct reply *r, json_t *body)
 {
   json_decref (r->body);
+  answer_free (r->answer);
+  r->answer = NULL;
   r->answered = true;
   r->kind = PB_OK;
   r->created = false;
   r->body = body;
+  return 0;
+}
+
+int
+reply_answer (struct reply *r, struct answer *a, bool created)
+{
+  reply_ok (r, NULL);
+  r->answer = a;
+  r->created = created;
   return 0;
 }
 
@@ -85,6 +99,8 @@ reply_clear (struct reply *r)
 {
   json_decref (r->body);
   r->body = NULL;
+  answer_free (r->answer);
+  r->answer = NULL;
   free (r->text);
   r->text = NULL;
   if (r->stream && r->stream_free)

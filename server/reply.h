@@ -21,6 +21,8 @@
 
 #include "qmp.h"
 
+struct answer;
+
 /* What went wrong.  The HTTP status api/ answers with is in brackets. */
 enum pb_errkind
 {
@@ -47,7 +49,11 @@ struct reply
    */
   int status;
   json_t *body; /* NULL with PB_OK: nothing to say */
-  char *text;   /* instead of a JSON body: plain text (GET /metrics) */
+  /* Instead of a body: the records answered, in C types (answer.h),
+   * which api/ renders as the body (api/render.c).
+   */
+  struct answer *answer;
+  char *text; /* instead of a JSON body: plain text (GET /metrics) */
   /* Instead of a body: a JSON answer written as it is produced.
    * stream_read returns bytes, 0 at the end or -1 on error (the answer is
    * cut short); stream_free releases the stream.
@@ -79,6 +85,11 @@ void reply_verror_body (struct reply *r, const char *code, const char *field,
 int reply_ok (struct reply *r, json_t *body);
 /* The same when the request made something new. */
 int reply_created (struct reply *r, json_t *body);
+
+/* Set R to success with the typed answer A (stolen): created says
+ * whether the request made something new.  Returns 0.
+ */
+int reply_answer (struct reply *r, struct answer *a, bool created);
 
 void reply_clear (struct reply *r);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "answer.h"
 #include "cleanup.h"
 #include "daemon.h"
 #include "engine.h"
@@ -131,8 +132,19 @@ vm_run_request (struct vm *vm, struct vm_request *req)
     case VM_OP_GET:
       {
         const struct backup *b = vm->backup;
+        struct answer *answer = answer_new (ANSWER_VM);
         json_t *body = vm_registration (vm);
         int major = 0, minor = 0, micro = 0;
+
+        if (answer == NULL || body == NULL
+            || vm_disk_vector_copy (&vm->disks, &answer->disks) == -1
+            || (b && (answer->backup_id = strdup (b->id)) == NULL))
+          {
+            answer_free (answer);
+            json_decref (body);
+            reply_error (r, PB_ERR_INTERNAL, "out-of-memory", "out of memory");
+            break;
+          }
 
         if (vm->qmp)
           qmp_version (vm->qmp, &major, &minor, &micro);
@@ -145,18 +157,19 @@ vm_run_request (struct vm *vm, struct vm_request *req)
         if (major)
           json_object_set_new (body, "qemu_version",
                                json_sprintf ("%d.%d.%d", major, minor, micro));
-        json_object_set_new (body, "disks", disks_to_api (&vm->disks));
+        /* The places of the records, which api/ renders (api/render.c). */
+        json_object_set_new (body, "disks", json_null ());
         json_object_set_new (body, "checkpoints",
                              json_integer ((json_int_t)vm->cps.list.len));
-        json_object_set_new (body, "backup",
-                             b ? json_string (b->id) : json_null ());
+        json_object_set_new (body, "backup", json_null ());
         json_object_set_new (body, "source",
                              json_string (vm->from_api ? "api" : "config"));
         /* Backups whose teardown QEMU has not confirmed yet. */
         json_object_set_new (body, "cleanup_pending",
                              json_integer ((json_int_t)vm->cleanup.len));
         quiesce_describe (vm, body);
-        reply_ok (r, body);
+        answer->vm = body;
+        reply_answer (r, answer, false);
         break;
       }
     case VM_OP_CHECKPOINT_LIST:

@@ -87,7 +87,7 @@ vm_free (struct vm *vm)
   backup_vector_reset (&vm->cleanup);
   checkpoint_set_clear (&vm->cps);
   vm_disk_vector_clear (&vm->disks);
-  json_decref (vm->summary);
+  vm_brief_clear (&vm->summary);
   if (vm->wake[0] >= 0)
     close (vm->wake[0]);
   if (vm->wake[1] >= 0)
@@ -360,9 +360,13 @@ vm_publish_summary (struct vm *vm)
 {
   const struct backup *b = vm->backup;
   json_t *sum = vm_registration (vm);
+  char *id = NULL;
 
-  if (sum == NULL)
-    return; /* out of memory: the last summary stays */
+  if (sum == NULL || (b && (id = strdup (b->id)) == NULL))
+    {
+      json_decref (sum);
+      return; /* out of memory: the last summary stays */
+    }
   json_object_set_new (sum, "status", json_string (vm_status (vm)));
   if (vm_status_error (vm))
     json_object_set_new (sum, "error", json_string (vm_status_error (vm)));
@@ -371,25 +375,32 @@ vm_publish_summary (struct vm *vm)
   json_object_set_new (sum, "disks", json_integer ((json_int_t)vm->disks.len));
   json_object_set_new (sum, "checkpoints",
                        json_integer ((json_int_t)vm->cps.list.len));
-  json_object_set_new (sum, "backup",
-                       b ? json_pack ("{s:s, s:s}", "id", b->id, "phase",
-                                      backup_phase_name (b->phase))
-                         : json_null ());
+  /* Its place: api/ renders the backup (api/render.c). */
+  json_object_set_new (sum, "backup", json_null ());
   pthread_mutex_lock (&vm->lock);
-  json_decref (vm->summary);
-  vm->summary = sum;
+  vm_brief_clear (&vm->summary);
+  vm->summary.head = sum;
+  vm->summary.backup_id = id;
+  vm->summary.backup_phase = b ? b->phase : BACKUP_STARTING;
   pthread_mutex_unlock (&vm->lock);
 }
 
-json_t *
-vm_summary (struct vm *vm)
+int
+vm_summary (struct vm *vm, struct vm_brief *out)
 {
-  json_t *copy;
+  const struct vm_brief *s = &vm->summary;
 
   pthread_mutex_lock (&vm->lock);
-  copy = vm->summary ? json_deep_copy (vm->summary) : vm_registration (vm);
+  out->head = s->head ? json_deep_copy (s->head) : vm_registration (vm);
+  out->backup_id = s->backup_id ? strdup (s->backup_id) : NULL;
+  out->backup_phase = s->backup_phase;
   pthread_mutex_unlock (&vm->lock);
-  return copy;
+  if (out->head == NULL || (s->backup_id && out->backup_id == NULL))
+    {
+      vm_brief_clear (out);
+      return -1;
+    }
+  return 0;
 }
 
 int

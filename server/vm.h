@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "qmp.h"
+#include "answer.h"
 #include "records.h"
 #include "reply.h"
 
@@ -73,9 +74,9 @@ struct vm
   pthread_cond_t cond;
   struct vm_request *head, *tail;
   bool stopping;
-  unsigned refs;   /* the registry's, and one per registry_call */
-  json_t *summary; /* name, status, backup: published by the owner */
-  int wake[2];     /* a pipe: written to wake the owner */
+  unsigned refs;           /* the registry's, and one per registry_call */
+  struct vm_brief summary; /* name, status, backup: published by the owner */
+  int wake[2];             /* a pipe: written to wake the owner */
   pthread_t thread;
   bool started;
 
@@ -150,10 +151,11 @@ void vm_unref (struct vm *vm);
  */
 void vm_call (struct vm *vm, enum vm_op op, json_t *args, struct reply *out);
 
-/* A copy of the VM's summary (name, qmp, status, backup, ...), readable
- * from any thread without waiting for the owner.
+/* A copy of the VM's summary (name, qmp, status, backup, ...) in OUT,
+ * readable from any thread without waiting for the owner: 0, or -1 if
+ * out of memory (OUT empty).
  */
-json_t *vm_summary (struct vm *vm);
+int vm_summary (struct vm *vm, struct vm_brief *out);
 
 /* The registration as JSON (name, qmp, qga, scratch_dir, nbd). */
 json_t *vm_registration (const struct vm *vm);

@@ -37,6 +37,12 @@ id1=$(jq -r .id <<<"$b1")
 test "$(jq -r .phase <<<"$b1")" = ready
 test "$(disk_mode "$b1" disk0)" = full
 test "$(disk_ctx "$b1" disk0)" = null
+# While it is ready, the VM, the VM list and /metrics show it.
+expect 200 GET /v1/vms/vm1 | jq -e --arg id "$id1" '.backup == $id'
+expect 200 GET /v1/vms |
+  jq -e --arg id "$id1" '.vms[0].backup == {"id": $id, "phase": "ready"}'
+curl -sS --unix-socket "$PB_API" http://localhost/metrics |
+  grep -qx 'pullback_vm_backup_active{vm="vm1"} 1'
 
 # The guest goes on writing, over old data and new places (W1).
 guest_write "$G" guest-disk0 0 65536 0xa1
