@@ -127,7 +127,9 @@ wrong_copy () # NAME NBDCOPY-FLAGS...
 {
   local name=$1 pid; shift
   qemu-img create -q -f qcow2 -b "$dir/base.qcow2" -F qcow2 "$dir/$name.qcow2"
-  qemu-nbd -f qcow2 -k "$dir/$name.sock" --pid-file="$dir/$name.qpid" \
+  # -t: it stays until killed (without, it exits when nbdcopy
+  # disconnects, and the kill below could find it gone).
+  qemu-nbd -t -f qcow2 -k "$dir/$name.sock" --pid-file="$dir/$name.qpid" \
     "$dir/$name.qcow2" 2>>"$dir/$name-qemu-nbd.log" &
   pid=$!
   track_pid $pid
