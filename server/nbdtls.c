@@ -28,6 +28,17 @@
 #include "engine.h"
 #include "log.h"
 #include "nbdnet.h"
+
+/* GnuTLS's NORMAL, but AES-GCM before ChaCha20 and our order first.
+ * With a PSK (whose binder hash is SHA-256) TLS 1.3 cannot use
+ * AES-256-GCM (SHA-384), and NORMAL's next choice is ChaCha20-Poly1305,
+ * which on a CPU with AES instructions is several times slower than
+ * AES-128-GCM: measured here, a pull at 2.5x the speed.  ChaCha20 stays
+ * allowed, last, for clients without AES-GCM.  (QEMU adds the PSK key
+ * exchanges to it for tls-creds-psk.)
+ */
+#define TLS_PRIORITY                                                          \
+  "NORMAL:%SERVER_PRECEDENCE:-CHACHA20-POLY1305:+CHACHA20-POLY1305"
 #include "reqpaths.h"
 
 #define PSK_KEY_BYTES 32
@@ -178,14 +189,15 @@ nbdtls_create (struct vm *vm, struct reply *r)
                             "run directory of VM %s is too long", vm->name);
       if (make_psk (vm, r) == -1)
         return -1;
-      args = json_pack ("{s:s, s:s, s:s, s:s}", "qom-type", "tls-creds-psk",
-                        "id", PB_NBD_TLS_ID, "endpoint", "server", "dir", dir);
+      args = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "qom-type",
+                        "tls-creds-psk", "id", PB_NBD_TLS_ID, "endpoint",
+                        "server", "dir", dir, "priority", TLS_PRIORITY);
     }
   else
-    args
-        = json_pack ("{s:s, s:s, s:s, s:s, s:b}", "qom-type", "tls-creds-x509",
-                     "id", PB_NBD_TLS_ID, "endpoint", "server", "dir",
-                     c->x509_dir, "verify-peer", c->verify_peer);
+    args = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:s}", "qom-type",
+                      "tls-creds-x509", "id", PB_NBD_TLS_ID, "endpoint",
+                      "server", "dir", c->x509_dir, "verify-peer",
+                      c->verify_peer, "priority", TLS_PRIORITY);
   ret = vm_qmp (vm, "object-add", args, &err);
   if (ret && c->tls == NBD_TLS_X509 && c->allowed_dn.len)
     {
