@@ -58,6 +58,20 @@ close_passed_fd (struct vm *vm)
 }
 
 int
+nbd_start_failed (const struct vm *vm, const struct qmp_error *err,
+                  struct reply *r)
+{
+  if (err->kind == QMP_ERR_QEMU && strstr (err->desc, "already running"))
+    return reply_error (r, PB_ERR_CONFLICT, "nbd-server-busy",
+                        "QEMU of VM %s already runs an NBD server that "
+                        "pullbackd did not start; give its address in the "
+                        "VM's nbd= setting to use it",
+                        vm->name);
+  return reply_error (r, qemu_errkind (err->kind), "qemu-error",
+                      "starting the NBD server: %s", err->desc);
+}
+
+int
 nbd_ensure_server (struct vm *vm, struct reply *r)
 {
   char path[sizeof vm->nbd_socket];
@@ -115,14 +129,7 @@ nbd_ensure_server (struct vm *vm, struct reply *r)
       if (passed)
         close_passed_fd (vm);
       unlink (path);
-      if (err.kind == QMP_ERR_QEMU && strstr (err.desc, "already running"))
-        return reply_error (r, PB_ERR_CONFLICT, "nbd-server-busy",
-                            "QEMU of VM %s already runs an NBD server that "
-                            "pullbackd did not start; give its address in "
-                            "the VM's nbd= setting to use it",
-                            vm->name);
-      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
-                          "starting the NBD server: %s", err.desc);
+      return nbd_start_failed (vm, &err, r);
     }
   json_decref (ret);
   vm->nbd_ours = true;

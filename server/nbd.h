@@ -16,6 +16,11 @@ int nbd_socket_path (const struct vm *vm, char *buf, size_t len);
  * with R set.
  */
 int nbd_ensure_server (struct vm *vm, struct reply *r);
+/* Answer R for an nbd-server-start that failed with ERR (unix or TCP):
+ * 409 nbd-server-busy if QEMU runs a server we did not start.  -1.
+ */
+int nbd_start_failed (const struct vm *vm, const struct qmp_error *err,
+                      struct reply *r);
 /* After (re)connecting: if a server answers on our socket, it is one we
  * started before; take it back, and stop it if it is idle.  A socket file
  * nobody answers on is removed.

@@ -312,14 +312,7 @@ nbdnet_start (struct vm *vm, struct reply *r)
       port_mark (port, false);
       nbdtls_remove (vm);
       record_port (vm, 0);
-      if (err.kind == QMP_ERR_QEMU && strstr (err.desc, "already running"))
-        return reply_error (r, PB_ERR_CONFLICT, "nbd-server-busy",
-                            "QEMU of VM %s already runs an NBD server that "
-                            "pullbackd did not start; give its address in "
-                            "the VM's nbd= setting to use it",
-                            vm->name);
-      return reply_error (r, qemu_errkind (err.kind), "qemu-error",
-                          "starting the NBD server: %s", err.desc);
+      return nbd_start_failed (vm, &err, r);
     }
   n->port = port;
   vm->nbd_ours = true;

@@ -236,3 +236,18 @@ for w in writes:
 open(path, "wb").write(img)
 PY
 }
+
+# refused_conf CONF-TEXT MESSAGE: pullbackd -n refuses CONF-TEXT (written
+# to ./bad.conf) with exit status 1 and a message containing MESSAGE.
+# The message is left in $REFUSED_ERR.
+refused_conf ()
+{
+  local rc=0
+  printf '%s\n' "$1" > bad.conf
+  REFUSED_ERR=$("$PULLBACKD" -n -c bad.conf 2>&1) || rc=$?
+  test "$rc" -eq 1
+  case "$REFUSED_ERR" in
+    *"$2"*) ;;
+    *) echo "FAIL: got '$REFUSED_ERR', want '$2'" >&2; return 1 ;;
+  esac
+}

@@ -52,16 +52,9 @@ p2=$(free_port 0.0.0.0)
 # bad CONF-TEXT MESSAGE: pullbackd -n refuses CONF-TEXT saying MESSAGE.
 bad ()
 {
-  local rc=0 err
-  printf '%s\n' "$1" > bad.conf
-  err=$("$PULLBACKD" -n -c bad.conf 2>&1) || rc=$?
-  test "$rc" -eq 1
-  case "$err" in
-    *"$2"*) ;;
-    *) echo "FAIL: got '$err', want '$2'" >&2; return 1 ;;
-  esac
+  refused_conf "$@"
   # Never a key or a token in a message.
-  fails grep -q "PRIVATE\|$t1\|$t2" <<<"$err"
+  fails grep -q "PRIVATE\|$t1\|$t2" <<<"$REFUSED_ERR"
 }
 tls="tls-cert = $dir/server.pem
 tls-key = $dir/server-key.pem"

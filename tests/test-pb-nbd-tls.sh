@@ -56,31 +56,21 @@ track_pid $!
 wait_for 10 test -f "$dir/holder.ready"
 
 # --- Start-time refusals --------------------------------------------------
-bad () # CONF-TEXT MESSAGE
-{
-  local rc=0 err
-  printf '%s\n' "$1" > bad.conf
-  err=$("$PULLBACKD" -n -c bad.conf 2>&1) || rc=$?
-  test "$rc" -eq 1
-  case "$err" in
-    *"$2"*) ;;
-    *) echo "FAIL: got '$err', want '$2'" >&2; return 1 ;;
-  esac
-}
-bad "nbd-transport = tcp
+
+refused_conf "nbd-transport = tcp
 nbd-address = 0.0.0.0
 nbd-tls = off" "key 'nbd-tls': off is allowed on a loopback 'nbd-address' only"
-bad "[vm a]
+refused_conf "[vm a]
 qmp = /x
 nbd-transport = tcp
 nbd-address = 0.0.0.0
 nbd-tls = off" "VM 'a': key 'nbd-tls': off is allowed on a loopback"
-bad "nbd-transport = tcp
+refused_conf "nbd-transport = tcp
 nbd-tls = x509" "key 'nbd-tls': x509 needs 'nbd-tls-x509-dir'"
-bad "nbd-ports = 20-10" "key 'nbd-ports': must be LO-HI"
-bad "nbd-tls = maybe" "key 'nbd-tls': must be x509, psk or off"
+refused_conf "nbd-ports = 20-10" "key 'nbd-ports': must be LO-HI"
+refused_conf "nbd-tls = maybe" "key 'nbd-tls': must be x509, psk or off"
 chmod 644 x509/server-key.pem
-bad "nbd-transport = tcp
+refused_conf "nbd-transport = tcp
 nbd-tls-x509-dir = $dir/x509" "server-key.pem: others may access it"
 chmod 600 x509/server-key.pem
 printf 'nbd-transport = tcp\nnbd-tls = off\n' > ok.conf
