@@ -68,12 +68,12 @@ stop_plugin ()
   fi
   printf -v "$pidvar" '%s' ''
   if grep -q 'Sanitizer\|runtime error' "${!logvar}" 2>/dev/null; then
-    echo "FAIL: sanitizer report in ${!logvar}" >&2
+    say_fail "sanitizer report in ${!logvar}"
     grep -A40 'Sanitizer\|runtime error' "${!logvar}" >&2
     return 1
   fi
   if [ "$rc" -ne 0 ]; then
-    echo "FAIL: nbdkit $name exited with status $rc" >&2
+    say_fail "nbdkit $name exited with status $rc"
     return 1
   fi
 }

@@ -40,12 +40,12 @@ kill_pullbackd ()
   fi
   PB_PID=
   if grep -q 'Sanitizer\|runtime error' "$PB_LOG" 2>/dev/null; then
-    echo "FAIL: sanitizer report in $PB_LOG" >&2
+    say_fail "sanitizer report in $PB_LOG"
     grep -A30 'Sanitizer\|runtime error' "$PB_LOG" >&2
     return 1
   fi
   if [ "$rc" -ne 0 ]; then
-    echo "FAIL: pullbackd exited with status $rc" >&2
+    say_fail "pullbackd exited with status $rc"
     return 1
   fi
 }
@@ -73,7 +73,7 @@ expect ()
   local out
   out=$(api "$@")
   if [ "$(api_status)" != "$want" ]; then
-    echo "FAIL: $* -> $(api_status), expected $want: $out" >&2
+    say_fail "$* -> $(api_status), expected $want: $out"
     return 1
   fi
   printf '%s\n' "$out"
@@ -86,7 +86,7 @@ expect_error ()
   local out
   out=$(expect "$status" "$@") || return 1
   if [ "$(jq -r .error.code <<<"$out")" != "$code" ]; then
-    echo "FAIL: $* -> error $(jq -c .error <<<"$out"), expected code $code" >&2
+    say_fail "$* -> error $(jq -c .error <<<"$out"), expected code $code"
     return 1
   fi
   printf '%s\n' "$out"
@@ -139,17 +139,17 @@ assert_no_leftovers ()
   local qmp=$1 scratch=$2 n
   n=$(qmpcmd "$qmp" query-named-block-nodes '{"flat":true}' |
       jq '[.[] | select(."node-name" | test("^pb-"))] | length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n pb-* nodes left" >&2; return 1; }
+  [ "$n" -eq 0 ] || { say_fail "$n pb-* nodes left"; return 1; }
   n=$(qmpcmd "$qmp" query-jobs | jq 'length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n jobs left" >&2; return 1; }
+  [ "$n" -eq 0 ] || { say_fail "$n jobs left"; return 1; }
   n=$(qmpcmd "$qmp" query-block-exports |
       jq '[.[] | select(.id | test("^pb-"))] | length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n pb-* exports left" >&2; return 1; }
+  [ "$n" -eq 0 ] || { say_fail "$n pb-* exports left"; return 1; }
   n=$(qmpcmd "$qmp" query-named-block-nodes '{"flat":true}' |
       jq '[.[]."dirty-bitmaps"[]? | select(.name? // "" | test("^backup-"))] | length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n backup-* bitmaps left" >&2; return 1; }
+  [ "$n" -eq 0 ] || { say_fail "$n backup-* bitmaps left"; return 1; }
   n=$(find "$scratch" -name 'pullback-*.qcow2' 2>/dev/null | wc -l)
-  [ "$n" -eq 0 ] || { echo "FAIL: $n scratch files left" >&2; return 1; }
+  [ "$n" -eq 0 ] || { say_fail "$n scratch files left"; return 1; }
 }
 
 # assert_no_nbd_net_leftovers QMP_SOCKET LO HI RUN_DIR: no TLS or authz
@@ -160,16 +160,16 @@ assert_no_nbd_net_leftovers ()
   local qmp=$1 lo=$2 hi=$3 run=$4 n p
   n=$(qmpcmd "$qmp" qom-list '{"path":"/objects"}' |
       jq '[.[] | select(.name | test("^pb-"))] | length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n pb- objects left" >&2; return 1; }
+  [ "$n" -eq 0 ] || { say_fail "$n pb- objects left"; return 1; }
   n=$(qmpcmd "$qmp" query-block-exports | jq 'length')
-  [ "$n" -eq 0 ] || { echo "FAIL: $n exports left" >&2; return 1; }
+  [ "$n" -eq 0 ] || { say_fail "$n exports left"; return 1; }
   for ((p = lo; p <= hi; p++)); do
     if ss -Hltn "sport = :$p" | grep -q .; then
-      echo "FAIL: port $p still listening" >&2; return 1
+      say_fail "port $p still listening"; return 1
     fi
   done
   if ls "$run"/vms/*/keys.psk >/dev/null 2>&1; then
-    echo "FAIL: a keys.psk is left" >&2; return 1
+    say_fail "a keys.psk is left"; return 1
   fi
 }
 
@@ -189,7 +189,7 @@ assert_dirty_map ()
   got=$(dirty_map "$(disk_uri "$b" "$disk")" "qemu:dirty-bitmap:backup-$disk")
   want=$(expected_map 65536 "$@")
   if [ "$got" != "$want" ]; then
-    echo "FAIL: disk $disk: dirty map $got, want $want" >&2
+    say_fail "disk $disk: dirty map $got, want $want"
     return 1
   fi
 }
@@ -248,6 +248,6 @@ refused_conf ()
   test "$rc" -eq 1
   case "$REFUSED_ERR" in
     *"$2"*) ;;
-    *) echo "FAIL: got '$REFUSED_ERR', want '$2'" >&2; return 1 ;;
+    *) say_fail "got '$REFUSED_ERR', want '$2'"; return 1 ;;
   esac
 }

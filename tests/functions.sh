@@ -10,6 +10,8 @@
 # make_tmpdir VAR          a private directory removed at exit, in $VAR
 # wait_for SECS CMD...     retry CMD until it succeeds or SECS pass
 # fails CMD...             assert that CMD fails
+# say_fail MSG             why the test fails: on stderr and in the last line
+# free_ports N [HOST]     the first of N consecutive free TCP ports
 # start_qsd DIR N [SIZE [ARGS...]]  qemu-storage-daemon with N qcow2 disks
 # start_qsd_args DIR ARGS... qemu-storage-daemon with these --blockdev...
 # qsd_writer_exports DIR   writable NBD exports guest-diskK (the "guest")
@@ -53,12 +55,25 @@ _run_cleanup ()
     wait "$p" 2>/dev/null
   done
   # Last, so that it ends the log (CI shows the end of a failed log).
+  set +x
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${_failed_at:-}" ]; then
-    echo "FAILED: $_failed_at" >&2
+    local why=
+    [ ! -s "$_fail_why" ] || why=" (last FAIL: $(tail -n 1 "$_fail_why"))"
+    echo "FAILED: $_failed_at$why" >&2
   fi
+  rm -f "$_fail_why"
   exit $rc
 }
 trap _run_cleanup EXIT
+
+# The last say_fail's message, kept in a file: it is often called in a
+# subshell (B=$(expect ...)), whose variables die with it.
+_fail_why=$(mktemp "${TMPDIR:-/tmp}/pullback-fail.XXXXXX")
+say_fail ()
+{
+  echo "FAIL: $*" >&2
+  printf '%s\n' "$*" >> "$_fail_why"
+}
 # The command that made the test fail (set -e) and where it was called
 # from, named at the end of the log.  errtrace: also inside functions.
 _note_failure ()
@@ -154,6 +169,37 @@ wait_for ()
   done
   echo "$0: timed out after ${secs}s waiting for: $*" >&2
   return 1
+}
+
+# free_ports N [HOST]: print the first of N consecutive TCP ports that
+# nothing on HOST (127.0.0.1) holds now.  They are below the kernel's
+# ephemeral range, so no client connection and no bind to port 0 takes
+# them later (a port picked from that range can be a client's local port
+# a moment after: that failed CI).  The base is random so that tests
+# running in parallel rarely pick the same ports.
+free_ports ()
+{
+  python3 - "$1" "${2:-127.0.0.1}" <<'PY'
+import random, socket, sys
+n, host = int(sys.argv[1]), sys.argv[2]
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(1000):
+    base = random.randrange(10000, low - n)
+    held = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            held.append(s)
+            s.bind((host, p))
+    except OSError:
+        continue
+    finally:
+        for s in held:
+            s.close()
+    print(base)
+    sys.exit(0)
+sys.exit("free_ports: no %d free consecutive ports" % n)
+PY
 }
 
 # start_qsd DIR N [SIZE [ARGS...]]: disks DIR/diskK.qcow2 (nodes diskK

@@ -32,7 +32,7 @@ bad ()  # STATUS CODE FIELD METHOD PATH [BODY]
   out=$(expect_error "$status" "$code" "$@")
   if [ "$field" != - ]; then
     test "$(jq -r .error.field <<<"$out")" = "$field" ||
-      { echo "FAIL: $* names field $(jq -r .error.field <<<"$out"), not $field" >&2; return 1; }
+      { say_fail "$* names field $(jq -r .error.field <<<"$out"), not $field"; return 1; }
   fi
   jq -e '.error.message | length > 0' <<<"$out" >/dev/null
 }

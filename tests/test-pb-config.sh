@@ -36,7 +36,7 @@ check_bad () # LINE-IN-FILE EXPECTED-MESSAGE
   test "$rc" -eq 1
   case "$err" in
     *"$dir/bad.conf$2"*) ;;
-    *) echo "FAIL: got '$err', want '$2'" >&2; return 1 ;;
+    *) say_fail "got '$err', want '$2'"; return 1 ;;
   esac
 }
 check_bad "backup-ttl = soon" ":1: key 'backup-ttl': must be a whole number"
@@ -96,7 +96,7 @@ rc=0; err=$("$PULLBACKD" -n --listen 127.0.0.1:8960 -c <(echo "token-file = $dir
 test "$rc" -eq 1
 case "$err" in *"others may access it"*) ;; *) false ;; esac
 chmod 600 "$dir/token"
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_ports 1)
 echo "token-file = $dir/token" > "$dir/tcp.conf"
 # The same address twice is an error, not a second listener.
 rc=0; err=$("$PULLBACKD" -n --listen "$dir/x.sock" --listen "$dir/x.sock" 2>&1) || rc=$?

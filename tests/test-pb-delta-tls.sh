@@ -25,7 +25,7 @@ make_tmpdir dir
 cd "$dir"
 M=1048576
 K=65536
-lo=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+lo=$(free_ports 4)
 hi=$((lo + 3))
 
 mkdir vm1
@@ -80,7 +80,7 @@ begin '{"checkpoint":"c2","since":"c1"}'
 test "$(disk_mode "$B" vd0)" = incremental
 user=$(jq -r .nbd_tls_psk.username <<<"$B")
 delta=$(jq -r '.disks[0].delta_uri' <<<"$B")
-case "$delta" in "nbds://$user@127.0.0.1:"*/) ;; *) echo "FAIL: delta_uri $delta" >&2; false ;; esac
+case "$delta" in "nbds://$user@127.0.0.1:"*/) ;; *) say_fail "delta_uri $delta"; false ;; esac
 jq -e --arg d "$delta" --arg u "$user" \
   '.disks[0].delta == {uri: $d, tls: "psk", tls_username: $u}' <<<"$B" >/dev/null
 dport=$(port_of "$delta") qport=$(port_of "$URI")
@@ -100,7 +100,7 @@ hmp_write "$Q" vd0 $((8 * M)) $K 0x44
 qemu-img compare -f qcow2 -F raw inc.qcow2 snap.raw
 got=$(overlay_ranges inc.qcow2)
 want=$(printf '%s\n' "$((8 * M)) $((3 * K))" "$((20 * M)) $K")
-test "$got" = "$want" || { echo "FAIL: overlay holds $got, want $want" >&2; false; }
+test "$got" = "$want" || { say_fail "overlay holds $got, want $want"; false; }
 
 # nbdkit refuses a wrong key and plain NBD.
 mkdir wrong
@@ -163,7 +163,7 @@ run
 hmp_write "$Q" vd0 $((30 * M)) $K 0x55
 begin "{\"checkpoint\":\"c6\",\"since\":\"$(last)\"}"
 delta=$(jq -r '.disks[0].delta_uri' <<<"$B")
-case "$delta" in nbds://127.0.0.1:*/) ;; *) echo "FAIL: delta_uri $delta" >&2; false ;; esac
+case "$delta" in nbds://127.0.0.1:*/) ;; *) say_fail "delta_uri $delta"; false ;; esac
 jq -e --arg d "$delta" --arg ca "$dir/x509/ca-cert.pem" \
   '.disks[0].delta == {uri: $d, tls: "x509", tls_ca_cert: $ca}' <<<"$B" >/dev/null
 test "$(x509s)" -eq 1

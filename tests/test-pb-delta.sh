@@ -44,7 +44,7 @@ b=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":"c2","since":"c1"}')
 id=$(jq -r .id <<<"$b")
 test "$(disk_mode "$b" disk0)" = incremental
 delta=$(jq -r '.disks[0].delta_uri' <<<"$b")
-case "$delta" in nbd+unix:///\?socket=*delta-0.sock) ;; *) echo "FAIL: delta_uri $delta" >&2; false ;; esac
+case "$delta" in nbd+unix:///\?socket=*delta-0.sock) ;; *) say_fail "delta_uri $delta"; false ;; esac
 test "$(nbdkits)" -eq 1
 expect 200 GET "/v1/vms/vm1/backups/$id" | jq -e --arg d "$delta" '.disks[0].delta_uri == $d' >/dev/null
 # The snapshot as the export serves it, then a write after the begin
@@ -58,7 +58,7 @@ qemu-img compare -f qcow2 -F raw "$dir/inc.qcow2" "$dir/snap.raw"
 # Only the changed 64 KiB clusters are in the overlay.
 got=$(overlay_ranges "$dir/inc.qcow2")
 want=$(printf '%s\n' "$M $K" "$((8 * M)) $((3 * K))" "$((20 * M)) $K")
-test "$got" = "$want" || { echo "FAIL: overlay holds $got, want $want" >&2; false; }
+test "$got" = "$want" || { say_fail "overlay holds $got, want $want"; false; }
 
 # DELETE stops it.
 expect 204 DELETE "/v1/vms/vm1/backups/$id"

@@ -14,7 +14,7 @@ make_tmpdir dir
 token=s3cret-token-0123456789
 printf '%s\n' "$token" > "$dir/token"; chmod 600 "$dir/token"
 echo "token-file = $dir/token" > "$dir/tcp.conf"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_ports 1)
 start_pullbackd "$dir" -c "$dir/tcp.conf" --listen "127.0.0.1:$port"
 wait_for 10 sh -c "curl -s -o /dev/null http://127.0.0.1:$port/v1/health"
 

@@ -23,7 +23,7 @@ start_qsd "$dir" 1 64M
 token=s3cret-token-0123456789
 printf '%s\n' "$token" > "$dir/token"; chmod 600 "$dir/token"
 echo "token-file = $dir/token" > "$dir/tcp.conf"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_ports 1)
 start_pullbackd "$dir" -c "$dir/tcp.conf" --listen "127.0.0.1:$port"
 wait_for 10 sh -c "curl -s -o /dev/null http://127.0.0.1:$port/v1/health"
 expect 201 POST /v1/vms "{\"name\":\"vm2\",\"qmp\":\"$QMP_SOCK\"}" >/dev/null
@@ -46,15 +46,15 @@ BODY () { sed -n '3,$p' "$dir/raw.out"; }
 raw_error ()
 {
   if [ "$(STATUS)" != "$1" ]; then
-    echo "FAIL: status $(STATUS), expected $1: $(BODY)" >&2; return 1
+    say_fail "status $(STATUS), expected $1: $(BODY)"; return 1
   fi
   case "$(CTYPE)" in application/json*) ;;
-    *) echo "FAIL: Content-Type '$(CTYPE)': $(BODY)" >&2; return 1 ;; esac
+    *) say_fail "Content-Type '$(CTYPE)': $(BODY)"; return 1 ;; esac
   BODY | jq -e --arg c "$2" '.error.code == $c and (.error.message | length > 0)' >/dev/null ||
-    { echo "FAIL: expected error $2: $(BODY)" >&2; return 1; }
+    { say_fail "expected error $2: $(BODY)"; return 1; }
   if [ $# -ge 3 ]; then
     BODY | jq -e --arg f "$3" '.error.field == $f' >/dev/null ||
-      { echo "FAIL: expected field $3: $(BODY)" >&2; return 1; }
+      { say_fail "expected field $3: $(BODY)"; return 1; }
   fi
 }
 

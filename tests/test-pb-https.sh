@@ -41,12 +41,8 @@ $t2   # the backup proxy
 EOF
 chmod 600 tokens
 
-free_port () # HOST
-{
-  python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
-}
-p1=$(free_port 127.0.0.1)
-p2=$(free_port 0.0.0.0)
+p1=$(free_ports 1)
+p2=$(free_ports 1 0.0.0.0)
 
 # --- Configuration ----------------------------------------------------------
 # bad CONF-TEXT MESSAGE: pullbackd -n refuses CONF-TEXT saying MESSAGE.

@@ -19,7 +19,7 @@ set -e
 make_tmpdir dir
 cd "$dir"
 M=1048576
-lo=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+lo=$(free_ports 2)
 hi=$((lo + 1))
 
 mkdir vm1 vm2
@@ -67,7 +67,7 @@ pull ()
   key=$(jq -r .nbd_tls_psk.key <<<"$B")
   test ${#key} -eq 64
   jq -e --arg u "$user" '.disks[0].nbd.tls == "psk" and .disks[0].nbd.tls_username == $u' <<<"$B"
-  case "$URI" in "nbds://$user@127.0.0.1:"*"/$disk") ;; *) echo "FAIL: $URI" >&2; return 1 ;; esac
+  case "$URI" in "nbds://$user@127.0.0.1:"*"/$disk") ;; *) say_fail "$URI"; return 1 ;; esac
   # Given once: not in GET.
   expect 200 GET "/v1/vms/$vm/backups/$(jq -r .id <<<"$B")" |
     jq -e '.nbd_tls_psk == null'

@@ -28,19 +28,16 @@ make_tmpdir dir
 make_tmpdir outside
 cd "$dir"
 
-# Four free ports (held together while picked, so all differ).
-read -r p1 p2 p3 p4 < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+# Four free ports.
+p1=$(free_ports 4)
+p2=$((p1 + 1)) p3=$((p1 + 2)) p4=$((p1 + 3))
 
 # no_port_record VM: the VM's state file exists and records no port.
 no_port_record ()
 {
   local rec
   rec=$(jq -c '.nbd_server // empty' "$dir/state/vms/$1.json")
-  [ -z "$rec" ] || { echo "FAIL: VM $1: port record left: $rec" >&2; return 1; }
+  [ -z "$rec" ] || { say_fail "VM $1: port record left: $rec"; return 1; }
 }
 pb_objects () { qmpcmd "$1" qom-list '{"path":"/objects"}' | jq '[.[] | select(.name | test("^pb-"))] | length'; }
 

@@ -44,7 +44,7 @@ client_dn=$(certtool -i --infile client.pem | sed -n 's/^[[:space:]]*Subject: //
 test -n "$client_dn"
 
 # Ports: a range of three, the first held by another listener.
-base=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base=$(free_ports 3)
 lo=$((base)) hi=$((base + 2))
 python3 -c '
 import socket, sys, time
@@ -104,7 +104,7 @@ disk=$(jq -r '.disks[0].name' <<<"$b")
 uri=$(disk_uri "$b" "$disk")
 jq -e --arg ca "$dir/x509/ca-cert.pem" \
   '.disks[0].nbd.tls == "x509" and .disks[0].nbd.tls_ca_cert == $ca' <<<"$b"
-case "$uri" in nbds://127.0.0.1:*/"$disk") ;; *) echo "FAIL: uri $uri" >&2; exit 1 ;; esac
+case "$uri" in nbds://127.0.0.1:*/"$disk") ;; *) say_fail "uri $uri"; exit 1 ;; esac
 port=$(port_of "$uri")
 # The held port was skipped.
 test "$port" -gt "$lo" && test "$port" -le "$hi"
@@ -150,7 +150,7 @@ uri=$(disk_uri "$b" "$disk")
 test "$(disk_mode "$b" "$disk")" = incremental
 got=$(dirty_map "$uri?tls-certificates=$dir/good" "qemu:dirty-bitmap:backup-$disk")
 want=$(expected_map 65536 $((4 * M)):65536 $((8 * M)):65536)
-test "$got" = "$want" || { echo "FAIL: map $got, want $want" >&2; exit 1; }
+test "$got" = "$want" || { say_fail "map $got, want $want"; exit 1; }
 nbdinfo --map="qemu:dirty-bitmap:backup-$disk" "$uri?tls-certificates=$dir/good" | grep -q dirty
 assert_chain "$dir" "$disk" full.raw "$uri?tls-certificates=$dir/good" at2.raw
 expect 204 DELETE "/v1/vms/vm1/backups/$id"

@@ -48,7 +48,7 @@ st=$(expect 200 GET /v1/vms | jq -r '.vms[] | select(.name == "mute") | .status'
 case "$st" in
   connecting) ;;
   disconnected) grep -q "VM mute:" "$PB_LOG" ;;
-  *) echo "FAIL: status of VM mute is '$st'" >&2; false ;;
+  *) say_fail "status of VM mute is '$st'"; false ;;
 esac
 m=$(curl -sS --unix-socket "$PB_API" -w '\n%{http_code}' http://localhost/metrics)
 test "$(tail -n1 <<<"$m")" = 200

@@ -16,26 +16,26 @@ set -e
 cd "$abs_top_srcdir"
 bad=$(grep -nE 'reply_error(_field)? *\([^,]*, *[0-9]' server/*.c || true)
 if [ -n "$bad" ]; then
-  echo "FAIL: a status number where the engine needs an error kind:" >&2
+  say_fail "a status number where the engine needs an error kind:"
   echo "$bad" >&2
   exit 1
 fi
 bad=$(grep -nE '\bhttp_(error|status)' server/*.c server/*.h || true)
 if [ -n "$bad" ]; then
-  echo "FAIL: HTTP in the engine:" >&2
+  say_fail "HTTP in the engine:"
   echo "$bad" >&2
   exit 1
 fi
 bad=$(grep -nE '[a-z_]+_to_api *\(' server/*.c server/*.h || true)
 if [ -n "$bad" ]; then
-  echo "FAIL: the engine renders an API answer (api/render.c does):" >&2
+  say_fail "the engine renders an API answer (api/render.c does):"
   echo "$bad" >&2
   exit 1
 fi
 bad=$(grep -nE 'json.*\b(backup_phase_name|disk_mode_name|disk_reason_name|backup_failure_name) *\(' \
         server/*.c | grep -vE '^server/(state-[a-z]+|records)\.c:' || true)
 if [ -n "$bad" ]; then
-  echo "FAIL: a record's words in JSON outside the state file code:" >&2
+  say_fail "a record's words in JSON outside the state file code:"
   echo "$bad" >&2
   exit 1
 fi

@@ -58,7 +58,7 @@ bench_tls ()
   cp "$dir/a/disk0.qcow2" "$dir/b/disk0.qcow2"
   start_qsd "$dir/a" 1 2G; local qa=$QMP_SOCK
   start_qsd "$dir/b" 1 2G; local qb=$QMP_SOCK
-  lo=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  lo=$(free_ports 10)
   start_pullbackd "$dir" --log-level warn \
     --vm "tls=$qa,nbd-transport=tcp,nbd-tls=psk,nbd-ports=$lo-$((lo + 9))" \
     --vm "plain=$qb,nbd-transport=tcp,nbd-tls=off,nbd-ports=$lo-$((lo + 9))"

@@ -66,12 +66,12 @@ for ((k = 1; k <= ITERS; k++)); do
       /usr/bin/python3 "$H" apply "$uri" "qemu:dirty-bitmap:backup-$d" "$dir/pulled-$d.raw" >/dev/null
       incr=$((incr + 1))
     else
-      [ -z "$since" ] || { echo "FAIL: backup $k: disk $d full since $since: $(disk_reason "$b" $d)" >&2; exit 1; }
+      [ -z "$since" ] || { say_fail "backup $k: disk $d full since $since: $(disk_reason "$b" $d)"; exit 1; }
       nbdcopy "$uri" "$dir/pulled-$d.raw"
       full=$((full + 1))
     fi
     cmp "$dir/img-s$k-$d.raw" "$dir/pulled-$d.raw" ||
-      { echo "FAIL: backup $k (since ${since:-none}), disk $d differs" >&2; exit 1; }
+      { say_fail "backup $k (since ${since:-none}), disk $d differs"; exit 1; }
   done
   expect 204 DELETE "/v1/vms/vm1/backups/$id" >/dev/null
   assert_no_leftovers "$QMP_TEST_SOCK" "$dir/run"
@@ -95,7 +95,7 @@ for ((k = 1; k <= ITERS; k++)); do
   esac
   want=$(printf '%s:true\n' "${cps[@]}" | sort | tr '\n' ' ')
   test "$(bitmaps "$QMP_TEST_SOCK" disk0)" = "$want" ||
-    { echo "FAIL: after backup $k, disk0 has $(bitmaps "$QMP_TEST_SOCK" disk0), want $want" >&2; exit 1; }
+    { say_fail "after backup $k, disk0 has $(bitmaps "$QMP_TEST_SOCK" disk0), want $want"; exit 1; }
   # Images of checkpoints that are gone are no longer needed.
   for f in "$dir"/img-s*-disk0.raw; do
     n=${f#"$dir/img-"}; n=${n%-disk0.raw}
