@@ -415,7 +415,10 @@ conn_send_command (struct conn *c, const char *cmd, json_t *args, int passfd,
   CLEANUP_FREE char *text = NULL;
   size_t len;
 
-  snprintf (id, CONN_ID_MAX, "pullback-%" PRIu64, ++c->next_id);
+  /* Short: QEMU reads a command one byte per turn of its loop, about
+   * 10 us each here, and a begin of N disks sends 4N+ commands.
+   */
+  snprintf (id, CONN_ID_MAX, "pb%" PRIx64, ++c->next_id);
   req = json_pack ("{s:s, s:s}", "execute", cmd, "id", id);
   if (req == NULL
       || (args && json_object_set_new (req, "arguments", args) == -1))

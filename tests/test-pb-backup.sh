@@ -8,7 +8,7 @@
 
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/functions-pullbackd.sh"
-requires qemu-storage-daemon qemu-img qemu-nbd nbdcopy jq curl /usr/bin/python3
+requires qemu-storage-daemon qemu-img qemu-nbd nbdcopy nbdinfo jq curl /usr/bin/python3
 set -e
 
 make_tmpdir dir
@@ -54,6 +54,9 @@ for d in disk0 disk1; do
   nbdcopy "$(disk_uri "$b1" $d)" "$dir/full-$d.raw"
   cmp "$dir/at1-$d.raw" "$dir/full-$d.raw"
 done
+# The exports are read-only: a client cannot change the snapshot.
+nbdinfo --json "$(disk_uri "$b1" disk0)" | jq -e '.exports[0].is_read_only == true'
+fails nbdcopy "$dir/at1-disk0.raw" "$(disk_uri "$b1" disk0)"
 # ...while the live disk has the new data.
 nbdcopy "nbd+unix:///guest-disk0?socket=$G" "$dir/live-disk0.raw"
 test "$(od -An -tx1 -N1 "$dir/live-disk0.raw" | tr -d ' ')" = a1

@@ -1,14 +1,14 @@
 /* pullback bench: read exactly the dirty blocks of an export, fast.
  * SPDX-License-Identifier: BSD-3-Clause
  *
- *   read-dirty URI CONTEXT [CONNECTIONS [REQUEST_SIZE]]
+ *   read-dirty URI CONTEXT [CONNECTIONS [REQUEST_SIZE [REQUESTS]]]
  *
  * The baseline of the delta view's benchmark: what a libnbd client that
  * speaks qemu:dirty-bitmap does without the plugin.  It asks CONTEXT for
  * the dirty extents, splits them into requests of at most REQUEST_SIZE
  * (default 256 KiB, nbdcopy's), and reads them over CONNECTIONS
  * connections (default 4, nbdcopy's, if the export allows multi-conn),
- * one thread each with up to 64 requests in flight (nbdcopy's default),
+ * one thread each with up to REQUESTS in flight (default 64, nbdcopy's),
  * discarding the data.  Prints the dirty bytes read.  With CONTEXT
  * base:allocation it reads the data extents instead (e.g. of a delta
  * view).
@@ -37,6 +37,7 @@ static const char *uri, *context;
 static struct chunk *chunks;
 static size_t nr_chunks;
 static uint32_t request_size = 256 * 1024;
+static unsigned in_flight = MAX_IN_FLIGHT;
 static bool base_allocation;
 
 static void
@@ -122,7 +123,7 @@ work (void *arg)
       abort ();
   for (i = w->first; i < nr_chunks; i += w->step)
     {
-      while (nbd_aio_in_flight (w->h) >= MAX_IN_FLIGHT)
+      while (nbd_aio_in_flight (w->h) >= (int)in_flight)
         if (nbd_poll (w->h, -1) == -1)
           die ("poll");
       if (nbd_aio_pread (w->h, bufs[slot], chunks[i].length, chunks[i].offset,
@@ -150,10 +151,10 @@ main (int argc, char *argv[])
   int64_t size;
   uint64_t offset = 0, next, total = 0;
 
-  if (argc < 3 || argc > 5)
+  if (argc < 3 || argc > 6)
     {
-      fprintf (stderr,
-               "usage: read-dirty URI CONTEXT [CONNECTIONS [REQUEST_SIZE]]\n");
+      fprintf (stderr, "usage: read-dirty URI CONTEXT [CONNECTIONS "
+                       "[REQUEST_SIZE [REQUESTS]]]\n");
       return 2;
     }
   uri = argv[1];
@@ -163,6 +164,14 @@ main (int argc, char *argv[])
     conns = atoi (argv[3]);
   if (argc > 4)
     request_size = strtoul (argv[4], NULL, 0);
+  if (argc > 5)
+    in_flight = strtoul (argv[5], NULL, 0);
+  if (in_flight < 1 || in_flight > MAX_IN_FLIGHT)
+    {
+      fprintf (stderr, "read-dirty: REQUESTS must be 1 to %d\n",
+               MAX_IN_FLIGHT);
+      return 2;
+    }
 
   first = connect_one ();
   if (nbd_can_meta_context (first, context) != 1)
