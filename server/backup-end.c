@@ -47,12 +47,15 @@ teardown (struct vm *vm, struct backup *b, bool drop_checkpoint)
       if (!job_gone[i])
         continue;
       backup_disk_objects (d, &o);
+      /* A nested scratch node goes with its overlay. */
       if (vm_qmp_quietly (vm, "blockdev-del",
                           json_pack ("{s:s}", "node-name", o.fleece))
               == -1
-          || vm_qmp_quietly (vm, "blockdev-del",
-                             json_pack ("{s:s}", "node-name", o.scratch_node))
-                 == -1)
+          || (!b->scratch_nested
+              && vm_qmp_quietly (
+                     vm, "blockdev-del",
+                     json_pack ("{s:s}", "node-name", o.scratch_node))
+                     == -1))
         {
           rc = -1;
           continue;

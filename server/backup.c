@@ -249,6 +249,8 @@ plan_backup (struct vm *vm, const json_t *args, const json_t *bitmaps,
   b->phase = BACKUP_STARTING;
   b->created = now_seconds ();
   b->ttl = ttl;
+  /* What scratch_add_all will do, recorded before it runs. */
+  b->scratch_nested = !vm->ctx->scratch_via_qemu;
   b->expires = b->created + ttl;
   return TAKE_PTR (b);
 }

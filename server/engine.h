@@ -226,9 +226,11 @@ void quiesce_describe (const struct vm *vm, json_t *body);
  */
 void test_pause (const char *point);
 
-/* scratch.c: create every disk's scratch file and qcow2 inside QEMU and
- * add the fleece overlays (blockdev-create, blockdev-add).  Returns 0, or
- * -1 with R set; what was made is removed by backup_finish.
+/* scratch.c: write every disk's scratch qcow2 (or have QEMU create it,
+ * blockdev-create) and add the fleece overlays over them (blockdev-add;
+ * one per disk, the file node nested, when the daemon wrote the file:
+ * B->scratch_nested).  Returns 0, or -1 with R set; what was made is
+ * removed by backup_finish.
  */
 int scratch_add_all (struct vm *vm, struct backup *b, struct reply *r);
 /* Put a write threshold on every scratch at its share of the space left

@@ -98,6 +98,7 @@ backup_copy (const struct backup *b)
   c->freeze_ms = b->freeze_ms;
   c->failure = b->failure;
   c->txn_done = b->txn_done;
+  c->scratch_nested = b->scratch_nested;
   c->drop_checkpoint = b->drop_checkpoint;
   if (failed)
     {

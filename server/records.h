@@ -85,7 +85,11 @@ struct backup
   int64_t created, expires, ttl;
   int64_t freeze_ms; /* -1: not quiesced */
   enum backup_failure failure;
-  bool txn_done;        /* the transaction may have been applied */
+  bool txn_done; /* the transaction may have been applied */
+  /* Each scratch file node was added inside its overlay's blockdev-add
+   * (one command per disk instead of two): it goes with the overlay.
+   */
+  bool scratch_nested;
   bool drop_checkpoint; /* in the cleanup list: remove its checkpoint too */
   size_t ndisks;
   struct backup_disk *disks;

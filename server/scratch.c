@@ -295,8 +295,31 @@ create_step (struct vm *vm, const struct backup *b, const char *step,
   return 0;
 }
 
+/* The file node of disk D's scratch. */
+static json_t *
+scratch_file_args (const struct backup_disk *d, const struct disk_objects *o)
+{
+  return json_pack ("{s:s, s:s, s:s, s:{s:b}}", "driver", "file", "node-name",
+                    o->scratch_node, "filename", d->scratch, "cache",
+                    "no-flush", 1);
+}
+
+/* Add every disk's scratch file node (STEP_FILE), its fleece overlay
+ * (STEP_FLEECE), or both in one blockdev-add per disk (STEP_BOTH: the
+ * file node nested in the overlay's options, so it goes with the
+ * overlay).  QEMU reads a command one byte per turn of its loop, so one
+ * command where two would do saves about 2 ms per disk.
+ */
+enum add_step
+{
+  STEP_FILE,
+  STEP_FLEECE,
+  STEP_BOTH,
+};
+
 static int
-add_nodes (struct vm *vm, const struct backup *b, bool fleece, struct reply *r)
+add_nodes (struct vm *vm, const struct backup *b, enum add_step step,
+           struct reply *r)
 {
   struct qmp_batch *batch = qmp_batch_new ();
   struct qmp_error err;
@@ -308,25 +331,27 @@ add_nodes (struct vm *vm, const struct backup *b, bool fleece, struct reply *r)
       struct disk_objects o;
 
       backup_disk_objects (d, &o);
-      qmp_batch_add (
-          batch, "blockdev-add",
-          fleece ? json_pack ("{s:s, s:s, s:s, s:s}", "driver", "qcow2",
-                              "node-name", o.fleece, "file", o.scratch_node,
-                              "backing", d->node)
-                 : json_pack ("{s:s, s:s, s:s, s:{s:b}}", "driver", "file",
-                              "node-name", o.scratch_node, "filename",
-                              d->scratch, "cache", "no-flush", 1));
+      qmp_batch_add (batch, "blockdev-add",
+                     step == STEP_FILE
+                         ? scratch_file_args (d, &o)
+                         : json_pack ("{s:s, s:s, s:o, s:s}", "driver",
+                                      "qcow2", "node-name", o.fleece, "file",
+                                      step == STEP_BOTH
+                                          ? scratch_file_args (d, &o)
+                                          : json_string (o.scratch_node),
+                                      "backing", d->node));
     }
   if (vm_qmp_batch (vm, batch, &failed, &err) == -1)
     return reply_error (r, qemu_errkind (err.kind), "scratch-failed",
                         "disk %s: adding the %s: %s",
                         failed < b->ndisks ? b->disks[failed].name : "?",
-                        fleece ? "fleece overlay" : "scratch file", err.desc);
+                        step == STEP_FILE ? "scratch file" : "fleece overlay",
+                        err.desc);
   /* They will hold a copy of the guest's data: private before any is
    * written.  QEMU made them; if QEMU runs as another user and pullbackd
    * is not root, only the scratch directory's mode protects them.
    */
-  if (!fleece)
+  if (step == STEP_FILE)
     for (size_t i = 0; i < b->ndisks; i++)
       make_private (vm, &b->disks[i]);
   return 0;
@@ -442,10 +467,20 @@ scratch_add_all (struct vm *vm, struct backup *b, struct reply *r)
   here = write_scratches (vm, b, r);
   if (here == -1)
     return -1;
-  if ((here == 0 && create_step (vm, b, "file", r) == -1)
-      || add_nodes (vm, b, false, r) == -1
-      || (here == 0 && create_step (vm, b, "qcow2", r) == -1)
-      || add_nodes (vm, b, true, r) == -1)
+  /* Files we wrote (0600 already): file and overlay in one command
+   * each, as plan_backup recorded (scratch_nested).
+   */
+  if (here == 1)
+    return add_nodes (vm, b, STEP_BOTH, r);
+  /* QEMU makes them: its blockdev-create jobs need the file node first.
+   * The record says nested until it is saved at ready; after a crash
+   * before that, recovery removes the file nodes by name.
+   */
+  b->scratch_nested = false;
+  if (create_step (vm, b, "file", r) == -1
+      || add_nodes (vm, b, STEP_FILE, r) == -1
+      || create_step (vm, b, "qcow2", r) == -1
+      || add_nodes (vm, b, STEP_FLEECE, r) == -1)
     return -1;
   return 0;
 }

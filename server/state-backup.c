@@ -62,6 +62,8 @@ state_backup_to_json (const struct backup *b, bool cleanup)
   if (o && cleanup)
     json_object_set_new (o, "drop_checkpoint",
                          json_boolean (b->drop_checkpoint));
+  if (o && b->scratch_nested)
+    json_object_set_new (o, "scratch_nested", json_true ());
   return o;
 }
 
@@ -160,6 +162,7 @@ state_backup_from_json (const json_t *o, const char *vm, const char *where,
       || !read_int (&r, "ttl", true, &b->ttl)
       || !read_int (&r, "freeze_ms", false, &b->freeze_ms)
       || !read_bool (&r, "txn_done", false, &b->txn_done)
+      || !read_bool (&r, "scratch_nested", false, &b->scratch_nested)
       || !read_bool (&r, "drop_checkpoint", false, &b->drop_checkpoint))
     return NULL;
   if (backup_phase_parse (json_string_value (json_object_get (o, "phase")),

@@ -35,6 +35,10 @@ snap at1
 b1=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":"c1"}')
 id1=$(jq -r .id <<<"$b1")
 test "$(jq -r .phase <<<"$b1")" = ready
+# The scratch files were written by pullbackd: each file node was added
+# inside its overlay's blockdev-add (one command per disk), as recorded.
+jq -e '.backup.scratch_nested == true' "$dir/state/vms/vm1.json"
+test "$(grep -c '"execute":"blockdev-add"' "$PB_LOG")" -eq 2
 test "$(disk_mode "$b1" disk0)" = full
 test "$(disk_ctx "$b1" disk0)" = null
 # While it is ready, the VM, the VM list and /metrics show it.

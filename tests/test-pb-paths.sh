@@ -161,6 +161,8 @@ uri=$(disk_uri "$b" disk0)
 grep -F 'r%20%23%25x%3F' <<<"$uri"
 test "$(nbdinfo --size "$uri")" = 67108864
 test "$(stat -c %a "$dir/scratch/pullback-vm2.0.qcow2")" = 600
+# QEMU made the files: file nodes added apart, and so recorded.
+jq -e '.backup.scratch_nested != true' "$dir/state/vms/vm2.json"
 expect 200 GET "$V/vm2/backups/$id/disks/disk0/extents" | jq -e '.extents | length > 0'
 expect 204 DELETE "$V/vm2/backups/$id"
 expect 204 DELETE $V/vm2

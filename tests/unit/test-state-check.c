@@ -149,3 +149,23 @@ Test (state_check, backup_names_only_ours)
                  bad[i].key, bad[i].value, err, bad[i].why);
     }
 }
+
+/* "scratch_nested" (the scratch file node goes with its overlay): a
+ * boolean, absent in files of earlier releases.
+ */
+Test (state_check, scratch_nested)
+{
+  json_error_t jerr;
+  CLEANUP_JSON json_t *doc
+      = json_load_file (SRCDIR "/tests/unit/data/state-v1-vm1.json", 0, &jerr);
+  json_t *b = json_object_get (doc, "backup");
+
+  cr_assert_not_null (b);
+  cr_expect_eq (state_check (doc, "vm1", err, sizeof err), 0, "%s", err);
+  json_object_set_new (b, "scratch_nested", json_true ());
+  cr_expect_eq (state_check (doc, "vm1", err, sizeof err), 0, "%s", err);
+  json_object_set_new (b, "scratch_nested", json_string ("yes"));
+  err[0] = '\0';
+  cr_expect_eq (state_check (doc, "vm1", err, sizeof err), -1);
+  cr_expect (strstr (err, "scratch_nested"), "'%s'", err);
+}
