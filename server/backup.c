@@ -354,11 +354,8 @@ backup_begin (struct vm *vm, const json_t *args, struct reply *r)
   /* The disks and bitmaps as they are now; broken checkpoints found
    * here make their disks full below.
    */
-  if (disks_discover (vm, &vm->disks, &err) == -1)
+  if (disks_discover (vm, &vm->disks, &bitmaps, &err) == -1)
     return qemu_failed (r, "discovering disks", &err);
-  bitmaps = bitmaps_query (vm, &err);
-  if (bitmaps == NULL)
-    return qemu_failed (r, "reading bitmaps", &err);
   checkpoints_reconcile (vm, bitmaps);
 
   b = plan_backup (vm, args, bitmaps, r);

@@ -204,8 +204,39 @@ named_as_backing (const json_t *nodes, const json_t *n)
   return false;
 }
 
+/* {node: {bitmap-name: info}} from query-named-block-nodes' NODES. */
+static json_t *
+bitmaps_of (const json_t *nodes)
+{
+  json_t *out = json_object ();
+  size_t i, j;
+  json_t *n, *b;
+
+  if (out == NULL)
+    return NULL;
+  json_array_foreach (nodes, i, n)
+    {
+      const char *node = json_string_value (json_object_get (n, "node-name"));
+      json_t *map;
+
+      if (node == NULL)
+        continue;
+      map = json_object ();
+      /* Anonymous bitmaps (a running job's) have no name: skip them. */
+      json_array_foreach (json_object_get (n, "dirty-bitmaps"), j, b)
+        {
+          const char *name = json_string_value (json_object_get (b, "name"));
+          if (name)
+            json_object_set (map, name, b);
+        }
+      json_object_set_new (out, node, map);
+    }
+  return out;
+}
+
 int
-disks_discover (struct vm *vm, vm_disk_vector *out, struct qmp_error *err)
+disks_discover (struct vm *vm, vm_disk_vector *out, json_t **bitmaps,
+                struct qmp_error *err)
 {
   CLEANUP_JSON json_t *nodes = NULL;
   CLEANUP_JSON json_t *blocks = NULL;
@@ -287,6 +318,12 @@ disks_discover (struct vm *vm, vm_disk_vector *out, struct qmp_error *err)
   if (disks.len > 0)
     qsort (disks.ptr, disks.len, sizeof *disks.ptr, compare_name);
 done:
+  if (bitmaps)
+    {
+      *bitmaps = bitmaps_of (nodes);
+      if (*bitmaps == NULL)
+        goto oom;
+    }
   vm_disk_vector_clear (out);
   *out = disks;
   return 0;
@@ -300,34 +337,14 @@ oom:
 json_t *
 bitmaps_query (struct vm *vm, struct qmp_error *err)
 {
-  CLEANUP_JSON json_t *nodes = NULL;
-  json_t *out = json_object ();
-  size_t i, j;
-  json_t *n, *b;
+  CLEANUP_JSON json_t *nodes = vm_qmp (vm, "query-named-block-nodes",
+                                       json_pack ("{s:b}", "flat", 1), err);
+  json_t *out;
 
-  nodes = vm_qmp (vm, "query-named-block-nodes",
-                  json_pack ("{s:b}", "flat", 1), err);
   if (nodes == NULL)
-    {
-      json_decref (out);
-      return NULL;
-    }
-  json_array_foreach (nodes, i, n)
-    {
-      const char *node = json_string_value (json_object_get (n, "node-name"));
-      json_t *map;
-
-      if (node == NULL)
-        continue;
-      map = json_object ();
-      /* Anonymous bitmaps (a running job's) have no name: skip them. */
-      json_array_foreach (json_object_get (n, "dirty-bitmaps"), j, b)
-        {
-          const char *name = json_string_value (json_object_get (b, "name"));
-          if (name)
-            json_object_set (map, name, b);
-        }
-      json_object_set_new (out, node, map);
-    }
+    return NULL;
+  out = bitmaps_of (nodes);
+  if (out == NULL)
+    qmp_error_set (err, QMP_ERR_SYSTEM, "out of memory");
   return out;
 }

@@ -80,9 +80,13 @@ void vm_run_request (struct vm *vm, struct vm_request *req);
 
 /* disks.c: the disks from query-block, or from the top format nodes of
  * query-named-block-nodes when there are no devices, into OUT (emptied
- * first).  0, or -1 with ERR set if QEMU could not tell.
+ * first); with BITMAPS, also what bitmaps_query returns, from the same
+ * query-named-block-nodes (its answer grows with the disks: on a q35 VM
+ * with 16 disks it is 19 KB).  0, or -1 with ERR set if QEMU could not
+ * tell.
  */
-int disks_discover (struct vm *vm, vm_disk_vector *out, struct qmp_error *err);
+int disks_discover (struct vm *vm, vm_disk_vector *out, json_t **bitmaps,
+                    struct qmp_error *err);
 /* {node: {bitmap-name: info}} of every node. */
 json_t *bitmaps_query (struct vm *vm, struct qmp_error *err);
 

@@ -55,14 +55,10 @@ rediscover (struct vm *vm, bool reconcile)
   struct qmp_error err;
   CLEANUP_JSON json_t *bitmaps = NULL;
 
-  if (disks_discover (vm, &vm->disks, &err) == -1)
+  if (disks_discover (vm, &vm->disks, reconcile ? &bitmaps : NULL, &err) == -1)
     log_warnx ("VM %s: discovering disks: %s", vm->name, err.desc);
-  else
-    {
-      bitmaps = reconcile ? bitmaps_query (vm, &err) : NULL;
-      if (bitmaps)
-        checkpoints_reconcile (vm, bitmaps);
-    }
+  else if (bitmaps)
+    checkpoints_reconcile (vm, bitmaps);
   vm_save (vm);
 }
 

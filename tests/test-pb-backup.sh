@@ -32,8 +32,12 @@ wait_vm_connected vm1
 
 # --- full backup, creating c1 ------------------------------------------
 snap at1
+n0=$(wc -l < "$PB_LOG")
 b1=$(expect 201 POST /v1/vms/vm1/backups '{"checkpoint":"c1"}')
 id1=$(jq -r .id <<<"$b1")
+# query-named-block-nodes (its answer grows with the VM) once for the
+# disks and their bitmaps, once for the new checkpoint's granularity.
+test "$(tail -n +$((n0 + 1)) "$PB_LOG" | grep -c '"execute":"query-named-block-nodes"')" -eq 2
 test "$(jq -r .phase <<<"$b1")" = ready
 # The scratch files were written by pullbackd: each file node was added
 # inside its overlay's blockdev-add (one command per disk), as recorded.
