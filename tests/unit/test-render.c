@@ -15,12 +15,24 @@
 #include "render.h"
 #include "status.h"
 
+/* A's answer (CREATED: to a POST) as api/ renders it, its HTTP status
+ * checked when STATUS is not 0.  The caller frees the text.
+ */
 static char *
-body_text (struct reply *r)
+rendered (struct answer *a, bool created, int status)
 {
-  cr_assert_null (r->answer, "the answer is rendered and freed");
-  cr_assert_not_null (r->body);
-  return json_dumps (r->body, JSON_COMPACT);
+  struct reply r = { 0 };
+  char *text;
+
+  reply_answer (&r, a, created);
+  api_render (&r);
+  if (status)
+    cr_expect_eq (http_status (&r), status);
+  cr_assert_null (r.answer, "the answer is rendered and freed");
+  cr_assert_not_null (r.body);
+  text = json_dumps (r.body, JSON_COMPACT);
+  reply_clear (&r);
+  return text;
 }
 
 static void
@@ -62,7 +74,6 @@ backup_answer (enum backup_phase phase)
 
 Test (render, backup_ready_psk_begin)
 {
-  struct reply r = { 0 };
   struct answer *a = backup_answer (BACKUP_READY);
   char *text;
 
@@ -75,10 +86,7 @@ Test (render, backup_ready_psk_begin)
   a->backup.psk_username = strdup ("u");
   a->backup.psk_key = strdup ("00ff");
   a->backup.client_psk_file = strdup ("/run/keys.psk");
-  reply_answer (&r, a, true);
-  api_render (&r);
-  cr_expect_eq (http_status (&r), 201);
-  text = body_text (&r);
+  text = rendered (a, true, 201);
   cr_expect_str_eq (
       text, "{\"id\":\"bk-1\",\"vm\":\"vm1\",\"phase\":\"ready\","
             "\"checkpoint\":\"cp2\",\"since\":\"cp1\",\"created\":100,"
@@ -102,21 +110,16 @@ Test (render, backup_ready_psk_begin)
             "\"key\":\"00ff\"}}");
   cr_expect_null (strstr (text, "keys.psk"), "no nbd_client, ever");
   free (text);
-  reply_clear (&r);
 }
 
 Test (render, backup_failed_has_no_nbd)
 {
-  struct reply r = { 0 };
   struct answer *a = backup_answer (BACKUP_FAILED);
   char *text;
 
   a->backup.b->failure = FAILURE_SCRATCH_FULL;
   a->backup.tls = NULL;
-  reply_answer (&r, a, false);
-  api_render (&r);
-  cr_expect_eq (http_status (&r), 200);
-  text = body_text (&r);
+  text = rendered (a, false, 200);
   cr_expect_str_eq (
       text,
       "{\"id\":\"bk-1\",\"vm\":\"vm1\",\"phase\":\"failed\","
@@ -129,7 +132,6 @@ Test (render, backup_failed_has_no_nbd)
       "\"mode\":\"full\",\"reason\":\"disk-added\",\"nbd\":null,"
       "\"delta_uri\":null,\"delta\":null}]}");
   free (text);
-  reply_clear (&r);
 }
 
 static struct checkpoint *
@@ -150,41 +152,32 @@ checkpoint (const char *name, const char *parent, enum disk_reason broken)
 
 Test (render, checkpoint_and_page)
 {
-  struct reply r = { 0 };
   struct answer *a = answer_new (ANSWER_CHECKPOINT);
   char *text;
 
   a->checkpoint = checkpoint ("cp2", "cp1", REASON_BITMAP_INCONSISTENT);
-  reply_answer (&r, a, true);
-  api_render (&r);
-  cr_expect_eq (http_status (&r), 201);
-  text = body_text (&r);
+  text = rendered (a, true, 201);
   cr_expect_str_eq (text, "{\"name\":\"cp2\",\"created\":7,\"parent\":\"cp1\","
                           "\"disks\":[{\"name\":\"sda\",\"bitmap\":\"cp2\","
                           "\"granularity\":null,\"state\":\"broken\","
                           "\"reason\":\"bitmap-inconsistent\"}]}");
   free (text);
-  reply_clear (&r);
 
   a = answer_new (ANSWER_CHECKPOINTS);
   checkpoint_vector_append (&a->checkpoints,
                             checkpoint ("cp1", NULL, REASON_NONE));
   a->next = strdup ("cp1");
-  reply_answer (&r, a, false);
-  api_render (&r);
-  text = body_text (&r);
+  text = rendered (a, false, 0);
   cr_expect_str_eq (
       text, "{\"checkpoints\":[{\"name\":\"cp1\",\"created\":7,"
             "\"parent\":null,\"disks\":[{\"name\":\"sda\","
             "\"bitmap\":\"cp1\",\"granularity\":65536,\"state\":\"ok\","
             "\"reason\":null}]}],\"next\":\"cp1\"}");
   free (text);
-  reply_clear (&r);
 }
 
 Test (render, vm_keeps_the_places_of_its_records)
 {
-  struct reply r = { 0 };
   struct answer *a = answer_new (ANSWER_VM);
   struct vm_disk d = { .name = strdup ("sda"),
                        .node = strdup ("fmt"),
@@ -197,21 +190,17 @@ Test (render, vm_keeps_the_places_of_its_records)
                      "checkpoints", 3, "backup", "guest_frozen", 0);
   vm_disk_vector_append (&a->disks, d);
   a->backup_id = strdup ("bk-1");
-  reply_answer (&r, a, false);
-  api_render (&r);
-  text = body_text (&r);
+  text = rendered (a, false, 0);
   cr_expect_str_eq (text,
                     "{\"name\":\"vm1\",\"disks\":[{\"name\":\"sda\","
                     "\"node\":\"fmt\",\"format\":\"raw\",\"size\":512,"
                     "\"ro\":true}],\"checkpoints\":3,\"backup\":\"bk-1\","
                     "\"guest_frozen\":false}");
   free (text);
-  reply_clear (&r);
 }
 
 Test (render, vm_list_with_its_backups)
 {
-  struct reply r = { 0 };
   struct answer *a = answer_new (ANSWER_VMS);
   struct vm_brief b1 = { 0 }, b2 = { 0 }, b3 = { 0 };
   char *text;
@@ -226,13 +215,10 @@ Test (render, vm_list_with_its_backups)
   vm_brief_vector_append (&a->vms, b1);
   vm_brief_vector_append (&a->vms, b2);
   vm_brief_vector_append (&a->vms, b3);
-  reply_answer (&r, a, false);
-  api_render (&r);
-  text = body_text (&r);
+  text = rendered (a, false, 0);
   cr_expect_str_eq (text, "{\"vms\":[{\"name\":\"vm1\",\"backup\":{\"id\":"
                           "\"bk-1\",\"phase\":\"ready\"},\"checkpoints\":2},"
                           "{\"name\":\"vm2\",\"backup\":null},"
                           "{\"name\":\"vm3\"}]}");
   free (text);
-  reply_clear (&r);
 }
