@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,9 @@ handshake (struct qmp *q, int64_t deadline, struct qmp_error *err)
   CLEANUP_JSON json_t *ret = NULL;
   const char *package = NULL;
   int major = 0, minor = 0, micro = 0;
+  const json_t *caps, *cap;
+  bool oob = false;
+  size_t i;
 
   greeting = conn_recv (&q->conn, deadline, err);
   if (greeting == NULL)
@@ -75,7 +79,17 @@ handshake (struct qmp *q, int64_t deadline, struct qmp_error *err)
   free (q->package);
   q->package = strdup (package ? package : "");
 
-  ret = conn_call (&q->conn, "qmp_capabilities", NULL, -1, deadline, err);
+  /* With "oob" QEMU queues up to 8 in-band commands and parses the next
+   * while its main loop runs the current one.  Commands still run, and
+   * are answered, in the order they came; we never use exec-oob.
+   */
+  caps = json_object_get (json_object_get (greeting, "QMP"), "capabilities");
+  json_array_foreach (caps, i, cap)
+    if (json_is_string (cap) && strcmp (json_string_value (cap), "oob") == 0)
+      oob = true;
+  ret = conn_call (&q->conn, "qmp_capabilities",
+                   oob ? json_pack ("{s:[s]}", "enable", "oob") : NULL, -1,
+                   deadline, err);
   if (ret == NULL)
     {
       conn_close (&q->conn);
@@ -99,6 +113,11 @@ qmp_connect (const char *path, int timeout_ms, struct qmp_error *err)
       free (q);
       return NULL;
     }
+  /* Short ids (QEMU reads a command byte by byte, see conn.c): a QMP
+   * session never carries a reply meant for an earlier one, so they need
+   * not start at a random value as the guest agent's do.
+   */
+  q->conn.next_id = 0;
   q->conn.on_event = queue_event;
   q->conn.opaque = q;
   q->events = json_array ();

@@ -21,9 +21,10 @@
  * A full scratch filesystem would fail the guest's own writes (the
  * copy-before-write filter cannot save the old data), and QEMU says
  * nothing.  So each scratch file node gets a write threshold at its
- * share of the space left above scratch-reserve (and under scratch-max);
- * when it fires the share is recomputed, and when too little is left the
- * backup is ended, which stops the copying before the guest is hurt.
+ * share of the space left above scratch-reserve (and under scratch-max),
+ * unless the file cannot grow that far; when one fires the shares are
+ * recomputed, and when too little is left the backup is ended, which
+ * stops the copying before the guest is hurt.
  */
 
 #include <config.h>
@@ -32,7 +33,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -533,11 +536,24 @@ scratch_share (struct vm *vm, const struct backup *b, char *why, size_t len)
   return budget / (int64_t)n;
 }
 
+/* The furthest a scratch qcow2 of a disk of SIZE bytes can be written:
+ * every cluster of the disk copied once, plus its metadata (an 8-byte L2
+ * entry and a 2-byte refcount per 64 KiB cluster, tables moved as they
+ * grow), with a wide margin.
+ */
+static int64_t
+scratch_bound (int64_t size)
+{
+  return size + size / 64 + (INT64_C (64) << 20);
+}
+
 /* Add to BATCH the threshold of disk D's scratch: SHARE above the
  * larger of its size and the end of the write that fired the last event
- * (AT).
+ * (AT).  A threshold the file can never reach is not sent: it could not
+ * fire, and each command costs QEMU about 1.5 ms to read (conn.c).
+ * Returns whether one was added.
  */
-static void
+static bool
 add_threshold (struct qmp_batch *batch, const struct backup_disk *d,
                int64_t at, int64_t share)
 {
@@ -546,14 +562,17 @@ add_threshold (struct qmp_batch *batch, const struct backup_disk *d,
 
   if (stat_scratch (d, &st) == 0 && S_ISREG (st.st_mode) && st.st_size > at)
     at = st.st_size;
+  if (at + share >= scratch_bound (d->size))
+    return false;
   backup_disk_objects (d, &o);
   qmp_batch_add (batch, "block-set-write-threshold",
                  json_pack ("{s:s, s:I}", "node-name", o.scratch_node,
                             "write-threshold", (json_int_t)(at + share)));
+  return true;
 }
 
 /* Set every disk's threshold, the one of AT_DISK from AT (see
- * add_threshold): 0, or -1 with ERR and the disk in *FAILED.
+ * add_threshold): 0, or -1 with ERR and the disk's index in *FAILED.
  */
 static int
 set_thresholds (struct vm *vm, const struct backup *b,
@@ -561,11 +580,31 @@ set_thresholds (struct vm *vm, const struct backup *b,
                 size_t *failed, struct qmp_error *err)
 {
   struct qmp_batch *batch = qmp_batch_new ();
+  CLEANUP_FREE size_t *disk_of = calloc (b->ndisks + 1, sizeof *disk_of);
+  size_t n = 0, i;
 
-  for (size_t i = 0; i < b->ndisks; i++)
-    add_threshold (batch, &b->disks[i], &b->disks[i] == at_disk ? at : 0,
-                   share);
-  return vm_qmp_batch (vm, batch, failed, err);
+  if (batch == NULL || disk_of == NULL)
+    {
+      qmp_batch_free (batch);
+      qmp_error_set (err, QMP_ERR_SYSTEM, "out of memory");
+      *failed = b->ndisks;
+      return -1;
+    }
+  for (i = 0; i < b->ndisks; i++)
+    if (add_threshold (batch, &b->disks[i], &b->disks[i] == at_disk ? at : 0,
+                       share))
+      disk_of[n++] = i;
+  if (n == 0)
+    {
+      qmp_batch_free (batch);
+      return 0;
+    }
+  if (vm_qmp_batch (vm, batch, &i, err) == -1)
+    {
+      *failed = i < n ? disk_of[i] : b->ndisks;
+      return -1;
+    }
+  return 0;
 }
 
 int

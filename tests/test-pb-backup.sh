@@ -43,6 +43,13 @@ test "$(jq -r .phase <<<"$b1")" = ready
 # inside its overlay's blockdev-add (one command per disk), as recorded.
 jq -e '.backup.scratch_nested == true' "$dir/state/vms/vm1.json"
 test "$(grep -c '"execute":"blockdev-add"' "$PB_LOG")" -eq 2
+# QMP runs with the oob capability (QEMU reads the next command while it
+# runs one), and a scratch that cannot outgrow its share of the free
+# space (a 64 MiB disk, at least 1 GiB free each) gets no write threshold.
+grep -q '"execute":"qmp_capabilities",[^{]*"arguments":{"enable":\["oob"\]}' "$PB_LOG"
+if [ "$(df -P -k "$dir/run" | awk 'NR == 2 {print $4}')" -gt $((2 * 1024 * 1024)) ]; then
+  test "$(grep -c '"execute":"block-set-write-threshold"' "$PB_LOG")" -eq 0
+fi
 test "$(disk_mode "$b1" disk0)" = full
 test "$(disk_ctx "$b1" disk0)" = null
 # While it is ready, the VM, the VM list and /metrics show it.
