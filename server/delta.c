@@ -50,6 +50,8 @@
 
 #define READY_MS 20000
 #define STOP_MS 5000
+/* nbdkit worker threads per client connection of a delta view. */
+#define DELTA_THREADS "4"
 
 static int
 delta_file (const struct vm *vm, int index, const char *suffix, char *buf,
@@ -254,6 +256,12 @@ start_one (struct vm *vm, struct backup_disk *d)
   arg (&a, "--exit-with-parent");
   arg (&a, "-f");
   arg (&a, "-r");
+  /* As many worker threads per client connection as the requests worth
+   * having in flight to a local QEMU: nbdkit's default of 16 only adds
+   * hand-offs (measured with nbdcopy --requests=4 through the view:
+   * 0.88 of a direct libnbd reader with 16, 0.93 with 4).
+   */
+  arg (&a, "--threads=" DELTA_THREADS);
   arg (&a, "-P");
   arg (&a, pidfile);
   if (!tcp)

@@ -38,7 +38,7 @@ start_plugin ()
 {
   local dir=$1 name=$2 pid; shift 2
   rm -f "$dir/$name.sock" "$dir/$name.pid"
-  nbdkit --exit-with-parent -f -U "$dir/$name.sock" \
+  nbdkit --exit-with-parent -f -U "$dir/$name.sock" --threads=4 \
     -P "$dir/$name.pid" "$PLUGIN" "$@" >>"$dir/$name.log" 2>&1 &
   pid=$!
   track_pid $pid
