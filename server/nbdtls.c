@@ -28,6 +28,7 @@
 #include "engine.h"
 #include "log.h"
 #include "nbdnet.h"
+#include "reqpaths.h"
 
 /* GnuTLS's NORMAL, but AES-GCM before ChaCha20 and our order first.
  * With a PSK (whose binder hash is SHA-256) TLS 1.3 cannot use
@@ -39,8 +40,6 @@
  */
 #define TLS_PRIORITY                                                          \
   "NORMAL:%SERVER_PRECEDENCE:-CHACHA20-POLY1305:+CHACHA20-POLY1305"
-#include "reqpaths.h"
-
 #define PSK_KEY_BYTES 32
 
 static int
@@ -62,9 +61,12 @@ psk_path (const struct vm *vm, char *buf, size_t len)
              : 0;
 }
 
-/* Write TEXT (LEN bytes) to PATH, a new file of mode 0600. */
+/* Write TEXT (LEN bytes) to PATH, a new file of mode 0600 that belongs
+ * to QEMU's user.
+ */
 static int
-write_secret (const char *path, const char *text, size_t len)
+write_secret (const char *path, const char *text, size_t len,
+              const struct qemu_user *qemu)
 {
   int fd;
   size_t n = 0;
@@ -73,6 +75,15 @@ write_secret (const char *path, const char *text, size_t len)
   fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd == -1)
     return -1;
+  if (qemu_user_is_other (qemu) && fchown (fd, qemu->uid, qemu->gid) == -1)
+    {
+      int e = errno;
+
+      close (fd);
+      unlink (path);
+      errno = e;
+      return -1;
+    }
   while (n < len)
     {
       ssize_t r = write (fd, text + n, len - n);
@@ -149,7 +160,12 @@ make_psk (struct vm *vm, struct reply *r)
                             "out of memory");
       snprintf (text, len + 1, "%s:%s\n", n->username, n->key);
     }
-  rc = write_secret (path, text, len);
+  /* QEMU reads it by its path. */
+  if (qemu_user_grant (vm->ctx->run_dir, vm->name, &vm->qemu_user, why,
+                       sizeof why)
+      == -1)
+    log_warnx ("VM %s: %s", vm->name, why);
+  rc = write_secret (path, text, len, &vm->qemu_user);
   err = errno;
   nbdconf_psk_free (text);
   if (rc == -1)

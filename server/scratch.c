@@ -48,6 +48,7 @@
 #include "engine.h"
 #include "log.h"
 #include "qcow2.h"
+#include "qemuuser.h"
 
 /* The scratch file PATH is reached only through its directory's
  * descriptor: *DIRFD (close it) and the file's name in it.  Returns the
@@ -365,7 +366,7 @@ add_nodes (struct vm *vm, const struct backup *b, enum add_step step,
  * something is at its name, see require_free_names).
  */
 static int
-write_scratch (const struct backup_disk *d, const struct ucred *cred)
+write_scratch (const struct backup_disk *d, const struct qemu_user *qemu)
 {
   CLEANUP_CLOSE int dirfd = -1, fd = -1;
   const char *name = open_dir_of (d->scratch, &dirfd);
@@ -377,8 +378,7 @@ write_scratch (const struct backup_disk *d, const struct ucred *cred)
                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd == -1)
     return -1;
-  if (((cred->uid != geteuid () || cred->gid != getegid ())
-       && fchown (fd, cred->uid, cred->gid) == -1)
+  if ((qemu_user_is_other (qemu) && fchown (fd, qemu->uid, qemu->gid) == -1)
       || qcow2_write_empty (fd, (uint64_t)d->size) == -1)
     {
       e = errno;
@@ -389,35 +389,16 @@ write_scratch (const struct backup_disk *d, const struct ucred *cred)
   return 0;
 }
 
-/* The user and group QEMU runs as now: SO_PEERCRED tells who made the
- * socket, which is root under -runas, so only its pid is used.
- */
-static int
-qemu_credentials (struct vm *vm, struct ucred *cred)
+/* Whether VM's scratch directory is its run directory. */
+static bool
+scratch_in_rundir (const struct vm *vm)
 {
-  socklen_t len = sizeof *cred;
-  char path[64], line[256];
-  bool uid = false, gid = false;
-  FILE *fp;
+  char dir[PATH_MAX];
 
-  if (getsockopt (qmp_fd (vm->qmp), SOL_SOCKET, SO_PEERCRED, cred, &len) == -1)
-    return -1;
-  snprintf (path, sizeof path, "/proc/%ld/status", (long)cred->pid);
-  fp = fopen (path, "re");
-  if (fp == NULL)
-    return -1;
-  /* "Uid:\treal\teffective\t...": the effective ids. */
-  while (fgets (line, sizeof line, fp))
-    {
-      unsigned real, eff;
-
-      if (sscanf (line, "Uid: %u %u", &real, &eff) == 2)
-        cred->uid = eff, uid = true;
-      else if (sscanf (line, "Gid: %u %u", &real, &eff) == 2)
-        cred->gid = eff, gid = true;
-    }
-  fclose (fp);
-  return uid && gid ? 0 : -1;
+  return (size_t)snprintf (dir, sizeof dir, "%s/vms/%s", vm->ctx->run_dir,
+                           vm->name)
+             < sizeof dir
+         && strcmp (dir, vm->scratch_dir) == 0;
 }
 
 /* Make every scratch file here.  Returns 1 when done, 0 when QEMU must
@@ -426,20 +407,26 @@ qemu_credentials (struct vm *vm, struct ucred *cred)
 static int
 write_scratches (struct vm *vm, const struct backup *b, struct reply *r)
 {
-  struct ucred cred;
+  const struct qemu_user *qemu = &vm->qemu_user;
+  char why[PATH_MAX + 256];
   size_t i, k;
 
   if (vm->ctx->scratch_via_qemu)
     return 0;
-  if (qemu_credentials (vm, &cred) == -1)
+  if (!qemu->known)
     {
-      log_debug ("VM %s: QEMU's user is unknown (%m); QEMU makes the "
-                 "scratch files",
+      log_debug ("VM %s: QEMU's user is unknown; QEMU makes the scratch "
+                 "files",
                  vm->name);
       return 0;
     }
+  /* In the run directory, QEMU needs a way through to them. */
+  if (scratch_in_rundir (vm)
+      && qemu_user_grant (vm->ctx->run_dir, vm->name, qemu, why, sizeof why)
+             == -1)
+    log_warnx ("VM %s: %s", vm->name, why);
   for (i = 0; i < b->ndisks; i++)
-    if (write_scratch (&b->disks[i], &cred) == -1)
+    if (write_scratch (&b->disks[i], qemu) == -1)
       {
         const struct backup_disk *d = &b->disks[i];
         int e = errno;
@@ -450,7 +437,7 @@ write_scratches (struct vm *vm, const struct backup *b, struct reply *r)
           {
             log_debug ("VM %s: cannot make scratch files for uid %u (%s); "
                        "QEMU makes them",
-                       vm->name, (unsigned)cred.uid, strerror (e));
+                       vm->name, (unsigned)qemu->uid, strerror (e));
             return 0;
           }
         return reply_error (r, PB_ERR_INTERNAL, "scratch-failed",

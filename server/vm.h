@@ -19,6 +19,7 @@
 
 #include "qmp.h"
 #include "answer.h"
+#include "qemuuser.h"
 #include "records.h"
 #include "reply.h"
 
@@ -86,6 +87,7 @@ struct vm
   /* Owned by the thread. */
   struct qmp *qmp;
   struct qmp_schema *schema;
+  struct qemu_user qemu_user; /* who QEMU runs as, since it connected */
   /* The persisted document (registration, quiesce marker), but for the
    * records, which join it in the file only:
    */

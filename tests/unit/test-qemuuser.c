@@ -1,0 +1,162 @@
+/* pullback: QEMU's way through the run directory (server/qemuuser.c):
+ * the ACL entries it writes, on a real file system.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "qemuuser.h"
+#include "scratch-dir.h"
+
+TestSuite (qemuuser, .init = scratch_dir_make, .fini = scratch_dir_remove);
+
+#define XATTR "system.posix_acl_access"
+
+/* The access ACL of PATH as "tag:id:perm," text ("" for none); tags as
+ * numbers (1 owner, 2 user, 4 group owner, 8 group, 16 mask, 32 other).
+ */
+static const char *
+acl_text (const char *path)
+{
+  static char text[1024];
+  unsigned char buf[4 + 8 * 32];
+  ssize_t len = getxattr (path, XATTR, buf, sizeof buf);
+
+  text[0] = '\0';
+  if (len == -1)
+    {
+      cr_assert_eq (errno, ENODATA, "%s: %s", path, strerror (errno));
+      return text;
+    }
+  for (ssize_t off = 4; off + 8 <= len; off += 8)
+    {
+      uint16_t tag, perm;
+      uint32_t id;
+
+      memcpy (&tag, buf + off, 2);
+      memcpy (&perm, buf + off + 2, 2);
+      memcpy (&id, buf + off + 4, 4);
+      snprintf (text + strlen (text), sizeof text - strlen (text),
+                id == UINT32_MAX ? "%u::%u," : "%u:%u:%u,", tag,
+                id == UINT32_MAX ? perm : id, perm);
+    }
+  return text;
+}
+
+/* RUN, RUN/vms, RUN/vms/vm1, mode 0750 like pullbackd makes them. */
+static void
+make_run (char *run, size_t len)
+{
+  char p[512];
+
+  snprintf (run, len, "%s/run", dir);
+  cr_assert_eq (mkdir (run, 0750), 0);
+  snprintf (p, sizeof p, "%s/vms", run);
+  cr_assert_eq (mkdir (p, 0750), 0);
+  snprintf (p, sizeof p, "%s/vms/vm1", run);
+  cr_assert_eq (mkdir (p, 0750), 0);
+}
+
+static const char *
+under (const char *run, const char *rest)
+{
+  static char p[512];
+
+  snprintf (p, sizeof p, "%s%s", run, rest);
+  return p;
+}
+
+static mode_t
+mode_of (const char *path)
+{
+  struct stat st;
+
+  cr_assert_eq (stat (path, &st), 0);
+  return st.st_mode & 07777;
+}
+
+Test (qemuuser, execute_for_qemu_only)
+{
+  struct qemu_user q = { .known = true, .uid = 12345, .gid = 12345 };
+  char run[128], why[512];
+  const char *want = "1::7,2:12345:1,4::5,16::5,32::0,";
+
+  make_run (run, sizeof run);
+  cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0, "%s",
+                why);
+  cr_expect_str_eq (acl_text (run), want);
+  cr_expect_str_eq (acl_text (under (run, "/vms")), want);
+  cr_expect_str_eq (acl_text (under (run, "/vms/vm1")), want);
+  /* The mask is the old group bits: nobody else gains anything. */
+  cr_expect_eq (mode_of (under (run, "/vms/vm1")), 0750);
+
+  /* Again: nothing changes.  Another QEMU user: a second entry, in
+   * order.
+   */
+  cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0);
+  cr_expect_str_eq (acl_text (run), want);
+  q.uid = 100;
+  cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0);
+  cr_expect_str_eq (acl_text (under (run, "/vms/vm1")),
+                    "1::7,2:100:1,2:12345:1,4::5,16::5,32::0,");
+}
+
+Test (qemuuser, keeps_what_the_admin_set)
+{
+  struct qemu_user q = { .known = true, .uid = 12345, .gid = 12345 };
+  /* An administrator's "group 777: rwx" with its mask. */
+  unsigned char acl[]
+      = { 2,    0,    0,    0,    1, 0,    7,    0,    0xff, 0xff, 0xff,
+          0xff, 4,    0,    5,    0, 0xff, 0xff, 0xff, 0xff, 8,    0,
+          7,    0,    0x09, 0x03, 0, 0,    16,   0,    7,    0,    0xff,
+          0xff, 0xff, 0xff, 32,   0, 0,    0,    0xff, 0xff, 0xff, 0xff };
+  char run[128], why[512];
+
+  make_run (run, sizeof run);
+  cr_assert_eq (setxattr (run, XATTR, acl, sizeof acl, 0), 0, "%s",
+                strerror (errno));
+  cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0, "%s",
+                why);
+  cr_expect_str_eq (acl_text (run),
+                    "1::7,2:12345:1,4::5,8:777:7,16::7,32::0,");
+}
+
+Test (qemuuser, nothing_for_ourselves_or_unknown)
+{
+  struct qemu_user me
+      = { .known = true, .uid = geteuid (), .gid = getegid () };
+  struct qemu_user unknown = { .known = false, .uid = 12345, .gid = 1 };
+  char run[128], why[512];
+
+  make_run (run, sizeof run);
+  cr_assert_eq (qemu_user_grant (run, "vm1", &me, why, sizeof why), 0);
+  cr_assert_eq (qemu_user_grant (run, "vm1", &unknown, why, sizeof why), 0);
+  cr_expect_str_eq (acl_text (run), "");
+  cr_expect_str_eq (acl_text (under (run, "/vms/vm1")), "");
+}
+
+Test (qemuuser, never_through_a_symlink)
+{
+  struct qemu_user q = { .known = true, .uid = 12345, .gid = 12345 };
+  char run[128], why[512], elsewhere[128];
+
+  make_run (run, sizeof run);
+  snprintf (elsewhere, sizeof elsewhere, "%s/elsewhere", dir);
+  cr_assert_eq (mkdir (elsewhere, 0700), 0);
+  cr_assert_eq (rmdir (under (run, "/vms/vm1")), 0);
+  cr_assert_eq (symlink (elsewhere, under (run, "/vms/vm1")), 0);
+  cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), -1);
+  cr_expect (strstr (why, "/vms/vm1") != NULL, "%s", why);
+  cr_expect (strstr (why, "uid 12345") != NULL, "%s", why);
+  cr_expect_str_eq (acl_text (elsewhere), "");
+}
