@@ -419,7 +419,10 @@ conn_send_command (struct conn *c, const char *cmd, json_t *args, int passfd,
    * loop (12-14 us a byte measured here), and a begin of N disks sends
    * about 4N commands.
    */
-  snprintf (id, CONN_ID_MAX, "pb%" PRIx64, ++c->next_id);
+  snprintf (id, CONN_ID_MAX, "pb%" PRIx64,
+            c->id_source
+                ? __atomic_add_fetch (c->id_source, 1, __ATOMIC_RELAXED)
+                : ++c->next_id);
   req = json_pack ("{s:s, s:s}", "execute", cmd, "id", id);
   if (req == NULL
       || (args && json_object_set_new (req, "arguments", args) == -1))

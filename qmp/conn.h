@@ -23,7 +23,8 @@ struct conn
   int fd;
   struct framer fr;
   uint64_t next_id;
-  const char *peer; /* "QMP" or "QGA", for debug messages */
+  uint64_t *id_source; /* if set, ids come from this shared counter */
+  const char *peer;    /* "QMP" or "QGA", for debug messages */
   /* Messages that are not the awaited reply and carry "event".  The
    * callback takes a new reference.
    */

@@ -5,10 +5,13 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "cleanup.h"
 #include "conn.h"
@@ -20,6 +23,22 @@
  * make us grow without bound, so past this many the oldest are dropped.
  */
 #define EVENT_QUEUE_MAX 4096
+
+/* The ids of every QMP connection of the process, from a random start
+ * below 2^20 (a stale reply after a restart is unlikely to match).
+ */
+static uint64_t qmp_ids;
+static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
+
+static void
+ids_init (void)
+{
+  uint32_t r;
+
+  if (getrandom (&r, sizeof r, 0) != (ssize_t)sizeof r)
+    r = (uint32_t)monotonic_us ();
+  qmp_ids = r & 0xfffff;
+}
 
 struct qmp
 {
@@ -113,11 +132,12 @@ qmp_connect (const char *path, int timeout_ms, struct qmp_error *err)
       free (q);
       return NULL;
     }
-  /* Short ids (QEMU reads a command byte by byte, see conn.c): a QMP
-   * session never carries a reply meant for an earlier one, so they need
-   * not start at a random value as the guest agent's do.
+  /* Short ids (QEMU reads a command byte by byte, see conn.c), never
+   * repeated in this process: a command still running when a connection
+   * drops is answered on the next one.
    */
-  q->conn.next_id = 0;
+  pthread_once (&ids_once, ids_init);
+  q->conn.id_source = &qmp_ids;
   q->conn.on_event = queue_event;
   q->conn.opaque = q;
   q->events = json_array ();

@@ -61,8 +61,8 @@ psk_path (const struct vm *vm, char *buf, size_t len)
              : 0;
 }
 
-/* Write TEXT (LEN bytes) to PATH, a new file of mode 0600 that belongs
- * to QEMU's user.
+/* Write TEXT (LEN bytes) to PATH, a new file of mode 0600 that QEMU's
+ * user may read.
  */
 static int
 write_secret (const char *path, const char *text, size_t len,
@@ -75,7 +75,7 @@ write_secret (const char *path, const char *text, size_t len,
   fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd == -1)
     return -1;
-  if (qemu_user_is_other (qemu) && fchown (fd, qemu->uid, qemu->gid) == -1)
+  if (qemu_user_grant_read (fd, qemu) == -1)
     {
       int e = errno;
 

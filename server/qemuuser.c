@@ -11,8 +11,16 @@
  * name and nothing else.  The entry on a VM's directory goes with it;
  * the ones on RUN and RUN/vms stay (they grant nothing to list or read).
  *
+ * The keys file is pullbackd's (root's nbdkit reads it too) with an ACL
+ * entry that lets QEMU read it.  The scratch files are given to QEMU's
+ * user: it writes them.
+ *
+ * VMs whose QEMUs share a uid can reach each other's files, as they can
+ * each other's disk images: separating them is the MAC layer's job
+ * (sVirt), or one user per VM.
+ *
  * The ACL is the kernel's xattr form (linux/posix_acl_xattr.h), written
- * through the directory's descriptor.
+ * through the descriptor, under one lock.
  */
 
 #include <config.h>
@@ -21,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +39,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "qemuuser.h"
 
 int
@@ -42,11 +52,19 @@ qemu_user_of (int qmp_fd, struct qemu_user *u)
   FILE *fp;
 
   u->known = false;
-  /* SO_PEERCRED tells who made the socket, which is root under -runas:
-   * only its pid is used, and /proc says who that process is now.
+  /* SO_PEERCRED tells who made the socket.  Under -runas that is root,
+   * before QEMU dropped it: then /proc says who the process is now.
    */
   if (getsockopt (qmp_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
     return -1;
+  if (cred.uid != 0)
+    {
+      /* Made by QEMU as the user it runs as. */
+      u->uid = cred.uid;
+      u->gid = cred.gid;
+      u->known = true;
+      return 0;
+    }
   snprintf (path, sizeof path, "/proc/%ld/status", (long)cred.pid);
   fp = fopen (path, "re");
   if (fp == NULL)
@@ -74,12 +92,12 @@ qemu_user_of (int qmp_fd, struct qemu_user *u)
 bool
 qemu_user_is_other (const struct qemu_user *u)
 {
-  return u->known && (u->uid != geteuid () || u->gid != getegid ());
+  return u->known && u->uid != geteuid ();
 }
 
 #define ACL_XATTR "system.posix_acl_access"
 #define ACL_XATTR_VERSION 2
-#define ACL_MAX_ENTRIES 64
+#define ACL_MAX_ENTRIES 4096
 #define ACL_UNDEFINED_ID UINT32_MAX
 
 enum acl_tag
@@ -98,6 +116,11 @@ struct acl_entry
   uint32_t id;
 };
 
+/* RUN and RUN/vms are shared by the VMs' threads: a read-modify-write
+ * of an ACL must not drop another thread's entry.
+ */
+static pthread_mutex_t acl_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int
 entry_order (const void *a, const void *b)
 {
@@ -108,34 +131,55 @@ entry_order (const void *a, const void *b)
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* The access ACL of directory FD into E (*N entries): the stored one,
- * or the one its mode stands for.  0, or -1 with errno set.
+/* The access ACL of FD, with room for 2 more entries: the stored one, or
+ * the one its mode stands for.  *E is malloc'd (free it).  0, or -1 with
+ * errno set.
  */
 static int
-read_acl (int fd, struct acl_entry *e, size_t *n)
+read_acl (int fd, struct acl_entry **e, size_t *n)
 {
-  unsigned char buf[4 + 8 * ACL_MAX_ENTRIES];
-  ssize_t len = fgetxattr (fd, ACL_XATTR, buf, sizeof buf);
+  CLEANUP_FREE unsigned char *buf = NULL;
+  ssize_t len = fgetxattr (fd, ACL_XATTR, NULL, 0);
   struct stat st;
   uint32_t v;
 
+  *e = NULL;
   *n = 0;
   if (len == -1 && errno != ENODATA)
     return -1;
   if (len == -1)
     {
-      if (fstat (fd, &st) == -1)
+      if (fstat (fd, &st) == -1 || (*e = calloc (5, sizeof **e)) == NULL)
         return -1;
-      e[0] = (struct acl_entry){ ACL_USER_OBJ, (st.st_mode >> 6) & 7,
-                                 ACL_UNDEFINED_ID };
-      e[1] = (struct acl_entry){ ACL_GROUP_OBJ, (st.st_mode >> 3) & 7,
-                                 ACL_UNDEFINED_ID };
-      e[2] = (struct acl_entry){ ACL_OTHER, st.st_mode & 7, ACL_UNDEFINED_ID };
+      (*e)[0] = (struct acl_entry){ ACL_USER_OBJ, (st.st_mode >> 6) & 7,
+                                    ACL_UNDEFINED_ID };
+      (*e)[1] = (struct acl_entry){ ACL_GROUP_OBJ, (st.st_mode >> 3) & 7,
+                                    ACL_UNDEFINED_ID };
+      (*e)[2]
+          = (struct acl_entry){ ACL_OTHER, st.st_mode & 7, ACL_UNDEFINED_ID };
       *n = 3;
       return 0;
     }
+  if (len < 4 || (len - 4) % 8 != 0 || (len - 4) / 8 > ACL_MAX_ENTRIES)
+    {
+      errno = EPROTO;
+      return -1;
+    }
+  buf = malloc (len);
+  *e = calloc ((len - 4) / 8 + 2, sizeof **e);
+  if (buf == NULL || *e == NULL)
+    return -1;
+  /* Under acl_lock, and nobody else writes our directories' ACLs: the
+   * size has not changed since.
+   */
+  if (fgetxattr (fd, ACL_XATTR, buf, len) != len)
+    {
+      if (errno == 0 || errno == ERANGE)
+        errno = EAGAIN;
+      return -1;
+    }
   memcpy (&v, buf, 4);
-  if (len < 4 || (len - 4) % 8 != 0 || le32toh (v) != ACL_XATTR_VERSION)
+  if (le32toh (v) != ACL_XATTR_VERSION)
     {
       errno = EPROTO;
       return -1;
@@ -148,54 +192,23 @@ read_acl (int fd, struct acl_entry *e, size_t *n)
       memcpy (&tag, buf + off, 2);
       memcpy (&perm, buf + off + 2, 2);
       memcpy (&id, buf + off + 4, 4);
-      e[(*n)++]
+      (*e)[(*n)++]
           = (struct acl_entry){ le16toh (tag), le16toh (perm), le32toh (id) };
     }
   return 0;
 }
 
-/* Give UID execute on directory FD, keeping every other entry. */
 static int
-grant_pass (int fd, uid_t uid)
+write_acl (int fd, struct acl_entry *e, size_t n)
 {
-  struct acl_entry e[ACL_MAX_ENTRIES + 2];
-  unsigned char buf[4 + 8 * (ACL_MAX_ENTRIES + 2)];
-  size_t n, i, mask = SIZE_MAX, user = SIZE_MAX;
-  uint16_t group_class = 0;
+  CLEANUP_FREE unsigned char *buf = malloc (4 + 8 * n);
   uint32_t v = htole32 (ACL_XATTR_VERSION);
 
-  if (read_acl (fd, e, &n) == -1)
+  if (buf == NULL)
     return -1;
-  for (i = 0; i < n; i++)
-    if (e[i].tag == ACL_USER && e[i].id == (uint32_t)uid)
-      user = i;
-    else if (e[i].tag == ACL_MASK)
-      mask = i;
-  if (user != SIZE_MAX && (e[user].perm & 1) && mask != SIZE_MAX
-      && (e[mask].perm & 1))
-    return 0; /* already */
-  if (user == SIZE_MAX)
-    {
-      user = n++;
-      e[user] = (struct acl_entry){ ACL_USER, 0, (uint32_t)uid };
-    }
-  e[user].perm |= 1;
-  /* The mask bounds every named entry and the owning group: the union
-   * of them, so that nobody gains anything but UID its execute.
-   */
-  for (i = 0; i < n; i++)
-    if (e[i].tag == ACL_USER || e[i].tag == ACL_GROUP_OBJ
-        || e[i].tag == ACL_GROUP)
-      group_class |= e[i].perm;
-  if (mask == SIZE_MAX)
-    {
-      mask = n++;
-      e[mask] = (struct acl_entry){ ACL_MASK, 0, ACL_UNDEFINED_ID };
-    }
-  e[mask].perm = group_class;
   qsort (e, n, sizeof e[0], entry_order);
   memcpy (buf, &v, 4);
-  for (i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     {
       uint16_t tag = htole16 (e[i].tag), perm = htole16 (e[i].perm);
       uint32_t id = htole32 (e[i].id);
@@ -205,6 +218,75 @@ grant_pass (int fd, uid_t uid)
       memcpy (buf + 4 + 8 * i + 4, &id, 4);
     }
   return fsetxattr (fd, ACL_XATTR, buf, 4 + 8 * n, 0);
+}
+
+/* Give UID the permission bits PERM on FD, and nobody anything more.
+ * The mask bounds the owning group and every named entry, and so what
+ * each can do is its stored bits within the mask.  Those stored bits
+ * are first cut down to the old mask, then the mask gains PERM only:
+ * what every other entry can do is unchanged.
+ */
+static int
+grant (int fd, uid_t uid, uint16_t perm)
+{
+  CLEANUP_FREE struct acl_entry *e = NULL;
+  size_t n, i, mask = SIZE_MAX, user = SIZE_MAX, group = SIZE_MAX;
+  uint16_t old_mask;
+
+  if (read_acl (fd, &e, &n) == -1)
+    return -1;
+  for (i = 0; i < n; i++)
+    if (e[i].tag == ACL_USER && e[i].id == (uint32_t)uid)
+      user = i;
+    else if (e[i].tag == ACL_MASK)
+      mask = i;
+    else if (e[i].tag == ACL_GROUP_OBJ)
+      group = i;
+  if (group == SIZE_MAX)
+    {
+      errno = EPROTO;
+      return -1;
+    }
+  /* Without a mask the owning group's bits are what it can do. */
+  old_mask = mask != SIZE_MAX ? e[mask].perm : e[group].perm;
+  if (user != SIZE_MAX && (e[user].perm & old_mask & perm) == perm)
+    return 0; /* already */
+  for (i = 0; i < n; i++)
+    if (e[i].tag == ACL_USER || e[i].tag == ACL_GROUP_OBJ
+        || e[i].tag == ACL_GROUP)
+      e[i].perm &= old_mask;
+  if (user == SIZE_MAX)
+    {
+      user = n++;
+      e[user] = (struct acl_entry){ ACL_USER, 0, (uint32_t)uid };
+    }
+  e[user].perm |= perm;
+  if (mask == SIZE_MAX)
+    {
+      mask = n++;
+      e[mask] = (struct acl_entry){ ACL_MASK, 0, ACL_UNDEFINED_ID };
+    }
+  e[mask].perm = old_mask | perm;
+  return write_acl (fd, e, n);
+}
+
+static int
+grant_locked (int fd, uid_t uid, uint16_t perm)
+{
+  int r;
+
+  pthread_mutex_lock (&acl_lock);
+  r = grant (fd, uid, perm);
+  pthread_mutex_unlock (&acl_lock);
+  return r;
+}
+
+int
+qemu_user_grant_read (int fd, const struct qemu_user *u)
+{
+  if (!qemu_user_is_other (u))
+    return 0;
+  return grant_locked (fd, u->uid, 4);
 }
 
 int
@@ -219,7 +301,7 @@ qemu_user_grant (const char *run_dir, const char *name,
     return 0;
   snprintf (shown, sizeof shown, "%s", run_dir);
   dir = open (run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  for (size_t i = 0; dir != -1 && grant_pass (dir, u->uid) == 0; i++)
+  for (size_t i = 0; dir != -1 && grant_locked (dir, u->uid, 1) == 0; i++)
     {
       if (i == 2)
         {

@@ -22,7 +22,9 @@ struct qemu_user
  */
 int qemu_user_of (int qmp_fd, struct qemu_user *u);
 
-/* Whether files pullbackd makes for this QEMU must be given to it. */
+/* Whether QEMU runs as another uid than pullbackd: files pullbackd makes
+ * for it must be given to it.
+ */
 bool qemu_user_is_other (const struct qemu_user *u);
 
 /* Let U pass through RUN_DIR, RUN_DIR/vms and RUN_DIR/vms/NAME (an ACL
@@ -31,5 +33,10 @@ bool qemu_user_is_other (const struct qemu_user *u);
  */
 int qemu_user_grant (const char *run_dir, const char *name,
                      const struct qemu_user *u, char *why, size_t len);
+
+/* Let U read the file open on FD (an ACL entry "r--"), when U is not
+ * us.  Returns 0, or -1 with errno set.
+ */
+int qemu_user_grant_read (int fd, const struct qemu_user *u);
 
 #endif /* PULLBACK_QEMUUSER_H */

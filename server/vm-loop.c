@@ -92,9 +92,11 @@ on_connected (struct vm *vm)
 {
   struct qmp_error err;
 
-  /* QEMU has greeted us, so it is in its main loop, past -runas. */
+  /* QEMU's main loop has answered qmp_capabilities: it is past -runas. */
   if (qemu_user_of (qmp_fd (vm->qmp), &vm->qemu_user) == -1)
-    log_debug ("VM %s: the user QEMU runs as: %m", vm->name);
+    log_warn ("VM %s: the user QEMU runs as is unknown; files made for it "
+              "stay pullbackd's",
+              vm->name);
   qmp_schema_free (vm->schema);
   vm->schema = qmp_schema_query (vm->qmp, vm->ctx->qmp_timeout_ms, &err);
   if (vm->schema == NULL)

@@ -4,7 +4,7 @@
 # TCP with TLS-PSK, the keys file; QEMU must reach both through the run
 # directory, which stays closed to everyone else: QEMU's user gets an
 # ACL entry allowing it to pass through the directories (not to list
-# them), nothing more.  A full backup on the unix transport and one over
+# them), nothing more, and may read the keys file.  A full backup on the unix transport and one over
 # TLS-PSK both pull byte-exact; another unprivileged user can neither
 # list the VM's run directory nor connect to its NBD socket.
 # SPDX-License-Identifier: BSD-3-Clause
@@ -20,6 +20,9 @@ id nobody >/dev/null 2>&1 || { echo "$0: SKIP: no user nobody" >&2; exit 77; }
 make_tmpdir dir
 # The test directory stands in for /run: others may pass through it.
 chmod 0711 "$dir"
+as () { local u=$1; shift; setpriv --reuid="$u" --regid="$(id -g "$u")" --clear-groups "$@"; }
+as nobody test -x "$dir" ||
+  { echo "$0: SKIP: user nobody cannot reach $dir (TMPDIR closed)" >&2; exit 77; }
 M=1048576
 mkdir "$dir/vm1" "$dir/vm2"
 for v in vm1 vm2; do
@@ -83,18 +86,24 @@ for d in "$dir/run" "$dir/run/vms" "$dir/run/vms/vm1"; do
   acl "$d" | grep -qx "user:$nobody_uid:1"
   acl "$d" | grep -qx "other::0"
 done
-# Another user gets nowhere.
-other=daemon
-fails setpriv --reuid=$other --regid=$other --clear-groups ls "$dir/run/vms/vm1"
-fails setpriv --reuid=$other --regid=$other --clear-groups \
-  nbdinfo "$(disk_uri "$b" vd0)"
+# QEMU's user can pass, not list, and cannot reach the NBD socket
+# (pullbackd's, 0660); another user cannot even pass.
+fails as nobody ls "$dir/run/vms/vm1"
+fails as nobody nbdinfo "$(disk_uri "$b" vd0)"
+if id daemon >/dev/null 2>&1; then
+  fails as daemon test -x "$dir/run/vms/vm1"
+fi
 expect 204 DELETE "/v1/vms/vm1/backups/$(jq -r .id <<<"$b")"
 assert_no_leftovers "$Q_vm1" "$dir/run"
 
 # TLS-PSK on TCP: QEMU reads the keys file pullbackd wrote.
 b=$(expect 201 POST /v1/vms/vm2/backups '{"checkpoint":"c1"}')
-test "$(stat -c %u "$dir/run/vms/vm2/keys.psk")" -eq "$nobody_uid"
-test "$(stat -c %a "$dir/run/vms/vm2/keys.psk")" = 600
+# The keys file stays pullbackd's; QEMU's user may read it, nobody else.
+test "$(stat -c %u "$dir/run/vms/vm2/keys.psk")" -eq 0
+test "$(acl "$dir/run/vms/vm2/keys.psk" | tr '\n' ' ')" = \
+  "user_obj::6 user:$nobody_uid:4 group_obj::0 mask::4 other::0 "
+as nobody test -r "$dir/run/vms/vm2/keys.psk"
+fails as nobody test -w "$dir/run/vms/vm2/keys.psk"
 user=$(jq -r .nbd_tls_psk.username <<<"$b")
 printf '%s:%s\n' "$user" "$(jq -r .nbd_tls_psk.key <<<"$b")" > "$dir/client.psk"
 chmod 600 "$dir/client.psk"

@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,13 +60,41 @@ make_run (char *run, size_t len)
 {
   char p[512];
 
+  /* chmod: the umask must not decide the modes. */
   snprintf (run, len, "%s/run", dir);
   cr_assert_eq (mkdir (run, 0750), 0);
+  cr_assert_eq (chmod (run, 0750), 0);
   snprintf (p, sizeof p, "%s/vms", run);
   cr_assert_eq (mkdir (p, 0750), 0);
+  cr_assert_eq (chmod (p, 0750), 0);
   snprintf (p, sizeof p, "%s/vms/vm1", run);
   cr_assert_eq (mkdir (p, 0750), 0);
+  cr_assert_eq (chmod (p, 0750), 0);
+  if (getxattr (run, XATTR, NULL, 0) == -1 && errno == EOPNOTSUPP)
+    cr_skip_test ("%s: no POSIX ACLs here", dir);
 }
+
+/* Store the ACL given as (tag, perm, id) triples on PATH. */
+static void
+set_acl (const char *path, size_t n, const unsigned *t)
+{
+  unsigned char buf[4 + 8 * 16] = { 2, 0, 0, 0 };
+
+  cr_assert_leq (n, 16);
+  for (size_t i = 0; i < n; i++)
+    {
+      uint16_t tag = t[3 * i], perm = t[3 * i + 1];
+      uint32_t id = t[3 * i + 2];
+
+      memcpy (buf + 4 + 8 * i, &tag, 2);
+      memcpy (buf + 4 + 8 * i + 2, &perm, 2);
+      memcpy (buf + 4 + 8 * i + 4, &id, 4);
+    }
+  cr_assert_eq (setxattr (path, XATTR, buf, 4 + 8 * n, 0), 0, "%s",
+                strerror (errno));
+}
+
+#define NONE UINT32_MAX
 
 static const char *
 under (const char *run, const char *rest)
@@ -111,24 +140,85 @@ Test (qemuuser, execute_for_qemu_only)
                     "1::7,2:100:1,2:12345:1,4::5,16::5,32::0,");
 }
 
-Test (qemuuser, keeps_what_the_admin_set)
+/* RUN with the 5-entry ACL (tag, perm, id triples), after QEMU (uid
+ * 12345) is let through: the ACL of RUN as text, its mode in *MODE.
+ */
+static const char *
+granted_over (const unsigned acl[15], mode_t *mode)
 {
   struct qemu_user q = { .known = true, .uid = 12345, .gid = 12345 };
+  static char run[128];
+  char why[512];
+
+  make_run (run, sizeof run);
+  set_acl (run, 5, acl);
+  cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0, "%s",
+                why);
+  *mode = mode_of (run);
+  return acl_text (run);
+}
+
+Test (qemuuser, keeps_what_the_admin_set)
+{
   /* An administrator's "group 777: rwx" with its mask. */
-  unsigned char acl[]
-      = { 2,    0,    0,    0,    1, 0,    7,    0,    0xff, 0xff, 0xff,
-          0xff, 4,    0,    5,    0, 0xff, 0xff, 0xff, 0xff, 8,    0,
-          7,    0,    0x09, 0x03, 0, 0,    16,   0,    7,    0,    0xff,
-          0xff, 0xff, 0xff, 32,   0, 0,    0,    0xff, 0xff, 0xff, 0xff };
+  const unsigned acl[]
+      = { 1, 7, NONE, 4, 5, NONE, 8, 7, 777, 16, 7, NONE, 32, 0, NONE };
+  mode_t mode;
+
+  cr_expect_str_eq (granted_over (acl, &mode),
+                    "1::7,2:12345:1,4::5,8:777:7,16::7,32::0,");
+}
+
+/* A mask narrower than the entries it bounds (as a default ACL leaves
+ * on a directory made with mode 0750): the mask must not grow past the
+ * old one and QEMU's execute, or the group and group 777 would gain
+ * write (failed before: the mask became their union, rwx).
+ */
+Test (qemuuser, narrow_mask_gives_nobody_else_more)
+{
+  const unsigned acl[]
+      = { 1, 7, NONE, 4, 7, NONE, 8, 7, 777, 16, 4, NONE, 32, 0, NONE };
+  mode_t mode;
+
+  /* Each entry is what it could do before: r--; QEMU --x. */
+  cr_expect_str_eq (granted_over (acl, &mode),
+                    "1::7,2:12345:1,4::4,8:777:4,16::5,32::0,");
+  cr_expect_eq (mode, 0750);
+}
+
+/* An ACL far larger than the usual few entries is read whole. */
+Test (qemuuser, many_entries)
+{
+  struct qemu_user q = { .known = true, .uid = 99999, .gid = 99999 };
   char run[128], why[512];
 
   make_run (run, sizeof run);
-  cr_assert_eq (setxattr (run, XATTR, acl, sizeof acl, 0), 0, "%s",
-                strerror (errno));
-  cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0, "%s",
-                why);
-  cr_expect_str_eq (acl_text (run),
-                    "1::7,2:12345:1,4::5,8:777:7,16::7,32::0,");
+  for (unsigned u = 1000; u < 1100; u++)
+    {
+      q.uid = u;
+      cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0,
+                    "uid %u: %s", u, why);
+    }
+  q.uid = 1050;
+  cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0);
+  cr_expect_eq (getxattr (run, XATTR, NULL, 0), 4 + 8 * (100 + 4));
+}
+
+/* The keys file: QEMU reads it, nothing more, and pullbackd keeps it. */
+Test (qemuuser, read_only_file)
+{
+  struct qemu_user q = { .known = true, .uid = 12345, .gid = 12345 };
+  char path[128];
+  int fd;
+
+  snprintf (path, sizeof path, "%s/keys.psk", dir);
+  fd = open (path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (fchmod (fd, 0600), 0);
+  if (qemu_user_grant_read (fd, &q) == -1 && errno == EOPNOTSUPP)
+    cr_skip_test ("no POSIX ACLs here");
+  cr_expect_str_eq (acl_text (path), "1::6,2:12345:4,4::0,16::4,32::0,");
+  cr_expect_eq (close (fd), 0);
 }
 
 Test (qemuuser, nothing_for_ourselves_or_unknown)
