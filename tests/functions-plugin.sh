@@ -31,14 +31,14 @@ fi
 nbdsh () { PATH="/usr/bin:$PATH" command nbdsh "$@"; }
 
 # start_plugin DIR NAME ARGS...: nbdkit serving the plugin with ARGS on
-# DIR/NAME.sock, the way pullbackd runs it: in the foreground, ending
-# with its parent, ready once its pid file exists.  Log in
-# DIR/NAME.log.  Sets NAME_PID (e.g. delta_PID) and NAME_URI.
+# DIR/NAME.sock, the way pullbackd runs it: 4 threads (or PLUGIN_THREADS),
+# in the foreground, ending with its parent, ready once its pid file
+# exists.  Log in DIR/NAME.log.  Sets NAME_PID (e.g. delta_PID) and NAME_URI.
 start_plugin ()
 {
   local dir=$1 name=$2 pid; shift 2
   rm -f "$dir/$name.sock" "$dir/$name.pid"
-  nbdkit --exit-with-parent -f -U "$dir/$name.sock" --threads=4 \
+  nbdkit --exit-with-parent -f -U "$dir/$name.sock" --threads="${PLUGIN_THREADS:-4}" \
     -P "$dir/$name.pid" "$PLUGIN" "$@" >>"$dir/$name.log" 2>&1 &
   pid=$!
   track_pid $pid

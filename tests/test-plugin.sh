@@ -69,7 +69,8 @@ jq -e --argjson o $((30 * M)) \
   '.[] | select(.offset <= $o and $o < .offset + .length) | .type == 1' "$dir/dirty.json"
 
 start_plugin "$dir" delta socket="$G" export=snap
-start_plugin "$dir" full socket="$G" export=snap view=full
+# The full view at nbdkit's default of 16 threads per connection.
+PLUGIN_THREADS=16 start_plugin "$dir" full socket="$G" export=snap view=full
 
 # Maps: the delta view is the dirty map, the full view base:allocation.
 nbdinfo --map --json "$delta_URI" | norm_map > "$dir/delta.map"
