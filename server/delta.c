@@ -367,7 +367,8 @@ delta_recover (struct vm *vm)
   struct dirent *e;
 
   /* nbdkit died with the daemon (--exit-with-parent); its files stay. */
-  snprintf (dir, sizeof dir, "%s/vms/%s", vm->ctx->run_dir, vm->name);
+  if (vm_run_dir (vm, dir, sizeof dir) == -1)
+    return;
   d = opendir (dir);
   if (d == NULL)
     return;

@@ -43,15 +43,6 @@
 #define PSK_KEY_BYTES 32
 
 static int
-vm_dir (const struct vm *vm, char *buf, size_t len)
-{
-  return (size_t)snprintf (buf, len, "%s/vms/%s", vm->ctx->run_dir, vm->name)
-                 >= len
-             ? -1
-             : 0;
-}
-
-static int
 psk_path (const struct vm *vm, char *buf, size_t len)
 {
   return (size_t)snprintf (buf, len, "%s/vms/%s/%s", vm->ctx->run_dir,
@@ -200,7 +191,7 @@ nbdtls_create (struct vm *vm, struct reply *r)
   nbdtls_remove (vm);
   if (c->tls == NBD_TLS_PSK)
     {
-      if (vm_dir (vm, dir, sizeof dir) == -1)
+      if (vm_run_dir (vm, dir, sizeof dir) == -1)
         return reply_error (r, PB_ERR_INTERNAL, "path-too-long",
                             "run directory of VM %s is too long", vm->name);
       if (make_psk (vm, r) == -1)

@@ -293,31 +293,30 @@ int
 qemu_user_grant (const char *run_dir, const char *name,
                  const struct qemu_user *u, char *why, size_t len)
 {
-  const char *below[2] = { "vms", name };
-  char shown[PATH_MAX];
-  int dir, next, e;
+  const char *step[3] = { run_dir, "vms", name };
+  char shown[PATH_MAX] = "";
+  int dir = AT_FDCWD, next, e = 0;
 
   if (!qemu_user_is_other (u))
     return 0;
-  snprintf (shown, sizeof shown, "%s", run_dir);
-  dir = open (run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  for (size_t i = 0; dir != -1 && grant_locked (dir, u->uid, 1) == 0; i++)
+  for (size_t i = 0; i < 3 && e == 0; i++)
     {
-      if (i == 2)
-        {
-          close (dir);
-          return 0;
-        }
-      next = openat (dir, below[i],
-                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      close (dir);
+      /* Below the run directory (the admin's path): never a symlink. */
+      next
+          = openat (dir, step[i],
+                    O_RDONLY | O_DIRECTORY | O_CLOEXEC | (i ? O_NOFOLLOW : 0));
+      if (next == -1 || grant_locked (next, u->uid, 1) == -1)
+        e = errno;
+      if (dir != AT_FDCWD)
+        close (dir);
       dir = next;
-      snprintf (shown + strlen (shown), sizeof shown - strlen (shown), "/%s",
-                below[i]);
+      snprintf (shown + strlen (shown), sizeof shown - strlen (shown), "%s%s",
+                i ? "/" : "", step[i]);
     }
-  e = errno;
   if (dir != -1)
     close (dir);
+  if (e == 0)
+    return 0;
   snprintf (why, len, "QEMU runs as uid %u and cannot be let through %s: %s%s",
             (unsigned)u->uid, shown, strerror (e),
             e == EOPNOTSUPP ? " (the file system has no POSIX ACLs: put "

@@ -395,9 +395,7 @@ scratch_in_rundir (const struct vm *vm)
 {
   char dir[PATH_MAX];
 
-  return (size_t)snprintf (dir, sizeof dir, "%s/vms/%s", vm->ctx->run_dir,
-                           vm->name)
-             < sizeof dir
+  return vm_run_dir (vm, dir, sizeof dir) == 0
          && strcmp (dir, vm->scratch_dir) == 0;
 }
 

@@ -404,6 +404,15 @@ vm_summary (struct vm *vm, struct vm_brief *out)
 }
 
 int
+vm_run_dir (const struct vm *vm, char *buf, size_t len)
+{
+  return (size_t)snprintf (buf, len, "%s/vms/%s", vm->ctx->run_dir, vm->name)
+                 >= len
+             ? -1
+             : 0;
+}
+
+int
 vm_start (struct vm *vm)
 {
   int r;

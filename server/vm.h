@@ -129,6 +129,11 @@ struct vm *vm_new (const struct daemon_ctx *ctx, const char *name,
 /* Start the owner thread. */
 int vm_start (struct vm *vm);
 
+/* The VM's run directory, RUN-DIR/vms/NAME, into BUF: 0, or -1 if it
+ * does not fit.
+ */
+int vm_run_dir (const struct vm *vm, char *buf, size_t len);
+
 /* Ask the owner to end any backup, save state and exit, without waiting
  * (requests made after that are answered 503); wait for it to exit.
  * Several VMs stop at once when all are asked before any is waited for.

@@ -141,49 +141,43 @@ Test (qemuuser, execute_for_qemu_only)
 }
 
 /* RUN with the 5-entry ACL (tag, perm, id triples), after QEMU (uid
- * 12345) is let through: the ACL of RUN as text, its mode in *MODE.
+ * 12345) is let through: expect its ACL as WANT; returns its mode.
  */
-static const char *
-granted_over (const unsigned acl[15], mode_t *mode)
+static mode_t
+granted_over (const unsigned acl[15], const char *want)
 {
   struct qemu_user q = { .known = true, .uid = 12345, .gid = 12345 };
-  static char run[128];
-  char why[512];
+  char run[128], why[512];
 
   make_run (run, sizeof run);
   set_acl (run, 5, acl);
   cr_assert_eq (qemu_user_grant (run, "vm1", &q, why, sizeof why), 0, "%s",
                 why);
-  *mode = mode_of (run);
-  return acl_text (run);
+  cr_expect_str_eq (acl_text (run), want);
+  return mode_of (run);
 }
 
+/* An administrator's "group 777: rwx" with its mask. */
 Test (qemuuser, keeps_what_the_admin_set)
 {
-  /* An administrator's "group 777: rwx" with its mask. */
-  const unsigned acl[]
-      = { 1, 7, NONE, 4, 5, NONE, 8, 7, 777, 16, 7, NONE, 32, 0, NONE };
-  mode_t mode;
-
-  cr_expect_str_eq (granted_over (acl, &mode),
-                    "1::7,2:12345:1,4::5,8:777:7,16::7,32::0,");
+  granted_over ((const unsigned[]){ 1, 7, NONE, 4, 5, NONE, 8, 7, 777, 16, 7,
+                                    NONE, 32, 0, NONE },
+                "1::7,2:12345:1,4::5,8:777:7,16::7,32::0,");
 }
 
 /* A mask narrower than the entries it bounds (as a default ACL leaves
  * on a directory made with mode 0750): the mask must not grow past the
  * old one and QEMU's execute, or the group and group 777 would gain
- * write (failed before: the mask became their union, rwx).
+ * write (failed before: the mask became their union, rwx).  Each entry
+ * is what it could do before: r--; QEMU --x.
  */
 Test (qemuuser, narrow_mask_gives_nobody_else_more)
 {
-  const unsigned acl[]
-      = { 1, 7, NONE, 4, 7, NONE, 8, 7, 777, 16, 4, NONE, 32, 0, NONE };
-  mode_t mode;
-
-  /* Each entry is what it could do before: r--; QEMU --x. */
-  cr_expect_str_eq (granted_over (acl, &mode),
-                    "1::7,2:12345:1,4::4,8:777:4,16::5,32::0,");
-  cr_expect_eq (mode, 0750);
+  cr_expect_eq (
+      granted_over ((const unsigned[]){ 1, 7, NONE, 4, 7, NONE, 8, 7, 777, 16,
+                                        4, NONE, 32, 0, NONE },
+                    "1::7,2:12345:1,4::4,8:777:4,16::5,32::0,"),
+      0750);
 }
 
 /* An ACL far larger than the usual few entries is read whole. */
